@@ -1,0 +1,84 @@
+/**
+ * The one interface every key device implements (HSM simulator, Ledger, PKCS#11): each backend is a
+ * thin adapter in its own folder, checked with `satisfies SigningDevice`.
+ *
+ * A device holds pool keys that never leave it. `sign` carries the quorum evidence: the approval
+ * messages and their signatures. The simulator verifies them itself (SPEC rule 2); a device that
+ * cannot (PKCS#11) says so in `info().checksQuorum`.
+ */
+import type { Curve } from '../domain/pool.js';
+
+export type SignatureScheme = 'ecdsa-secp256k1' | 'schnorr-bip340' | 'ed25519';
+
+export interface DeviceInfo {
+  /** Stable identifier of this device (derived from its attestation key on the simulator). */
+  readonly id: string;
+  readonly type: 'sim' | 'ledger' | 'pkcs11';
+  readonly model: string;
+  readonly firmware: string;
+  /** Hex of the device's Ed25519 attestation public key, when it has one. */
+  readonly attestationPublicKey: string | null;
+  /** True when the device itself verifies the approvals before signing. */
+  readonly checksQuorum: boolean;
+}
+
+export interface EnrolledApprover {
+  readonly id: string;
+  /** Ed25519 public key, hex (32 bytes). */
+  readonly publicKey: string;
+}
+
+export interface GeneratedKey {
+  readonly handle: string;
+  readonly curve: Curve;
+  /** Compressed SEC1 (33 bytes) for secp256k1, 32 bytes for ed25519, hex. */
+  readonly publicKey: string;
+}
+
+export interface DeviceKey extends GeneratedKey {
+  readonly poolId: string;
+  readonly chain: string;
+}
+
+export interface ApprovalEvidence {
+  /** Approver's Ed25519 public key, hex. */
+  readonly publicKey: string;
+  /** The approval message text exactly as signed (RFC 8785 canonical JSON). */
+  readonly message: string;
+  /** Ed25519 signature over the UTF-8 bytes of `message`, hex. */
+  readonly signature: string;
+}
+
+export interface SignRequest {
+  readonly handle: string;
+  readonly poolId: string;
+  readonly scheme: SignatureScheme;
+  /** The 32-byte digest (ECDSA, Schnorr) or the message (Ed25519) to sign. */
+  readonly payload: Uint8Array;
+  /** The digest that approvals name (equal to payload for ECDSA and Schnorr). */
+  readonly digest: Uint8Array;
+  readonly approvals: readonly ApprovalEvidence[];
+}
+
+export interface DeviceSignature {
+  readonly scheme: SignatureScheme;
+  /** r || s (64 bytes) for ECDSA, 64 bytes for Schnorr and Ed25519. Low-S for ECDSA. */
+  readonly signature: Uint8Array;
+  /** ECDSA recovery id (y parity of R), 0 or 1. */
+  readonly recovery: 0 | 1 | null;
+}
+
+export interface SigningDevice {
+  info(): Promise<DeviceInfo>;
+  /** Binds a pool to its approvers and base threshold inside the device; refuses to rebind. */
+  enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number): Promise<void>;
+  /** Generates a key for (pool, chain) inside the device; refuses a second one. */
+  generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey>;
+  publicKey(handle: string): Promise<DeviceKey>;
+  listKeys(): Promise<readonly DeviceKey[]>;
+  /** Signs once the device is satisfied with the evidence. Never retried by callers. */
+  sign(request: SignRequest): Promise<DeviceSignature>;
+  /** Signs a statement (ceremony transcript) with the device's attestation key; Ed25519 signature. */
+  attest(statement: Uint8Array): Promise<Uint8Array>;
+  close(): Promise<void>;
+}

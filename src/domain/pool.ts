@@ -1,0 +1,43 @@
+/**
+ * Pools, their keys and approvers (SPEC section 4). A key belongs to exactly one pool (rule 1).
+ */
+import type { ChainId } from './chain-id.js';
+
+export type PoolStatus = 'active' | 'frozen';
+export type Curve = 'secp256k1' | 'ed25519';
+
+export const POOL_ID = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+export const APPROVER_ID = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
+
+export interface Pool {
+  readonly id: string;
+  readonly owner: string;
+  readonly chains: readonly ChainId[];
+  readonly status: PoolStatus;
+  /** Approver ids enrolled for this pool. */
+  readonly approvers: readonly string[];
+  readonly policyVersion: number;
+  readonly createdAt: number;
+}
+
+export interface PoolKey {
+  readonly poolId: string;
+  readonly chain: ChainId;
+  readonly curve: Curve;
+  /** Hex, no 0x: compressed SEC1 (33 bytes) for secp256k1, 32 bytes for ed25519. */
+  readonly publicKey: string;
+  /** The chain's address form: EIP-55 for Ethereum, bech32 P2WPKH for Bitcoin. */
+  readonly address: string;
+  /** The device id (from the device's info) that holds the key. */
+  readonly device: string;
+  /** The device's key handle (simulator handle, PKCS#11 label, or BIP32 path). */
+  readonly handle: string;
+  readonly ceremonyId: string;
+  readonly createdAt: number;
+}
+
+export interface Approver {
+  readonly id: string;
+  /** Ed25519 public key, hex, 32 bytes. */
+  readonly publicKey: string;
+}

@@ -1,0 +1,143 @@
+/**
+ * The Store interface: everything the gateway keeps, behind one small interface that SQLite
+ * (src/store/sqlite/) implements today and PostgreSQL will tomorrow.
+ *
+ * Every change happens inside `transaction`, together with its audit entry (`tx.appendAudit`), so a
+ * state transition and its record commit or vanish together (SPEC rules 6 and 7). Commits are durable
+ * (SQLite: WAL with synchronous=FULL). Transactions are serialized per store: a use case reads usage,
+ * decides, and writes in one transaction, so two requests cannot both pass a limit only one fits.
+ */
+import type { Approver, Pool, PoolKey, PoolStatus } from '../domain/pool.js';
+import type { PolicyDocument } from '../domain/policy.js';
+import type { Principal } from '../domain/principal.js';
+import type { Approval, Reason, Withdrawal, WithdrawalState } from '../domain/withdrawal.js';
+
+export interface AuditInput {
+  /** What happened, e.g. `withdrawal.submitted`, `withdrawal.approval`, `withdrawal.signed`, `pool.frozen`. */
+  readonly type: string;
+  /** Principal name or `system`. */
+  readonly actor: string;
+  /** What it happened to, e.g. `withdrawal:<id>`, `pool:<id>`. */
+  readonly subject: string;
+  /** JSON-serializable facts (bigints as decimal strings; never secrets, only their hashes). */
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+export interface AuditEntry extends AuditInput {
+  /** 1, 2, 3, … without gaps. */
+  readonly seq: number;
+  /** ISO 8601 time of the entry. */
+  readonly at: string;
+  /** Hash of the previous entry (64 zero hex digits for the first). */
+  readonly prevHash: string;
+  /** sha256 over the canonical JSON of { seq, at, type, actor, subject, data, prevHash }, hex. */
+  readonly hash: string;
+}
+
+export interface AuditVerification {
+  readonly ok: boolean;
+  readonly entries: number;
+  readonly headHash: string | null;
+  /** The first entry that does not verify, and why. */
+  readonly firstBad?: { readonly seq: number; readonly reason: string };
+}
+
+export interface WithdrawalFilter {
+  readonly poolId?: string;
+  readonly state?: WithdrawalState;
+  /** Return requests created before this id's position (pagination); newest first. */
+  readonly limit: number;
+  readonly offset?: number;
+}
+
+/** The fields of a withdrawal a transition may change. */
+export interface WithdrawalPatch {
+  readonly state: WithdrawalState;
+  readonly reasons?: readonly Reason[];
+  readonly signedTx?: string;
+  readonly txHash?: string;
+  readonly committedAt?: number | null;
+  readonly notBefore?: number | null;
+  readonly policyVersion?: number;
+  readonly requiredApprovals?: number;
+}
+
+export interface StoreTx {
+  // principals
+  insertPrincipal(principal: Principal): Promise<void>;
+  principalByTokenHash(tokenHash: string): Promise<Principal | null>;
+  principalById(id: string): Promise<Principal | null>;
+  listPrincipals(): Promise<readonly Principal[]>;
+
+  // approvers (their Ed25519 approval keys)
+  insertApprover(approver: Approver): Promise<void>;
+  getApprover(id: string): Promise<Approver | null>;
+  listApprovers(): Promise<readonly Approver[]>;
+
+  // pools, policies and keys
+  /** Inserts the pool and its policy version `pool.policyVersion`. Refuses an existing id. */
+  insertPool(pool: Pool, policy: PolicyDocument): Promise<void>;
+  getPool(id: string): Promise<Pool | null>;
+  listPools(): Promise<readonly Pool[]>;
+  setPoolStatus(id: string, status: PoolStatus): Promise<void>;
+  getPolicy(poolId: string, version: number): Promise<PolicyDocument | null>;
+  /**
+   * Refuses (ConflictError `key_conflict`) a second key for (pool, chain), or a public key, address or
+   * (device, handle) already held by any pool (SPEC rule 1).
+   */
+  insertKey(key: PoolKey): Promise<void>;
+  keysOfPool(poolId: string): Promise<readonly PoolKey[]>;
+  getKey(poolId: string, chain: string): Promise<PoolKey | null>;
+
+  // withdrawals
+  /**
+   * Refuses (ConflictError `duplicate_idempotency_key`) a second request with the same requester and
+   * idempotency key, and (ConflictError `sign_once`) a request whose (pool, chain, signOnceKey) is held
+   * by another live request (SPEC rule 5).
+   */
+  insertWithdrawal(withdrawal: Withdrawal): Promise<void>;
+  getWithdrawal(id: string): Promise<Withdrawal | null>;
+  withdrawalByIdempotencyKey(requesterId: string, key: string): Promise<Withdrawal | null>;
+  listWithdrawals(filter: WithdrawalFilter): Promise<readonly Withdrawal[]>;
+  /** Requests in any of `states`, oldest first (used to resume work after a restart). */
+  withdrawalsInStates(states: readonly WithdrawalState[]): Promise<readonly Withdrawal[]>;
+  /**
+   * Compare-and-set: applies the patch only if the request is still in `from`; returns the updated
+   * request, or throws ConflictError `state_changed` when it is not.
+   */
+  updateWithdrawal(id: string, from: WithdrawalState, patch: WithdrawalPatch, now: number): Promise<Withdrawal>;
+  /**
+   * Sum of amounts of (pool, asset) withdrawals in a committed state with committedAt > since.
+   */
+  committedSince(poolId: string, asset: string, since: number): Promise<bigint>;
+  /** Committed (amount, committedAt) pairs since `since`, oldest first, for "frees up at" reports. */
+  committedEntriesSince(poolId: string, asset: string, since: number): Promise<readonly { amount: bigint; committedAt: number }[]>;
+
+  // approvals
+  /** Refuses (ConflictError `duplicate_approval`) a second approval by the same approver. */
+  insertApproval(approval: Approval): Promise<void>;
+  approvalsOf(withdrawalId: string): Promise<readonly Approval[]>;
+
+  // audit
+  /** Appends to the hash chain inside this transaction. */
+  appendAudit(input: AuditInput, now: number): Promise<AuditEntry>;
+
+  // key-value settings (device id, ceremony ids, demo state)
+  getSetting(key: string): Promise<string | null>;
+  setSetting(key: string, value: string): Promise<void>;
+}
+
+export interface Store {
+  /**
+   * Runs `fn` in one serialized, durable transaction: all of it commits or none of it does. Throws
+   * StoreError when the store cannot confirm the commit. `fn` must do no device I/O.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Audit entries with seq > after, at most `limit`, in order. */
+  auditAfter(after: number, limit: number): Promise<readonly AuditEntry[]>;
+  /** Recomputes the whole chain; reports the first altered, deleted, inserted or reordered entry. */
+  verifyAudit(): Promise<AuditVerification>;
+  /** True when the store answers a trivial query. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
