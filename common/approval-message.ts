@@ -6,7 +6,7 @@
  * The gateway publishes it with `"decision":"approve"`; a rejection is the same object with
  * `"decision":"reject"`, canonicalized the same way.
  */
-import canonicalize from 'canonicalize';
+import { canonicalize } from 'json-canonicalize';
 
 export const APPROVAL_KIND = 'custody.approval';
 export const APPROVAL_VERSION = 1;
@@ -42,9 +42,7 @@ export class ApprovalMessageError extends Error {
 
 /** The canonical text of an approval message. */
 export function canonicalApprovalMessage(message: ApprovalMessage): string {
-  const text = canonicalize(message);
-  if (text === undefined) throw new ApprovalMessageError('approval message cannot be canonicalized');
-  return text;
+  return canonicalize(message);
 }
 
 /**
