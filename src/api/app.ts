@@ -1,0 +1,48 @@
+/**
+ * The express application: JSON bodies up to 64 KiB, bearer auth on every /v1 route, problem+json
+ * errors, one log line per request (pino, secrets redacted).
+ */
+import express, { type Express } from 'express';
+import type { ServiceContext } from '../service/context.js';
+import { authenticate } from './auth.js';
+import { openApiDocument } from './openapi.js';
+import { problem, problemHandler, sendProblem } from './problem.js';
+import { auditRoutes } from './routes/audit.js';
+import { healthRoutes } from './routes/health.js';
+import { poolRoutes } from './routes/pools.js';
+import { withdrawalRoutes } from './routes/withdrawals.js';
+
+export const BODY_LIMIT = '64kb';
+
+export function createApp(ctx: ServiceContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      ctx.log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  });
+
+  app.use(healthRoutes(ctx));
+  const openapi = openApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+
+  app.use('/v1', authenticate(ctx.store));
+  app.use(express.json({ limit: BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(poolRoutes(ctx));
+  app.use(withdrawalRoutes(ctx));
+  app.use(auditRoutes(ctx));
+
+  app.use((req, res) => {
+    sendProblem(res, problem(404, 'no_route', `no route ${req.method} ${req.path}`));
+  });
+  app.use(problemHandler(ctx.log));
+  return app;
+}

@@ -1,0 +1,177 @@
+/**
+ * The OpenAPI 3.1 document of the HTTP API (SPEC section 6), served at GET /openapi.json. Request
+ * schemas come from the same zod schemas the routes validate with, so the document follows the code.
+ */
+import { z } from 'zod';
+import { approvalBodySchema, freezeBodySchema, withdrawalBodySchema } from './schemas.js';
+import { WITHDRAWAL_STATES } from '../domain/withdrawal.js';
+
+const json = (schema: object) => ({ 'application/json': { schema } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } });
+const errors = {
+  '400': problemResponse('invalid input: the field at fault is named'),
+  '401': problemResponse('missing or unknown token'),
+  '403': problemResponse('wrong role or not allowed for this principal'),
+};
+
+export function openApiDocument(): Record<string, unknown> {
+  const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12' });
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Custody signing gateway',
+      version: '1',
+      description:
+        'Withdrawals from segregated pools, released only when the pool policy and the M-of-N approver quorum are satisfied. Amounts are decimal strings of base units.',
+    },
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        WithdrawalRequest: jsonSchema(withdrawalBodySchema),
+        ApprovalRequest: jsonSchema(approvalBodySchema),
+        FreezeRequest: jsonSchema(freezeBodySchema),
+        Reason: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
+        Withdrawal: {
+          type: 'object',
+          required: ['id', 'pool', 'chain', 'asset', 'amount', 'to', 'state', 'reasons', 'approvals', 'approvalMessage'],
+          properties: {
+            id: { type: 'string', format: 'uuid' },
+            pool: { type: 'string' },
+            chain: { type: 'string' },
+            asset: { type: 'string' },
+            amount: { type: 'string', description: 'base units' },
+            to: { type: 'string' },
+            maxFee: { type: 'string' },
+            state: { type: 'string', enum: [...WITHDRAWAL_STATES] },
+            reasons: { type: 'array', items: ref('Reason') },
+            requiredApprovals: { type: 'integer' },
+            approvals: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: { approver: { type: 'string' }, decision: { type: 'string', enum: ['approve', 'reject'] }, signature: { type: 'string' }, at: { type: 'string' } },
+              },
+            },
+            approvalMessage: { type: 'string', description: 'RFC 8785 canonical JSON the approvers sign (decision "approve"; a rejection signs it with "reject")' },
+            digest: { type: 'string', description: 'hex digest the device signs' },
+            unsignedTx: { type: 'string' },
+            policyVersion: { type: 'integer' },
+            createdAt: { type: 'string' },
+            updatedAt: { type: 'string' },
+            notBefore: { type: ['string', 'null'] },
+            expiresAt: { type: ['string', 'null'] },
+            signedTx: { type: 'string', description: 'broadcastable signed transaction, present once signed' },
+            txHash: { type: 'string' },
+          },
+        },
+        Pool: { type: 'object', description: 'pool, keys, addresses, policy document and usage against each limit' },
+        AuditEntry: {
+          type: 'object',
+          properties: {
+            seq: { type: 'integer' },
+            at: { type: 'string' },
+            type: { type: 'string' },
+            actor: { type: 'string' },
+            subject: { type: 'string' },
+            data: { type: 'object' },
+            prevHash: { type: 'string' },
+            hash: { type: 'string' },
+          },
+        },
+        Problem: {
+          type: 'object',
+          required: ['type', 'title', 'status', 'detail', 'code'],
+          properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' }, code: { type: 'string' } },
+        },
+      },
+    },
+    paths: {
+      '/healthz': { get: { security: [], summary: 'liveness', responses: { '200': { description: 'alive' } } } },
+      '/readyz': { get: { security: [], summary: 'readiness: store and devices answer', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
+      '/openapi.json': { get: { security: [], summary: 'this document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
+      '/v1/pools': { get: { summary: 'pools (any role)', responses: { '200': { description: 'pools', content: json({ type: 'object', properties: { pools: { type: 'array', items: ref('Pool') } } }) }, ...errors } } },
+      '/v1/pools/{pool}': {
+        get: { summary: 'one pool (any role)', parameters: [{ name: 'pool', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'pool', content: json(ref('Pool')) }, ...errors, '404': problemResponse('no such pool') } },
+      },
+      '/v1/pools/{pool}/freeze': {
+        post: {
+          summary: 'break glass: freeze the pool at once (admin)',
+          parameters: [{ name: 'pool', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: { required: false, content: json(ref('FreezeRequest')) },
+          responses: { '200': { description: 'frozen pool', content: json(ref('Pool')) }, ...errors, '404': problemResponse('no such pool') },
+        },
+      },
+      '/v1/withdrawals': {
+        post: {
+          summary: 'submit a withdrawal (requester)',
+          parameters: [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 128 } }],
+          requestBody: { required: true, content: json(ref('WithdrawalRequest')) },
+          responses: {
+            '201': { description: 'accepted, pending approval', content: json(ref('Withdrawal')) },
+            '200': { description: 'the earlier request with this Idempotency-Key', content: json(ref('Withdrawal')) },
+            ...errors,
+            '409': problemResponse('idempotency key reused for another request, or the nonce is taken'),
+            '412': problemResponse('denied by policy: the problem carries id, state "denied" and every reason'),
+            '413': problemResponse('body larger than 64 KiB'),
+          },
+        },
+        get: {
+          summary: 'list withdrawals (any role), newest first',
+          parameters: [
+            { name: 'pool', in: 'query', schema: { type: 'string' } },
+            { name: 'state', in: 'query', schema: { type: 'string', enum: [...WITHDRAWAL_STATES] } },
+            { name: 'limit', in: 'query', schema: { type: 'string' } },
+            { name: 'offset', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'withdrawals', content: json({ type: 'object', properties: { withdrawals: { type: 'array', items: ref('Withdrawal') } } }) }, ...errors },
+        },
+      },
+      '/v1/withdrawals/{id}': {
+        get: {
+          summary: 'one withdrawal with its decision, approvals, approvalMessage and, once signed, signedTx and txHash',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          responses: { '200': { description: 'withdrawal', content: json(ref('Withdrawal')) }, ...errors, '404': problemResponse('no such withdrawal') },
+        },
+      },
+      '/v1/withdrawals/{id}/approvals': {
+        post: {
+          summary: 'approve or reject (approver): Ed25519 signature over approvalMessage with the posted decision',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          requestBody: { required: true, content: json(ref('ApprovalRequest')) },
+          responses: {
+            '200': { description: 'the withdrawal after the vote (signed when this vote completed the quorum)', content: json(ref('Withdrawal')) },
+            ...errors,
+            '404': problemResponse('no such withdrawal'),
+            '409': problemResponse('already voted, or the request takes no more approvals'),
+          },
+        },
+      },
+      '/v1/withdrawals/{id}/cancel': {
+        post: {
+          summary: 'cancel before signing (the requester who made it, or an admin)',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          responses: { '200': { description: 'cancelled', content: json(ref('Withdrawal')) }, ...errors, '404': problemResponse('no such withdrawal'), '409': problemResponse('too late to cancel') },
+        },
+      },
+      '/v1/audit': {
+        get: {
+          summary: 'audit entries after a sequence number (auditor, admin)',
+          parameters: [
+            { name: 'after', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'entries', content: json({ type: 'object', properties: { entries: { type: 'array', items: ref('AuditEntry') }, next: { type: ['integer', 'null'] } } }) }, ...errors },
+        },
+      },
+      '/v1/audit/verify': {
+        get: {
+          summary: 'recompute the hash chain (auditor, admin)',
+          responses: { '200': { description: 'the chain verifies' }, '409': { description: 'the chain is broken: firstBad names the entry' }, ...errors },
+        },
+      },
+    },
+  };
+}

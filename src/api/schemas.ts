@@ -1,0 +1,70 @@
+/**
+ * Request schemas of the HTTP API (zod). Unknown fields and wrong types are refused with the field
+ * named; the same schemas feed the OpenAPI document (src/api/openapi.ts), so it stays true to the code.
+ * Amounts are decimal strings here; their range is checked where they become bigints.
+ */
+import { z } from 'zod';
+import { ValidationError } from '../domain/errors.js';
+import { POOL_ID } from '../domain/pool.js';
+import { WITHDRAWAL_STATES } from '../domain/withdrawal.js';
+
+const decimal = z.string().max(80).regex(/^(0|[1-9][0-9]*)$/, 'expected a non-negative integer as a decimal string');
+
+export const withdrawalBodySchema = z.strictObject({
+  pool: z.string().regex(POOL_ID, 'expected a pool id (lowercase slug)'),
+  chain: z.string().min(3).max(80).describe('CAIP-2 chain id, e.g. eip155:11155111'),
+  asset: z.string().min(1).max(80).describe('ETH, BTC, SOL or erc20:<contract>'),
+  amount: decimal.optional().describe('base units (wei); required unless unsignedTx is given'),
+  to: z.string().min(1).max(128).optional().describe('destination address; required unless unsignedTx is given'),
+  nonce: decimal.optional(),
+  gasLimit: decimal.optional(),
+  maxFeePerGas: decimal.optional(),
+  maxPriorityFeePerGas: decimal.optional(),
+  unsignedTx: z
+    .string()
+    .max(65_536)
+    .regex(/^0x(?:[0-9a-fA-F]{2})+$/, 'expected 0x-prefixed hex bytes')
+    .optional()
+    .describe('an unsigned serialized transaction the gateway decodes instead of building one'),
+});
+export type WithdrawalBody = z.infer<typeof withdrawalBodySchema>;
+
+export const approvalBodySchema = z.strictObject({
+  signature: z.string().regex(/^(0x)?[0-9a-fA-F]{128}$/, 'expected a 64-byte Ed25519 signature in hex'),
+  decision: z.enum(['approve', 'reject']),
+});
+export type ApprovalBody = z.infer<typeof approvalBodySchema>;
+
+export const freezeBodySchema = z.strictObject({
+  reason: z.string().max(500).optional(),
+});
+
+export const withdrawalListQuerySchema = z.strictObject({
+  pool: z.string().regex(POOL_ID).optional(),
+  state: z.enum(WITHDRAWAL_STATES).optional(),
+  limit: z.string().regex(/^[1-9][0-9]{0,2}$/).optional(),
+  offset: z.string().regex(/^(0|[1-9][0-9]{0,8})$/).optional(),
+});
+
+export const auditQuerySchema = z.strictObject({
+  after: z.string().regex(/^(0|[1-9][0-9]{0,15})$/).optional(),
+  limit: z.string().regex(/^[1-9][0-9]{0,3}$/).optional(),
+});
+
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+export const WITHDRAWAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Parses with a schema; the error names every field at fault. */
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query'): z.infer<S> {
+  if (where === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw new ValidationError('invalid_body', 'the request body must be a JSON object (Content-Type: application/json)');
+  }
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const errors = result.error.issues.map((issue) => ({
+    field: issue.path.length > 0 ? issue.path.join('.') : where,
+    message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
+  }));
+  const first = errors[0];
+  throw new ValidationError(`invalid_${where}`, `"${first?.field}": ${first?.message}`, { details: { errors } });
+}

@@ -1,0 +1,54 @@
+/**
+ * JSON views of domain objects for the API: bigints become decimal strings, times ISO 8601.
+ * Nothing secret is ever in a view (token hashes, PINs, key material).
+ */
+import type { Approval, Withdrawal } from '../domain/withdrawal.js';
+import type { PoolDescription } from '../service/describe-pools.js';
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function withdrawalView(w: Withdrawal, approvals: readonly Approval[]): Record<string, unknown> {
+  return {
+    id: w.id,
+    pool: w.poolId,
+    chain: w.chain,
+    asset: w.asset,
+    amount: w.amount.toString(),
+    to: w.to,
+    maxFee: w.maxFee.toString(),
+    state: w.state,
+    reasons: w.reasons,
+    requiredApprovals: w.requiredApprovals,
+    approvals: approvals.map((a) => ({ approver: a.approverId, decision: a.decision, signature: a.signature, at: iso(a.createdAt) })),
+    approvalMessage: w.approvalMessage,
+    digest: w.digest,
+    unsignedTx: w.unsignedTx,
+    policyVersion: w.policyVersion,
+    createdAt: iso(w.createdAt),
+    updatedAt: iso(w.updatedAt),
+    notBefore: iso(w.notBefore),
+    expiresAt: iso(w.expiresAt),
+    ...(w.signedTx !== null ? { signedTx: w.signedTx, txHash: w.txHash } : {}),
+  };
+}
+
+export function poolView(d: PoolDescription): Record<string, unknown> {
+  return {
+    id: d.pool.id,
+    owner: d.pool.owner,
+    status: d.pool.status,
+    chains: d.pool.chains,
+    approvers: d.pool.approvers,
+    policyVersion: d.pool.policyVersion,
+    policy: d.policy,
+    keys: d.keys.map((k) => ({ chain: k.chain, curve: k.curve, address: k.address, publicKey: k.publicKey, device: k.device })),
+    usage: d.usage.map((u) => ({
+      asset: u.asset,
+      window: u.window,
+      max: u.max.toString(),
+      used: u.used.toString(),
+      remaining: u.remaining.toString(),
+      nextFreeAt: iso(u.nextFreeAt),
+    })),
+  };
+}

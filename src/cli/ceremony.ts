@@ -1,0 +1,67 @@
+/**
+ * `custody ceremony run PLAN.json [--out TRANSCRIPT.json] [--json]` (SPEC sections 7 and 9):
+ * non-interactive, progress on stderr, the pools with their keys on stdout.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { loadConfig } from '../config.js';
+import { parseCeremonyPlan } from '../domain/ceremony-plan.js';
+import { ValidationError } from '../domain/errors.js';
+import { openDevice, openStore } from '../main.js';
+import { runCeremony, type Transcript } from '../service/run-ceremony.js';
+import { action, emit } from './output.js';
+
+export function readPlan(path: string): { text: string; json: unknown } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ValidationError('plan_unreadable', `cannot read ceremony plan ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  try {
+    return { text, json: JSON.parse(text) };
+  } catch {
+    throw new ValidationError('invalid_plan', `${path} is not valid JSON`);
+  }
+}
+
+export function ceremonySummary(transcript: Transcript): { pools: { id: string; keys: { chain: string; address: string; publicKey: string }[] }[] } {
+  return {
+    pools: transcript.pools.map((p) => ({ id: p.id, keys: p.keys.map((k) => ({ chain: k.chain, address: k.address, publicKey: k.publicKey })) })),
+  };
+}
+
+export function registerCeremony(program: Command): void {
+  const ceremony = program.command('ceremony').description('key ceremonies');
+  ceremony
+    .command('run')
+    .description('enroll approvers, bind pools and generate their keys inside the device, and write a signed transcript')
+    .argument('<plan>', 'ceremony plan JSON')
+    .option('--out <file>', 'write the transcript here')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (planPath: string, opts: { out?: string; json?: boolean }) => {
+        const { text, json } = readPlan(planPath);
+        const plan = parseCeremonyPlan(json);
+        const config = loadConfig();
+        const store = openStore(config);
+        const device = openDevice(config);
+        try {
+          const transcript = await runCeremony(
+            { store, device, now: Date.now, progress: (line) => process.stderr.write(`ceremony: ${line}\n`) },
+            plan,
+            text,
+          );
+          if (opts.out) writeFileSync(opts.out, JSON.stringify(transcript, null, 2) + '\n');
+          const summary = ceremonySummary(transcript);
+          emit(opts, summary, () => [
+            ...summary.pools.flatMap((p) => [`pool ${p.id}`, ...p.keys.map((k) => `  ${k.chain}  ${k.address}`)]),
+            ...(opts.out ? [`transcript written to ${opts.out}`] : []),
+          ]);
+        } finally {
+          await device.close();
+          await store.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/**
+ * The `custody` command (SPEC section 7): one file per subcommand in this folder.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerApprove } from './approve.js';
+import { registerApprover } from './approver.js';
+import { registerAudit } from './audit.js';
+import { registerCeremony } from './ceremony.js';
+import { registerInit } from './init.js';
+import { registerServe } from './serve.js';
+import { registerToken } from './token.js';
+
+const program = new Command();
+program
+  .name('custody')
+  .description('custody signing gateway: ceremonies, tokens, approvals, audit')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+registerInit(program);
+registerToken(program);
+registerApprover(program);
+registerCeremony(program);
+registerApprove(program);
+registerAudit(program);
+registerServe(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else {
+    process.stderr.write(`custody: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Composition root: read config, build the store, the device, the service context and the HTTP API,
+ * start listening, resume due work. The only place that picks concrete backends.
+ */
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { requireHsmPin, type Config } from './config.js';
+import { ValidationError } from './domain/errors.js';
+import { createLogger, type Logger } from './logger.js';
+import type { SigningDevice } from './devices/signing-device.js';
+import { createSimDevice } from './devices/sim/client.js';
+import type { Store } from './store/store.js';
+import { openSqliteStore } from './store/sqlite/sqlite-store.js';
+import type { ServiceContext } from './service/context.js';
+import { runDueWork } from './service/due-work.js';
+import { createApp } from './api/app.js';
+
+export function sqlitePath(dataDir: string): string {
+  return join(dataDir, 'custody.db');
+}
+
+/** The store the configuration names. */
+export function openStore(config: Config): Store {
+  if (config.databaseUrl !== null) {
+    throw new ValidationError('unsupported_store', 'DATABASE_URL is set, but this version stores in SQLite only; unset DATABASE_URL to use DATA_DIR');
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  return openSqliteStore({ path: sqlitePath(config.dataDir) });
+}
+
+/** The key device the configuration names. */
+export function openDevice(config: Config): SigningDevice {
+  return createSimDevice({ url: config.hsmUrl, pin: requireHsmPin(config) });
+}
+
+export interface RunningGateway {
+  readonly url: string;
+  readonly port: number;
+  readonly ctx: ServiceContext;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  readonly log?: Logger;
+  /** How often due work (expiry, time locks, resumption) runs; 0 disables the timer. */
+  readonly dueWorkIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const store = openStore(config);
+  const device = openDevice(config);
+  const ctx: ServiceContext = { store, device, now: options.now ?? Date.now, log };
+  const app = createApp(ctx);
+
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(config.port, config.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.host}:${port}`;
+  log.info({ url, dataDir: config.dataDir, hsmUrl: config.hsmUrl }, 'gateway listening');
+
+  let running: Promise<void> | null = null;
+  const tick = (resumeSigningNow: boolean) => {
+    if (running) return;
+    running = runDueWork(ctx, { resumeSigningNow })
+      .catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, 'due work failed'))
+      .finally(() => {
+        running = null;
+      });
+  };
+  tick(true);
+  const interval = options.dueWorkIntervalMs ?? 1_000;
+  const timer = interval > 0 ? setInterval(() => tick(false), interval) : null;
+
+  return {
+    url,
+    port,
+    ctx,
+    async close() {
+      if (timer) clearInterval(timer);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+      const pending: Promise<void> | null = running;
+      if (pending) await pending;
+      await device.close();
+      await store.close();
+    },
+  };
+}

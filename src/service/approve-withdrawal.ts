@@ -1,0 +1,137 @@
+/**
+ * Use case: an approver approves or rejects a withdrawal (SPEC sections 4 and 5, rules 2 and 4).
+ *
+ * The approver signs the request's approval message (with the decision they post) with their own
+ * Ed25519 key. The gateway checks the signature, that the approver belongs to the pool, is not the
+ * requester and has not voted, then records the vote with its audit entry. The vote that completes
+ * the quorum re-evaluates the policy with the usage of that moment, in the same transaction, and
+ * commits the amount; the gateway then releases the signature by itself.
+ */
+import { createHash } from 'node:crypto';
+import { AuthError, ConflictError, ValidationError } from '../domain/errors.js';
+import type { Principal } from '../domain/principal.js';
+import type { Approval, ApprovalDecision, Withdrawal } from '../domain/withdrawal.js';
+import { evaluateWithdrawal } from '../policy/evaluate.js';
+import { approvalMessageFor } from '../quorum/approval-message.js';
+import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
+import { checkApproval, tally } from '../quorum/count.js';
+import { policyOf, requirePool, requireWithdrawal, type ServiceContext } from './context.js';
+import { releaseSignature } from './release-signature.js';
+import { velocityUsage } from './usage.js';
+
+export interface ApprovalInput {
+  readonly signature: string;
+  readonly decision: ApprovalDecision;
+}
+
+export async function approveWithdrawal(
+  ctx: ServiceContext,
+  approver: Principal,
+  withdrawalId: string,
+  input: ApprovalInput,
+): Promise<Withdrawal> {
+  const signature = assertSignatureHex(input.signature, 'signature');
+
+  const decided = await ctx.store.transaction(async (tx) => {
+    const w = await requireWithdrawal(tx, withdrawalId);
+    if (w.state !== 'pending_approval') {
+      throw new ConflictError('not_pending', `withdrawal ${w.id} is "${w.state}", not "pending_approval": it takes no more approvals`);
+    }
+    const pool = await requirePool(tx, w.poolId);
+    const requester = await tx.principalById(w.requesterId);
+    const existing = await tx.approvalsOf(w.id);
+    const refusal = checkApproval({
+      approverId: approver.name,
+      requesterName: requester?.name ?? '',
+      poolApprovers: pool.approvers,
+      existing,
+    });
+    if (refusal) {
+      if (refusal.code === 'duplicate_approval') throw new ConflictError(refusal.code, refusal.message);
+      throw new AuthError('forbidden', refusal.code, refusal.message);
+    }
+    const key = await tx.getApprover(approver.name);
+    if (!key) throw new AuthError('forbidden', 'not_pool_approver', `"${approver.name}" has no enrolled approval key`);
+
+    const message = approvalMessageFor(w, input.decision);
+    if (!verifyApproverSignature(key.publicKey, message, signature)) {
+      throw new ValidationError(
+        'bad_approval_signature',
+        `the signature does not verify with ${approver.name}'s approval key over this request's approval message with decision "${input.decision}"; sign the approvalMessage of GET /v1/withdrawals/${w.id} (with "decision" set to "${input.decision}")`,
+      );
+    }
+
+    const now = ctx.now();
+    const approval: Approval = { withdrawalId: w.id, approverId: approver.name, decision: input.decision, signature, message, createdAt: now };
+    await tx.insertApproval(approval);
+    await tx.appendAudit(
+      {
+        type: 'withdrawal.approval',
+        actor: approver.name,
+        subject: `withdrawal:${w.id}`,
+        data: { decision: input.decision, digest: w.digest, signature, messageSha256: sha256Hex(message) },
+      },
+      now,
+    );
+
+    if (input.decision === 'reject') {
+      const rejected = await tx.updateWithdrawal(
+        w.id,
+        'pending_approval',
+        { state: 'rejected', reasons: [{ code: 'rejected_by_approver', message: `${approver.name} rejected the withdrawal` }] },
+        now,
+      );
+      await tx.appendAudit({ type: 'withdrawal.rejected', actor: approver.name, subject: `withdrawal:${w.id}`, data: {} }, now);
+      return rejected;
+    }
+
+    const count = tally([...existing, approval], pool.approvers, requester?.name ?? '', w.requiredApprovals);
+    if (!count.satisfied) return w;
+
+    // Quorum reached: decide again on the current policy and usage, then commit the amount.
+    const policy = await policyOf(tx, pool.id, pool.policyVersion);
+    const decision = evaluateWithdrawal({
+      policy,
+      poolStatus: pool.status,
+      asset: w.asset,
+      amount: w.amount,
+      to: w.to,
+      fee: w.maxFee,
+      feeAsset: w.asset,
+      now,
+      usage: await velocityUsage(tx, pool.id, policy, w.asset, now),
+    });
+    if (!decision.allowed || decision.requiredApprovals > count.approvals.length) {
+      const reasons = decision.allowed
+        ? [{ code: 'quorum_changed', message: `the policy now requires ${decision.requiredApprovals} approvals` }]
+        : decision.reasons;
+      const denied = await tx.updateWithdrawal(w.id, 'pending_approval', { state: 'denied', reasons }, now);
+      await tx.appendAudit({ type: 'withdrawal.denied', actor: 'system', subject: `withdrawal:${w.id}`, data: { reasons } }, now);
+      return denied;
+    }
+    const approved = await tx.updateWithdrawal(
+      w.id,
+      'pending_approval',
+      { state: 'approved', committedAt: now, notBefore: decision.timelockUntil },
+      now,
+    );
+    await tx.appendAudit(
+      {
+        type: 'withdrawal.approved',
+        actor: 'system',
+        subject: `withdrawal:${w.id}`,
+        data: { approvers: count.approvals, notBefore: decision.timelockUntil },
+      },
+      now,
+    );
+    return approved;
+  });
+
+  ctx.log.info({ withdrawal: decided.id, approver: approver.name, decision: input.decision, state: decided.state }, 'approval recorded');
+  if (decided.state === 'approved') return releaseSignature(ctx, decided.id);
+  return decided;
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}

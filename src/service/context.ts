@@ -1,0 +1,38 @@
+/**
+ * What every use case needs, built once by main.ts (no DI framework): the store, the key device, a
+ * clock and the logger.
+ */
+import type { SigningDevice } from '../devices/signing-device.js';
+import type { Logger } from '../logger.js';
+import type { Store, StoreTx } from '../store/store.js';
+import type { Pool } from '../domain/pool.js';
+import type { Policy } from '../domain/policy.js';
+import type { Withdrawal } from '../domain/withdrawal.js';
+import { NotFoundError, StoreError } from '../domain/errors.js';
+import { parsePolicyDocument } from '../domain/ceremony-plan.js';
+
+export interface ServiceContext {
+  readonly store: Store;
+  readonly device: SigningDevice;
+  readonly now: () => number;
+  readonly log: Logger;
+}
+
+export async function requirePool(tx: StoreTx, poolId: string): Promise<Pool> {
+  const pool = await tx.getPool(poolId);
+  if (!pool) throw new NotFoundError('pool_not_found', `pool "${poolId}" does not exist`);
+  return pool;
+}
+
+export async function requireWithdrawal(tx: StoreTx, id: string): Promise<Withdrawal> {
+  const w = await tx.getWithdrawal(id);
+  if (!w) throw new NotFoundError('withdrawal_not_found', `withdrawal "${id}" does not exist`);
+  return w;
+}
+
+/** The pool's policy at `version`; a missing version is a broken store, not a user error. */
+export async function policyOf(tx: StoreTx, poolId: string, version: number): Promise<Policy> {
+  const doc = await tx.getPolicy(poolId, version);
+  if (!doc) throw new StoreError('policy_missing', `policy version ${version} of pool "${poolId}" is missing from the store`);
+  return parsePolicyDocument(doc);
+}

@@ -1,0 +1,60 @@
+/**
+ * Use case: what a pool is and how much of its limits is used (SPEC section 6, GET /v1/pools).
+ */
+import type { Pool, PoolKey } from '../domain/pool.js';
+import type { PolicyDocument } from '../domain/policy.js';
+import { StoreError } from '../domain/errors.js';
+import type { StoreTx } from '../store/store.js';
+import { policyOf, requirePool, type ServiceContext } from './context.js';
+
+export interface LimitUsage {
+  readonly asset: string;
+  readonly window: string;
+  readonly max: bigint;
+  readonly used: bigint;
+  readonly remaining: bigint;
+  /** When the oldest committed amount in the window leaves it (ms since epoch), if any is in it. */
+  readonly nextFreeAt: number | null;
+}
+
+export interface PoolDescription {
+  readonly pool: Pool;
+  readonly keys: readonly PoolKey[];
+  readonly policy: PolicyDocument;
+  readonly usage: readonly LimitUsage[];
+}
+
+async function describe(tx: StoreTx, pool: Pool, now: number): Promise<PoolDescription> {
+  const document = await tx.getPolicy(pool.id, pool.policyVersion);
+  if (!document) throw new StoreError('policy_missing', `policy version ${pool.policyVersion} of pool "${pool.id}" is missing`);
+  const policy = await policyOf(tx, pool.id, pool.policyVersion);
+  const usage: LimitUsage[] = [];
+  for (const [asset, assetPolicy] of Object.entries(policy.assets)) {
+    for (const limit of assetPolicy.limits) {
+      const entries = await tx.committedEntriesSince(pool.id, asset, now - limit.windowMs);
+      const used = entries.reduce((sum, e) => sum + e.amount, 0n);
+      const first = entries[0];
+      usage.push({
+        asset,
+        window: limit.window,
+        max: limit.max,
+        used,
+        remaining: used >= limit.max ? 0n : limit.max - used,
+        nextFreeAt: first ? first.committedAt + limit.windowMs : null,
+      });
+    }
+  }
+  return { pool, keys: await tx.keysOfPool(pool.id), policy: document, usage };
+}
+
+export async function describePool(ctx: ServiceContext, poolId: string): Promise<PoolDescription> {
+  return ctx.store.transaction(async (tx) => describe(tx, await requirePool(tx, poolId), ctx.now()));
+}
+
+export async function describePools(ctx: ServiceContext): Promise<PoolDescription[]> {
+  return ctx.store.transaction(async (tx) => {
+    const out: PoolDescription[] = [];
+    for (const pool of await tx.listPools()) out.push(await describe(tx, pool, ctx.now()));
+    return out;
+  });
+}

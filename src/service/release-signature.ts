@@ -1,0 +1,157 @@
+/**
+ * Use case: release the signature of an approved withdrawal (SPEC rules 2, 5, 6; ARCHITECTURE
+ * "use cases read like the story").
+ *
+ * claim (one transaction: pool not frozen, not expired, time lock passed, approved -> signing, audit;
+ * fail closed: no audit, no signature) -> device.sign with the quorum evidence (never retried) ->
+ * assemble and verify the signature recovers to the pool's address -> one transaction: signing ->
+ * signed with its audit entry. The signed transaction is only served once that commit succeeded.
+ *
+ * A request left in `signing` (crash, device timeout) is resumed by signing the same digest again:
+ * the transaction is the same, and the simulator's ECDSA is deterministic (RFC 6979), so no second,
+ * different transaction can come out of it.
+ */
+import { createHash } from 'node:crypto';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import { parseChainId } from '../domain/chain-id.js';
+import { isCustodyError, StoreError } from '../domain/errors.js';
+import type { PoolKey } from '../domain/pool.js';
+import type { Reason, Withdrawal } from '../domain/withdrawal.js';
+import type { ApprovalEvidence, DeviceSignature } from '../devices/signing-device.js';
+import { assembleSignedPayload, preparePayloadScheme } from '../chains/payload.js';
+import { requirePool, requireWithdrawal, type ServiceContext } from './context.js';
+
+interface Claim {
+  readonly withdrawal: Withdrawal;
+  readonly key: PoolKey;
+  readonly evidence: readonly ApprovalEvidence[];
+}
+
+/** Withdrawals whose signing is under way in this process: one device call per request at a time. */
+const inFlight = new Set<string>();
+
+export async function releaseSignature(ctx: ServiceContext, withdrawalId: string): Promise<Withdrawal> {
+  if (inFlight.has(withdrawalId)) {
+    return ctx.store.transaction((tx) => requireWithdrawal(tx, withdrawalId));
+  }
+  inFlight.add(withdrawalId);
+  try {
+    const claim = await claimForSigning(ctx, withdrawalId);
+    if (!('key' in claim)) return claim.withdrawal;
+    return await signClaimed(ctx, claim);
+  } finally {
+    inFlight.delete(withdrawalId);
+  }
+}
+
+async function claimForSigning(ctx: ServiceContext, id: string): Promise<Claim | { withdrawal: Withdrawal }> {
+  return ctx.store.transaction(async (tx) => {
+    const w = await requireWithdrawal(tx, id);
+    if (w.state !== 'approved' && w.state !== 'timelocked' && w.state !== 'signing') return { withdrawal: w };
+    const pool = await requirePool(tx, w.poolId);
+    const now = ctx.now();
+    if (pool.status === 'frozen') return { withdrawal: w };
+    if (w.state !== 'signing' && w.expiresAt !== null && now > w.expiresAt) {
+      const reasons = [{ code: 'expired', message: 'the request expired before it could be signed' }];
+      const expired = await tx.updateWithdrawal(w.id, w.state, { state: 'expired', reasons }, now);
+      await tx.appendAudit({ type: 'withdrawal.expired', actor: 'system', subject: `withdrawal:${w.id}`, data: {} }, now);
+      return { withdrawal: expired };
+    }
+    if (w.state !== 'signing' && w.notBefore !== null && now < w.notBefore) {
+      if (w.state === 'timelocked') return { withdrawal: w };
+      const locked = await tx.updateWithdrawal(w.id, 'approved', { state: 'timelocked' }, now);
+      await tx.appendAudit(
+        { type: 'withdrawal.timelocked', actor: 'system', subject: `withdrawal:${w.id}`, data: { notBefore: new Date(w.notBefore).toISOString() } },
+        now,
+      );
+      return { withdrawal: locked };
+    }
+    const key = await tx.getKey(w.poolId, w.chain);
+    if (!key) throw new StoreError('key_missing', `pool ${w.poolId} has no key on ${w.chain}`);
+    const evidence: ApprovalEvidence[] = [];
+    for (const a of await tx.approvalsOf(w.id)) {
+      if (a.decision !== 'approve') continue;
+      const approver = await tx.getApprover(a.approverId);
+      if (approver) evidence.push({ publicKey: approver.publicKey, message: a.message, signature: a.signature });
+    }
+    const signing = w.state === 'signing' ? w : await tx.updateWithdrawal(w.id, w.state, { state: 'signing' }, now);
+    await tx.appendAudit(
+      {
+        type: w.state === 'signing' ? 'withdrawal.signing_resumed' : 'withdrawal.signing',
+        actor: 'system',
+        subject: `withdrawal:${w.id}`,
+        data: { device: key.device, handle: key.handle, digest: w.digest, approvals: evidence.length },
+      },
+      now,
+    );
+    return { withdrawal: signing, key, evidence };
+  });
+}
+
+/** Device refusals that will not change on a second try; anything else leaves the outcome unknown. */
+function isDefiniteRefusal(error: unknown): boolean {
+  return isCustodyError(error) && ['forbidden', 'invalid', 'not_found', 'conflict', 'policy'].includes(error.kind);
+}
+
+async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawal> {
+  const { withdrawal: w, key } = claim;
+  const chain = parseChainId(w.chain);
+  const digest = hexToBytes(w.digest);
+  let signature: DeviceSignature;
+  try {
+    signature = await ctx.device.sign({
+      handle: key.handle,
+      poolId: w.poolId,
+      scheme: preparePayloadScheme(chain),
+      payload: digest,
+      digest,
+      approvals: claim.evidence,
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (!isDefiniteRefusal(error)) {
+      ctx.log.warn({ withdrawal: w.id, err: message }, 'device did not confirm the signature; the request stays in signing and will be resumed');
+      return recordSigningReason(ctx, w.id, { code: 'device_unavailable', message: `the device did not answer (${message}); signing will be resumed` });
+    }
+    return failSigning(ctx, w.id, { code: isCustodyError(error) ? error.code : 'device_refused', message: `the device refused to sign: ${message}` });
+  }
+
+  let signed: { signedTx: string; txHash: string };
+  try {
+    signed = assembleSignedPayload(chain, w.unsignedTx, signature, key.address);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    ctx.log.error({ withdrawal: w.id, err: message }, 'device signature does not verify against the pool key');
+    return failSigning(ctx, w.id, { code: 'signature_mismatch', message: 'the device returned a signature that does not verify against the pool key' });
+  }
+
+  const result = await ctx.store.transaction(async (tx) => {
+    const now = ctx.now();
+    const done = await tx.updateWithdrawal(w.id, 'signing', { state: 'signed', signedTx: signed.signedTx, txHash: signed.txHash, reasons: [] }, now);
+    await tx.appendAudit(
+      {
+        type: 'withdrawal.signed',
+        actor: 'system',
+        subject: `withdrawal:${w.id}`,
+        data: { txHash: signed.txHash, signedTxSha256: createHash('sha256').update(signed.signedTx).digest('hex'), device: key.device },
+      },
+      now,
+    );
+    return done;
+  });
+  ctx.log.info({ withdrawal: w.id, txHash: signed.txHash }, 'withdrawal signed');
+  return result;
+}
+
+async function failSigning(ctx: ServiceContext, id: string, reason: Reason): Promise<Withdrawal> {
+  return ctx.store.transaction(async (tx) => {
+    const now = ctx.now();
+    const failed = await tx.updateWithdrawal(id, 'signing', { state: 'failed', reasons: [reason] }, now);
+    await tx.appendAudit({ type: 'withdrawal.failed', actor: 'system', subject: `withdrawal:${id}`, data: { reason } }, now);
+    return failed;
+  });
+}
+
+async function recordSigningReason(ctx: ServiceContext, id: string, reason: Reason): Promise<Withdrawal> {
+  return ctx.store.transaction(async (tx) => tx.updateWithdrawal(id, 'signing', { state: 'signing', reasons: [reason] }, ctx.now()));
+}

@@ -1,0 +1,222 @@
+/**
+ * Use case: a key ceremony from a plan (SPEC sections 7 and 9).
+ *
+ * Enroll the approvers, bind each pool to its approvers and base threshold inside the device,
+ * generate each pool's key per chain inside the device, record pools, policies and keys with their
+ * audit entries, and return a transcript signed by the device's attestation key. Safe to re-run:
+ * what exists is kept and reported, never made twice.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { canonicalize } from 'json-canonicalize';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { curveForChain, parseChainId } from '../domain/chain-id.js';
+import { baseThreshold, type CeremonyPlan } from '../domain/ceremony-plan.js';
+import { ConflictError, ValidationError, isCustodyError } from '../domain/errors.js';
+import type { Pool, PoolKey } from '../domain/pool.js';
+import type { DeviceInfo, DeviceKey, EnrolledApprover, SigningDevice } from '../devices/signing-device.js';
+import type { Store } from '../store/store.js';
+import { addressForKey, assertDestination } from '../chains/addresses.js';
+
+export const TRANSCRIPT_KIND = 'custody.ceremony-transcript';
+/** The attestation key signs these bytes followed by the canonical transcript body. */
+export const TRANSCRIPT_DOMAIN = 'custody.ceremony-transcript.v1\n';
+
+export interface CeremonyKey {
+  readonly chain: string;
+  readonly curve: string;
+  readonly address: string;
+  readonly publicKey: string;
+  readonly handle: string;
+  readonly created: boolean;
+}
+
+export interface CeremonyPool {
+  readonly id: string;
+  readonly owner: string;
+  readonly approvers: readonly string[];
+  readonly threshold: number;
+  readonly keys: readonly CeremonyKey[];
+}
+
+export interface TranscriptBody {
+  readonly kind: typeof TRANSCRIPT_KIND;
+  readonly version: 1;
+  readonly ceremonyId: string;
+  readonly at: string;
+  readonly planSha256: string;
+  readonly device: DeviceInfo;
+  readonly approvers: readonly EnrolledApprover[];
+  readonly pools: readonly CeremonyPool[];
+}
+
+export interface Transcript extends TranscriptBody {
+  readonly attestation: { readonly publicKey: string | null; readonly signature: string };
+}
+
+export interface CeremonyDeps {
+  readonly store: Store;
+  readonly device: SigningDevice;
+  readonly now: () => number;
+  readonly progress: (line: string) => void;
+}
+
+export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planText: string): Promise<Transcript> {
+  const { store, device, progress } = deps;
+  const ceremonyId = randomUUID();
+  const info = await device.info();
+  if (info.type !== plan.device) {
+    throw new ValidationError('device_mismatch', `the plan names device "${plan.device}" but the configured device is "${info.type}" (${info.id})`);
+  }
+  progress(`device ${info.id} (${info.model} ${info.firmware}) unlocked`);
+
+  validateAllowlists(plan);
+
+  // 1. Approvers and governance.
+  await store.transaction(async (tx) => {
+    for (const a of plan.approvers) {
+      const existing = await tx.getApprover(a.id);
+      if (existing && existing.publicKey !== a.publicKey) {
+        throw new ConflictError('approver_conflict', `approver "${a.id}" is already enrolled with a different key; approver changes are governed, not re-planned`);
+      }
+      if (!existing) {
+        await tx.insertApprover(a);
+        await tx.appendAudit({ type: 'approver.enrolled', actor: 'ceremony', subject: `approver:${a.id}`, data: { publicKey: a.publicKey, ceremonyId } }, deps.now());
+      }
+    }
+    const governance = JSON.stringify({ admins: plan.admins, adminQuorum: plan.adminQuorum });
+    const current = await tx.getSetting('governance');
+    if (current === null) {
+      await tx.setSetting('governance', governance);
+      await tx.appendAudit({ type: 'governance.set', actor: 'ceremony', subject: 'governance', data: { admins: plan.admins, adminQuorum: plan.adminQuorum, ceremonyId } }, deps.now());
+    }
+  });
+  progress(`approvers enrolled: ${plan.approvers.map((a) => a.id).join(', ')}`);
+
+  const deviceKeys = await device.listKeys();
+  const pools: CeremonyPool[] = [];
+  for (const p of plan.pools) {
+    const approvers = p.approvers.map((id) => {
+      const a = plan.approvers.find((x) => x.id === id);
+      if (!a) throw new ValidationError('invalid_plan', `pool "${p.id}" names unknown approver "${id}"`);
+      return a;
+    });
+    const threshold = baseThreshold(p.policy);
+    const existing = await store.transaction((tx) => tx.getPool(p.id));
+
+    if (!existing) {
+      try {
+        await device.enrollPool(p.id, approvers, threshold);
+        progress(`pool ${p.id}: bound in the device to ${approvers.length} approvers, threshold ${threshold}`);
+      } catch (error) {
+        // A ceremony that stopped after binding but before recording resumes with the device's binding.
+        if (!(isCustodyError(error) && error.kind === 'conflict')) throw error;
+        progress(`pool ${p.id}: already bound in the device (resuming an interrupted ceremony)`);
+      }
+      const pool: Pool = { id: p.id, owner: p.owner, chains: p.chains, status: 'active', approvers: p.approvers, policyVersion: 1, createdAt: deps.now() };
+      await store.transaction(async (tx) => {
+        await tx.insertPool(pool, p.policyDocument);
+        await tx.appendAudit(
+          {
+            type: 'pool.created',
+            actor: 'ceremony',
+            subject: `pool:${p.id}`,
+            data: { owner: p.owner, chains: p.chains, approvers: p.approvers, threshold, policyVersion: 1, policySha256: sha256Hex(canonicalize(p.policyDocument)), ceremonyId },
+          },
+          deps.now(),
+        );
+      });
+    } else {
+      progress(`pool ${p.id}: exists, keeping it`);
+      const missing = p.chains.filter((c) => !existing.chains.includes(c));
+      if (missing.length > 0) {
+        throw new ConflictError('pool_conflict', `pool "${p.id}" exists without chains ${missing.join(', ')}; adding chains to a pool is not part of a re-run`);
+      }
+    }
+
+    const keys: CeremonyKey[] = [];
+    for (const chainId of p.chains) {
+      keys.push(await ensureKey(deps, info, deviceKeys, p.id, chainId, ceremonyId));
+    }
+    pools.push({ id: p.id, owner: p.owner, approvers: p.approvers, threshold, keys });
+  }
+
+  const body: TranscriptBody = {
+    kind: TRANSCRIPT_KIND,
+    version: 1,
+    ceremonyId,
+    at: new Date(deps.now()).toISOString(),
+    planSha256: sha256Hex(planText),
+    device: info,
+    approvers: plan.approvers,
+    pools,
+  };
+  const signature = await device.attest(transcriptStatement(body));
+  progress('transcript signed by the device attestation key');
+  await store.transaction((tx) =>
+    tx.appendAudit({ type: 'ceremony.completed', actor: 'ceremony', subject: `ceremony:${ceremonyId}`, data: { planSha256: body.planSha256, transcriptSha256: sha256Hex(canonicalize(body)) } }, deps.now()),
+  );
+  return { ...body, attestation: { publicKey: info.attestationPublicKey, signature: bytesToHex(signature) } };
+}
+
+async function ensureKey(
+  deps: CeremonyDeps,
+  info: DeviceInfo,
+  deviceKeys: readonly DeviceKey[],
+  poolId: string,
+  chainId: string,
+  ceremonyId: string,
+): Promise<CeremonyKey> {
+  const chain = parseChainId(chainId);
+  const stored = await deps.store.transaction((tx) => tx.getKey(poolId, chain.id));
+  if (stored) {
+    deps.progress(`pool ${poolId}: key on ${chain.id} exists (${stored.address}), not making a second one`);
+    return { chain: chain.id, curve: stored.curve, address: stored.address, publicKey: stored.publicKey, handle: stored.handle, created: false };
+  }
+  const onDevice = deviceKeys.find((k) => k.poolId === poolId && k.chain === chain.id);
+  const generated = onDevice ?? (await deps.device.generateKey(poolId, chain.id, curveForChain(chain.family)));
+  const key: PoolKey = {
+    poolId,
+    chain: chain.id,
+    curve: generated.curve,
+    publicKey: generated.publicKey,
+    address: addressForKey(chain, generated.publicKey),
+    device: info.id,
+    handle: generated.handle,
+    ceremonyId,
+    createdAt: deps.now(),
+  };
+  await deps.store.transaction(async (tx) => {
+    await tx.insertKey(key);
+    await tx.appendAudit(
+      { type: 'key.generated', actor: 'ceremony', subject: `pool:${poolId}`, data: { chain: key.chain, curve: key.curve, publicKey: key.publicKey, address: key.address, device: key.device, handle: key.handle, ceremonyId } },
+      deps.now(),
+    );
+  });
+  deps.progress(`pool ${poolId}: key generated on ${chain.id}: ${key.address}`);
+  return { chain: key.chain, curve: key.curve, address: key.address, publicKey: key.publicKey, handle: key.handle, created: true };
+}
+
+/** Every allowlist address must be valid on at least one of the pool's chains. */
+function validateAllowlists(plan: CeremonyPlan): void {
+  for (const p of plan.pools) {
+    for (const entry of p.policy.allowlist ?? []) {
+      const ok = p.chains.some((c) => {
+        try {
+          assertDestination(parseChainId(c), entry.address, 'allowlist');
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (!ok) throw new ValidationError('invalid_plan', `pool "${p.id}": allowlist address "${entry.address}" is not valid on any of its chains (${p.chains.join(', ')})`);
+    }
+  }
+}
+
+export function transcriptStatement(body: TranscriptBody): Uint8Array {
+  return new TextEncoder().encode(TRANSCRIPT_DOMAIN + canonicalize(body));
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}

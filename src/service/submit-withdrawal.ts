@@ -1,0 +1,132 @@
+/**
+ * Use case: a requester submits a withdrawal (SPEC sections 4 and 6).
+ *
+ * validate -> decode the exact transaction -> idempotency -> (one transaction: policy on the decoded
+ * transaction with current usage -> record the request and its audit entry). A denied request is
+ * recorded too, with every reason, so the audit trail shows what was asked and why it was refused.
+ */
+import { randomUUID } from 'node:crypto';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { parseChainId } from '../domain/chain-id.js';
+import { ConflictError, ValidationError } from '../domain/errors.js';
+import type { Principal } from '../domain/principal.js';
+import type { Withdrawal } from '../domain/withdrawal.js';
+import { preparePayload, type PayloadRequest } from '../chains/payload.js';
+import { evaluateWithdrawal } from '../policy/evaluate.js';
+import { approvalMessageFor } from '../quorum/approval-message.js';
+import { policyOf, requirePool, type ServiceContext } from './context.js';
+import { velocityUsage } from './usage.js';
+
+export interface WithdrawalRequest extends PayloadRequest {
+  readonly pool: string;
+  readonly chain: string;
+}
+
+export interface SubmitResult {
+  readonly withdrawal: Withdrawal;
+  /** False when an earlier request with the same Idempotency-Key was returned. */
+  readonly created: boolean;
+}
+
+export async function submitWithdrawal(
+  ctx: ServiceContext,
+  requester: Principal,
+  request: WithdrawalRequest,
+  idempotencyKey: string | null,
+): Promise<SubmitResult> {
+  const chain = parseChainId(request.chain, 'chain');
+  const payload = preparePayload(chain, request);
+  const digest = bytesToHex(payload.digest);
+
+  return ctx.store.transaction(async (tx) => {
+    if (idempotencyKey !== null) {
+      const earlier = await tx.withdrawalByIdempotencyKey(requester.id, idempotencyKey);
+      if (earlier) {
+        if (earlier.poolId !== request.pool || earlier.chain !== chain.id || earlier.unsignedTx !== payload.unsignedTx) {
+          throw new ConflictError(
+            'idempotency_key_reused',
+            `Idempotency-Key "${idempotencyKey}" was already used for a different request (${earlier.id}); use a new key for a new withdrawal`,
+          );
+        }
+        return { withdrawal: earlier, created: false };
+      }
+    }
+
+    const pool = await requirePool(tx, request.pool);
+    if (!pool.chains.includes(chain.id)) {
+      throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" holds no key on ${chain.id} (it holds ${pool.chains.join(', ')})`);
+    }
+    const key = await tx.getKey(pool.id, chain.id);
+    if (!key) throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" has no key on ${chain.id}; run its key ceremony first`);
+
+    const now = ctx.now();
+    const policy = await policyOf(tx, pool.id, pool.policyVersion);
+    const decision = evaluateWithdrawal({
+      policy,
+      poolStatus: pool.status,
+      asset: payload.asset,
+      amount: payload.amount,
+      to: payload.to,
+      fee: payload.maxFee,
+      feeAsset: payload.feeAsset,
+      now,
+      usage: await velocityUsage(tx, pool.id, policy, payload.asset, now),
+    });
+
+    const id = randomUUID();
+    const base = {
+      id,
+      poolId: pool.id,
+      chain: chain.id,
+      asset: payload.asset,
+      amount: payload.amount,
+      to: payload.to,
+      maxFee: payload.maxFee,
+      digest,
+      policyVersion: pool.policyVersion,
+    };
+    const withdrawal: Withdrawal = {
+      ...base,
+      requesterId: requester.id,
+      idempotencyKey,
+      signOnceKey: payload.signOnceKey,
+      unsignedTx: payload.unsignedTx,
+      requiredApprovals: decision.requiredApprovals,
+      state: decision.allowed ? 'pending_approval' : 'denied',
+      reasons: decision.reasons,
+      approvalMessage: approvalMessageFor(base, 'approve'),
+      signedTx: null,
+      txHash: null,
+      createdAt: now,
+      updatedAt: now,
+      committedAt: null,
+      notBefore: null,
+      expiresAt: decision.expiresAt,
+    };
+    await tx.insertWithdrawal(withdrawal);
+    await tx.appendAudit(
+      {
+        type: decision.allowed ? 'withdrawal.submitted' : 'withdrawal.denied',
+        actor: requester.name,
+        subject: `withdrawal:${id}`,
+        data: {
+          pool: pool.id,
+          chain: chain.id,
+          asset: payload.asset,
+          amount: payload.amount.toString(),
+          to: payload.to,
+          maxFee: payload.maxFee.toString(),
+          digest,
+          unsignedTx: payload.unsignedTx,
+          policyVersion: pool.policyVersion,
+          requiredApprovals: decision.requiredApprovals,
+          reasons: decision.reasons,
+          idempotencyKey,
+        },
+      },
+      now,
+    );
+    ctx.log.info({ withdrawal: id, pool: pool.id, state: withdrawal.state }, 'withdrawal submitted');
+    return { withdrawal, created: true };
+  });
+}

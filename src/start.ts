@@ -1,0 +1,155 @@
+/**
+ * `npm start` (SPEC sections 8 and 9): start the HSM simulator and the gateway together on loopback,
+ * with SQLite under DATA_DIR. On an empty DATA_DIR it first runs the demo ceremony from
+ * examples/ceremony-plan.json and writes demo tokens and approver key files; later starts reuse them.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { demoPinPath, loadConfig, type Config } from './config.js';
+import { parseCeremonyPlan } from './domain/ceremony-plan.js';
+import { createLogger } from './logger.js';
+import { openDevice, openStore, startGateway } from './main.js';
+import { runCeremony } from './service/run-ceremony.js';
+import { createToken } from './service/tokens.js';
+import { approverKeyFromSecret, writeApproverKeyFile } from './cli/approver-key-file.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PLAN = join(ROOT, 'examples', 'ceremony-plan.json');
+const DEMO_KEYS = join(ROOT, 'examples', 'demo-approver-keys.json');
+const SIM_BIN = join(ROOT, 'dist', 'hsm-sim', 'main.js');
+
+interface DemoTokens {
+  readonly requester: string;
+  readonly approvers: Readonly<Record<string, string>>;
+  readonly admin: string;
+  readonly auditor: string;
+}
+
+function say(line = ''): void {
+  process.stdout.write(line + '\n');
+}
+
+/** The simulator PIN: HSM_PIN, or a demo PIN generated once into DATA_DIR (demo use only). */
+function ensurePin(config: Config): string {
+  if (config.hsmPin !== null) return config.hsmPin;
+  const pin = randomBytes(12).toString('base64url');
+  writeFileSync(demoPinPath(config.dataDir), pin + '\n', { mode: 0o600, flag: 'wx' });
+  return pin;
+}
+
+async function startSimulator(config: Config, pin: string): Promise<ChildProcess> {
+  const port = config.hsmUrl.split(':').pop() as string;
+  const child = spawn(process.execPath, [SIM_BIN, '--port', port, '--data', join(config.dataDir, 'hsm')], {
+    env: { ...process.env, HSM_PIN: pin },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolveReady, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    const onExit = (code: number | null) => reject(new Error(`hsm-sim exited with status ${code} before it was ready`));
+    child.once('exit', onExit);
+    lines.on('line', (line) => {
+      if (line.startsWith('listening on ')) {
+        child.off('exit', onExit);
+        resolveReady();
+      }
+    });
+  });
+  return child;
+}
+
+async function runDemoCeremony(config: Config): Promise<DemoTokens> {
+  const demoDir = join(config.dataDir, 'demo');
+  mkdirSync(demoDir, { recursive: true, mode: 0o700 });
+  const planText = readFileSync(PLAN, 'utf8');
+  const plan = parseCeremonyPlan(JSON.parse(planText));
+  const store = openStore(config);
+  const device = openDevice(config);
+  try {
+    say('First start: running the demo ceremony from examples/ceremony-plan.json');
+    const transcript = await runCeremony({ store, device, now: Date.now, progress: (line) => say(`  ceremony: ${line}`) }, plan, planText);
+    writeFileSync(join(demoDir, 'transcript.json'), JSON.stringify(transcript, null, 2) + '\n');
+
+    const secrets = (JSON.parse(readFileSync(DEMO_KEYS, 'utf8')) as { keys: Record<string, string> }).keys;
+    const approvers: Record<string, string> = {};
+    for (const a of plan.approvers) {
+      const secret = secrets[a.id];
+      if (secret === undefined) continue;
+      writeApproverKeyFile(join(demoDir, `${a.id}.key`), approverKeyFromSecret(secret, a.id));
+      approvers[a.id] = (await createToken(store, 'approver', a.id, Date.now())).token;
+    }
+    const tokens: DemoTokens = {
+      requester: (await createToken(store, 'requester', 'ops-desk', Date.now())).token,
+      approvers,
+      admin: (await createToken(store, 'admin', plan.admins[0] as string, Date.now())).token,
+      auditor: (await createToken(store, 'auditor', 'auditor', Date.now())).token,
+    };
+    writeFileSync(join(demoDir, 'tokens.json'), JSON.stringify(tokens, null, 2) + '\n', { mode: 0o600 });
+    return tokens;
+  } finally {
+    await device.close();
+    await store.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  mkdirSync(config.dataDir, { recursive: true });
+  const pin = ensurePin(config);
+  const ready = { ...config, hsmPin: pin };
+  const sim = await startSimulator(ready, pin);
+
+  const stopSim = () => {
+    if (sim.exitCode === null) sim.kill('SIGTERM');
+  };
+  process.once('exit', stopSim);
+
+  try {
+    const tokensPath = join(config.dataDir, 'demo', 'tokens.json');
+    const store = openStore(ready);
+    const pools = await store.transaction((tx) => tx.listPools());
+    await store.close();
+    let tokens: DemoTokens | null = null;
+    if (pools.length === 0) tokens = await runDemoCeremony(ready);
+    else if (existsSync(tokensPath)) tokens = JSON.parse(readFileSync(tokensPath, 'utf8')) as DemoTokens;
+
+    const gateway = await startGateway(ready, { log: createLogger(config.logLevel) });
+    sim.once('exit', (code) => {
+      process.stderr.write(`hsm-sim exited (status ${code}); stopping the gateway\n`);
+      gateway.close().finally(() => process.exit(1));
+    });
+    const demoDir = join(config.dataDir, 'demo');
+    say('');
+    say(`Custody gateway ready at ${gateway.url}   (HSM simulator at ${config.hsmUrl}, data in ${config.dataDir})`);
+    if (tokens) {
+      say(`Demo tokens (also in ${tokensPath}; demo only):`);
+      say(`  requester ops-desk  ${tokens.requester}`);
+      for (const [id, token] of Object.entries(tokens.approvers)) say(`  approver ${id.padEnd(9)} ${token}`);
+      say(`  admin              ${tokens.admin}`);
+      say(`  auditor            ${tokens.auditor}`);
+      say(`Approver key files (RFC 8032 test keys, never for real funds): ${join(demoDir, '*.key')}`);
+    }
+    say('See README.md for a withdrawal end to end. Ctrl-C stops both processes.');
+    say('');
+
+    const stop = () => {
+      gateway.close().finally(() => {
+        stopSim();
+        process.exit(0);
+      });
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  } catch (error) {
+    stopSim();
+    throw error;
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`npm start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
