@@ -1,0 +1,365 @@
+/**
+ * End to end through the real processes (hsm-sim over TCP, `custody serve`, the `custody` CLI, a
+ * SQLite file): a withdrawal from submit to signed, checked by ethers, and the refusals that the
+ * core rules promise (SPEC section 3).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Transaction, getAddress } from 'ethers';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { createSimDevice } from '../../src/devices/sim/client.js';
+import { canonicalApprovalMessage, parseApprovalMessage } from '../../common/approval-message.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import {
+  ALLOWLISTED,
+  APPROVER_SECRETS,
+  SEPOLIA,
+  poolAddress,
+  signApproval,
+  startStack,
+  type Stack,
+} from '../helpers/gateway-stack.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+
+const ETH = 10n ** 18n;
+let stack: Stack;
+let nonce = 0;
+
+function ethBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    pool: 'client-a',
+    chain: SEPOLIA,
+    asset: 'ETH',
+    amount: (ETH / 2n).toString(),
+    to: ALLOWLISTED,
+    nonce: String(nonce++),
+    gasLimit: '21000',
+    maxFeePerGas: '30000000000',
+    maxPriorityFeePerGas: '1000000000',
+    ...overrides,
+  };
+}
+
+async function submit(body: Record<string, unknown>, token = stack.tokens.requester, headers: Record<string, string> = {}) {
+  return stack.api('POST', '/v1/withdrawals', token, body, headers);
+}
+
+async function approve(id: string, approver: 'alice' | 'bob' | 'carol', decision: 'approve' | 'reject' = 'approve') {
+  const current = await stack.api('GET', `/v1/withdrawals/${id}`, stack.tokens[approver]);
+  const signature = signApproval(current.body.approvalMessage as string, approver, decision);
+  return stack.api('POST', `/v1/withdrawals/${id}/approvals`, stack.tokens[approver], { signature, decision });
+}
+
+async function counts(): Promise<{ withdrawals: number; audit: number }> {
+  const db = new Database(join(stack.dataDir, 'custody.db'), { readonly: true });
+  try {
+    const w = db.prepare('SELECT COUNT(*) AS n FROM withdrawals').get() as { n: number };
+    const a = db.prepare('SELECT COUNT(*) AS n FROM audit').get() as { n: number };
+    return { withdrawals: w.n, audit: a.n };
+  } finally {
+    db.close();
+  }
+}
+
+beforeAll(async () => {
+  stack = await startStack();
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe('a withdrawal end to end', () => {
+  it('when two approvers of the pool sign, then the gateway releases a transaction that ethers parses with the pool as sender', async () => {
+    const body = ethBody();
+    const submitted = await submit(body);
+    expect(submitted.status).toBe(201);
+    expect(submitted.body.state).toBe('pending_approval');
+    expect(submitted.body.requiredApprovals).toBe(2);
+    const message = parseApprovalMessage(submitted.body.approvalMessage as string);
+    expect(message).toMatchObject({ kind: 'custody.approval', requestId: submitted.body.id, pool: 'client-a', chain: SEPOLIA, amount: body.amount, to: ALLOWLISTED, decision: 'approve' });
+
+    const first = await approve(submitted.body.id as string, 'alice');
+    expect(first.status).toBe(200);
+    expect(first.body.state).toBe('pending_approval');
+    const second = await approve(submitted.body.id as string, 'bob');
+    expect(second.status).toBe(200);
+    expect(second.body.state).toBe('signed');
+
+    const read = await stack.api('GET', `/v1/withdrawals/${submitted.body.id}`, stack.tokens.requester);
+    const tx = Transaction.from(read.body.signedTx as string);
+    expect(tx.from).toBe(getAddress(poolAddress(stack, 'client-a')));
+    expect(tx.to).toBe(getAddress(ALLOWLISTED));
+    expect(tx.value).toBe(ETH / 2n);
+    expect(tx.nonce).toBe(Number(body.nonce));
+    expect(tx.chainId).toBe(11155111n);
+    expect(tx.type).toBe(2);
+    expect(tx.hash).toBe(read.body.txHash);
+    expect((read.body.approvals as unknown[]).length).toBe(2);
+  });
+
+  it('when the amount is above the first tier, then it takes three approvals', async () => {
+    const submitted = await submit(ethBody({ amount: (2n * ETH).toString() }));
+    expect(submitted.body.requiredApprovals).toBe(3);
+    await approve(submitted.body.id as string, 'alice');
+    const two = await approve(submitted.body.id as string, 'bob');
+    expect(two.body.state).toBe('pending_approval');
+    const three = await approve(submitted.body.id as string, 'carol');
+    expect(three.body.state).toBe('signed');
+    expect(Transaction.from(three.body.signedTx as string).value).toBe(2n * ETH);
+  });
+
+  it('when the amount is above the time-lock threshold, then the approved request waits in timelocked, unsigned', async () => {
+    const submitted = await submit(ethBody({ amount: (4n * ETH).toString() }));
+    for (const a of ['alice', 'bob'] as const) await approve(submitted.body.id as string, a);
+    const last = await approve(submitted.body.id as string, 'carol');
+    expect(last.body.state).toBe('timelocked');
+    expect(last.body.signedTx).toBeUndefined();
+    expect(Date.parse(last.body.notBefore as string) - Date.now()).toBeGreaterThan(59 * 60_000);
+  });
+
+  it('when the same Idempotency-Key is sent twice, then one request exists and the retry returns it', async () => {
+    const body = ethBody();
+    const a = await submit(body, stack.tokens.requester, { 'idempotency-key': 'retry-1' });
+    const b = await submit(body, stack.tokens.requester, { 'idempotency-key': 'retry-1' });
+    expect(a.status).toBe(201);
+    expect(b.status).toBe(200);
+    expect(b.body.id).toBe(a.body.id);
+    const other = await submit(ethBody(), stack.tokens.requester, { 'idempotency-key': 'retry-1' });
+    expect(other.status).toBe(409);
+    expect(other.body.code).toBe('idempotency_key_reused');
+  });
+
+  it('when a second request uses a nonce that a live request holds, then it is refused (sign once)', async () => {
+    const body = ethBody();
+    expect((await submit(body)).status).toBe(201);
+    const again = await submit({ ...body, amount: '1000' });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('sign_once');
+  });
+});
+
+describe('refusals', () => {
+  it('when the requester approves their own request, then it is refused', async () => {
+    const carolRequester = await stack.cli(['token', 'create', '--role', 'requester', '--name', 'carol', '--json']);
+    const token = (JSON.parse(carolRequester.stdout) as { token: string }).token;
+    const submitted = await submit(ethBody(), token);
+    expect(submitted.status).toBe(201);
+    const own = await approve(submitted.body.id as string, 'carol');
+    expect(own.status).toBe(403);
+    expect(own.body.code).toBe('requester_cannot_approve');
+  });
+
+  it('when an approver of another pool approves, then it is refused', async () => {
+    const submitted = await submit(ethBody({ pool: 'client-b', amount: '1000', nonce: '0' }));
+    expect(submitted.status).toBe(201);
+    const res = await approve(submitted.body.id as string, 'alice');
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('not_pool_approver');
+  });
+
+  it('when an approval signs a different digest, then it is refused and not counted', async () => {
+    const submitted = await submit(ethBody());
+    const msg = parseApprovalMessage(submitted.body.approvalMessage as string);
+    const forged = canonicalApprovalMessage({ ...msg, digest: 'ab'.repeat(32) });
+    const signature = bytesToHex(ed25519.sign(new TextEncoder().encode(forged), hexToBytes(APPROVER_SECRETS.alice as string)));
+    const res = await stack.api('POST', `/v1/withdrawals/${submitted.body.id}/approvals`, stack.tokens.alice, { signature, decision: 'approve' });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('bad_approval_signature');
+    const read = await stack.api('GET', `/v1/withdrawals/${submitted.body.id}`, stack.tokens.alice);
+    expect(read.body.approvals).toEqual([]);
+  });
+
+  it('when an approval from another request is replayed, then it is refused', async () => {
+    const one = await submit(ethBody());
+    const two = await submit(ethBody());
+    const signature = signApproval(one.body.approvalMessage as string, 'alice');
+    expect((await stack.api('POST', `/v1/withdrawals/${one.body.id}/approvals`, stack.tokens.alice, { signature, decision: 'approve' })).status).toBe(200);
+    const replay = await stack.api('POST', `/v1/withdrawals/${two.body.id}/approvals`, stack.tokens.alice, { signature, decision: 'approve' });
+    expect(replay.status).toBe(400);
+    expect(replay.body.code).toBe('bad_approval_signature');
+    const twice = await stack.api('POST', `/v1/withdrawals/${one.body.id}/approvals`, stack.tokens.alice, { signature, decision: 'approve' });
+    expect(twice.status).toBe(409);
+    expect(twice.body.code).toBe('duplicate_approval');
+  });
+
+  it('when an approver rejects, then the request is rejected and cannot be approved', async () => {
+    const submitted = await submit(ethBody());
+    const res = await approve(submitted.body.id as string, 'bob', 'reject');
+    expect(res.body.state).toBe('rejected');
+    expect((await approve(submitted.body.id as string, 'alice')).status).toBe(409);
+  });
+
+  it('when the amount is over the per-transaction maximum and the destination is not allowlisted, then it is denied with both reasons', async () => {
+    const before = await counts();
+    const res = await submit(ethBody({ amount: (6n * ETH).toString(), to: '0x000000000000000000000000000000000000dEaD' }));
+    expect(res.status).toBe(412);
+    expect(res.contentType).toContain('application/problem+json');
+    expect(res.body.state).toBe('denied');
+    const codes = (res.body.reasons as { code: string }[]).map((r) => r.code).sort();
+    expect(codes).toEqual(['destination_not_allowlisted', 'over_max_per_tx']);
+    const after = await counts();
+    expect(after.withdrawals).toBe(before.withdrawals + 1);
+    const read = await stack.api('GET', `/v1/withdrawals/${res.body.id}`, stack.tokens.auditor);
+    expect(read.body.state).toBe('denied');
+  });
+
+  it('when the device is called directly with too few or forged approvals, then the device refuses', async () => {
+    const device = createSimDevice({ url: stack.sim.url, pin: stack.env.HSM_PIN as string });
+    try {
+      const key = (await device.listKeys()).find((k) => k.poolId === 'client-a' && k.chain === SEPOLIA);
+      expect(key).toBeDefined();
+      const submitted = await submit(ethBody());
+      const digest = hexToBytes(submitted.body.digest as string);
+      const approvalOf = (who: string) => {
+        const text = submitted.body.approvalMessage as string;
+        return { publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[who] as string))), message: text, signature: signApproval(text, who) };
+      };
+      const request = { handle: key!.handle, poolId: 'client-a', scheme: 'ecdsa-secp256k1' as const, payload: digest, digest };
+      await expect(device.sign({ ...request, approvals: [approvalOf('alice')] })).rejects.toMatchObject({ code: 'device_quorum_refused' });
+      const forged = { ...approvalOf('bob'), signature: approvalOf('alice').signature };
+      await expect(device.sign({ ...request, approvals: [approvalOf('alice'), forged] })).rejects.toMatchObject({ code: 'device_quorum_refused' });
+      await expect(device.sign({ ...request, approvals: [approvalOf('alice'), approvalOf('alice')] })).rejects.toMatchObject({ code: 'device_quorum_refused' });
+    } finally {
+      await device.close();
+    }
+  });
+});
+
+describe('bad input', () => {
+  const cases: [string, unknown][] = [
+    ['malformed JSON', '{"pool": "client-a",'],
+    ['a JSON array', '[]'],
+    ['an unknown field', { extra: 1 }],
+    ['a number amount', { amount: 1 }],
+    ['a negative amount', { amount: '-1' }],
+    ['a fractional amount', { amount: '0.5' }],
+    ['an exponent amount', { amount: '1e18' }],
+    ['a huge amount', { amount: '1' + '0'.repeat(79) }],
+    ['a zero amount', { amount: '0' }],
+    ['a bad checksum address', { to: '0x8Ba1f109551bD432803012645Ac136ddd64DBA72' }],
+    ['a short address', { to: '0x1234' }],
+    ['an unknown pool', { pool: 'no-such-pool' }],
+    ['a bad chain id', { chain: 'eip155:abc' }],
+    ['a chain the pool does not hold', { chain: 'eip155:1' }],
+    ['a missing field', { gasLimit: undefined }],
+    ['priority fee above max fee', { maxPriorityFeePerGas: '40000000000' }],
+  ];
+  for (const [name, change] of cases) {
+    it(`when the body has ${name}, then a 4xx problem document is returned and nothing is stored`, async () => {
+      const before = await counts();
+      const body = typeof change === 'string' ? change : JSON.stringify({ ...ethBody(), ...(change as object) });
+      const res = await stack.api('POST', '/v1/withdrawals', stack.tokens.requester, body);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      expect(res.contentType).toContain('application/problem+json');
+      expect(typeof res.body.detail).toBe('string');
+      expect(await counts()).toEqual(before);
+    });
+  }
+
+  it('when the body is larger than 64 KiB, then 413 and nothing is stored', async () => {
+    const before = await counts();
+    const res = await stack.api('POST', '/v1/withdrawals', stack.tokens.requester, JSON.stringify({ ...ethBody(), to: 'x'.repeat(70_000) }));
+    expect(res.status).toBe(413);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('when a route is called without a token or with the wrong role, then 401 or 403', async () => {
+    expect((await stack.api('GET', '/v1/pools', null)).status).toBe(401);
+    expect((await stack.api('GET', '/v1/pools', 'cgt_not-a-real-token')).status).toBe(401);
+    expect((await submit(ethBody(), stack.tokens.alice)).status).toBe(403);
+    expect((await stack.api('GET', '/v1/audit', stack.tokens.requester)).status).toBe(403);
+  });
+
+  it('when an unknown withdrawal id is asked for, then 404', async () => {
+    expect((await stack.api('GET', '/v1/withdrawals/not-an-id', stack.tokens.auditor)).status).toBe(404);
+    expect((await stack.api('GET', '/v1/withdrawals/00000000-0000-4000-8000-000000000000', stack.tokens.auditor)).status).toBe(404);
+  });
+});
+
+describe('pools, audit and restarts', () => {
+  it('when pools are listed, then each has its own keys and usage against its limits', async () => {
+    const res = await stack.api('GET', '/v1/pools', stack.tokens.auditor);
+    const pools = res.body.pools as { id: string; keys: { address: string; chain: string }[]; usage: { asset: string; window: string; used: string }[] }[];
+    expect(pools.map((p) => p.id).sort()).toEqual(['client-a', 'client-b']);
+    const a = pools.find((p) => p.id === 'client-a')!;
+    const b = pools.find((p) => p.id === 'client-b')!;
+    expect(a.keys.map((k) => k.chain).sort()).toEqual(['bip122:000000000933ea01ad0ee984209779ba', SEPOLIA].sort());
+    expect(a.keys.find((k) => k.chain === SEPOLIA)!.address).not.toBe(b.keys[0]!.address);
+    expect(BigInt(a.usage.find((u) => u.asset === 'ETH' && u.window === '24h')!.used)).toBeGreaterThan(0n);
+  });
+
+  it('when both processes are killed mid-way, then after restart the state is intact and the request completes', async () => {
+    const submitted = await submit(ethBody());
+    await approve(submitted.body.id as string, 'alice');
+    await stack.restartSim();
+    await stack.restartGateway();
+    const read = await stack.api('GET', `/v1/withdrawals/${submitted.body.id}`, stack.tokens.bob);
+    expect(read.body.state).toBe('pending_approval');
+    expect((read.body.approvals as unknown[]).length).toBe(1);
+    const done = await approve(submitted.body.id as string, 'bob');
+    expect(done.body.state).toBe('signed');
+    expect(Transaction.from(done.body.signedTx as string).from).toBe(getAddress(poolAddress(stack, 'client-a')));
+  });
+
+  it('when the logs of the whole run are read, then no token, PIN or approval signature appears', async () => {
+    const text = stack.allLogs().join('\n');
+    expect(text.length).toBeGreaterThan(0);
+    for (const t of Object.values(stack.tokens)) expect(text).not.toContain(t);
+    expect(text).not.toContain(stack.env.HSM_PIN);
+    const w = (await stack.api('GET', '/v1/withdrawals?state=signed', stack.tokens.auditor)).body.withdrawals as { approvals: { signature: string }[] }[];
+    expect(w.length).toBeGreaterThan(0);
+    for (const a of w.flatMap((x) => x.approvals)) expect(text).not.toContain(a.signature);
+  });
+
+  it('when the audit log is intact, then it verifies through the API and the CLI', async () => {
+    const api = await stack.api('GET', '/v1/audit/verify', stack.tokens.auditor);
+    expect(api.status).toBe(200);
+    expect(api.body.ok).toBe(true);
+    const cli = await stack.cli(['audit', 'verify', '--json']);
+    expect(cli.code).toBe(0);
+    expect(JSON.parse(cli.stdout).ok).toBe(true);
+  });
+
+  it('when an audit row is altered, then the API and the CLI both report the entry', async () => {
+    const db = new Database(join(stack.dataDir, 'custody.db'));
+    const triggers = db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'").all() as { name: string }[];
+    for (const t of triggers) db.exec(`DROP TRIGGER "${t.name}"`);
+    db.prepare("UPDATE audit SET data = json_set(data, '$.amount', '1') WHERE seq = (SELECT MIN(seq) FROM audit WHERE type = 'withdrawal.submitted')").run();
+    const seq = (db.prepare("SELECT MIN(seq) AS s FROM audit WHERE type = 'withdrawal.submitted'").get() as { s: number }).s;
+    db.close();
+    const api = await stack.api('GET', '/v1/audit/verify', stack.tokens.auditor);
+    expect(api.body.ok).toBe(false);
+    expect((api.body.firstBad as { seq: number }).seq).toBe(seq);
+    const cli = await stack.cli(['audit', 'verify']);
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toContain(`entry ${seq}`);
+  });
+});
+
+describe('the CLI approve command', () => {
+  it('when an approver runs custody approve with their key file, then the approval is posted and the quorum completes', async () => {
+    const submitted = await submit(ethBody());
+    const id = submitted.body.id as string;
+    const keyFiles: Record<string, string> = {};
+    for (const who of ['alice', 'bob']) {
+      const path = join(stack.dataDir, `${who}-test.key`);
+      const pub = bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[who] as string)));
+      writeFileSync(path, JSON.stringify({ kind: 'custody.approver-key', version: 1, id: who, publicKey: pub, secretKey: APPROVER_SECRETS[who] }));
+      keyFiles[who] = path;
+    }
+    const url = stack.gateway.url;
+    const a = await stack.cli(['approve', id, '--key', keyFiles.alice!, '--url', url, '--token', stack.tokens.alice]);
+    expect(a.code).toBe(0);
+    expect(a.stdout).toContain('0.5 ETH');
+    const b = await stack.cli(['approve', id, '--key', keyFiles.bob!, '--url', url, '--token', stack.tokens.bob, '--json']);
+    expect(b.code).toBe(0);
+    expect(JSON.parse(b.stdout).state).toBe('signed');
+    const wrongKey = await stack.cli(['approve', id, '--key', keyFiles.alice!, '--url', url, '--token', stack.tokens.carol]);
+    expect(wrongKey.code).not.toBe(0);
+    expect(wrongKey.stderr).toMatch(/^custody: /);
+  });
+});
