@@ -4,13 +4,7 @@
  */
 import type { Policy } from '../domain/policy.js';
 import type { StoreTx } from '../store/store.js';
-import { velocityWindows } from '../policy/evaluate.js';
-
-export interface WindowUsage {
-  readonly window: string;
-  readonly windowMs: number;
-  readonly committed: bigint;
-}
+import { velocityWindows, type WindowUsage } from '../policy/evaluate.js';
 
 export async function velocityUsage(tx: StoreTx, poolId: string, policy: Policy, asset: string, now: number): Promise<WindowUsage[]> {
   const usage: WindowUsage[] = [];

@@ -1,0 +1,122 @@
+/**
+ * The policy engine (SPEC sections 4 and 9): a pure function from a decoded withdrawal, the pool's
+ * policy and its current usage to a decision listing every reason that applies, the quorum tier's
+ * number of approvals, the time lock and the expiry.
+ *
+ * Boundaries: `upTo`, `maxPerTx`, window `max` and `maxFee` are inclusive (an amount equal to them
+ * passes); a time lock applies to amounts strictly `above` its threshold.
+ */
+import type { Policy, VelocityLimit } from '../domain/policy.js';
+import type { PoolStatus } from '../domain/pool.js';
+import type { Reason } from '../domain/withdrawal.js';
+
+export interface WindowUsage {
+  readonly window: string;
+  readonly windowMs: number;
+  /** Committed amount of this asset in the window, not counting the request being decided. */
+  readonly committed: bigint;
+}
+
+export interface PolicyInput {
+  readonly policy: Policy;
+  readonly poolStatus: PoolStatus;
+  readonly asset: string;
+  readonly amount: bigint;
+  /** Destination in its canonical form (EIP-55 for Ethereum). */
+  readonly to: string;
+  /** The most the transaction can pay in fees, in `feeAsset` base units. */
+  readonly fee: bigint;
+  readonly feeAsset: string;
+  readonly now: number;
+  readonly usage: readonly WindowUsage[];
+}
+
+export interface PolicyDecision {
+  readonly allowed: boolean;
+  /** Every reason that denies the request; empty exactly when allowed. */
+  readonly reasons: readonly Reason[];
+  readonly requiredApprovals: number;
+  /** When allowed and time-locked: the earliest signing time if approved now. */
+  readonly timelockUntil: number | null;
+  readonly expiresAt: number | null;
+}
+
+/** The windows whose usage the caller must supply for this asset. */
+export function velocityWindows(policy: Policy, asset: string): readonly VelocityLimit[] {
+  return policy.assets[asset]?.limits ?? [];
+}
+
+/** Approvals of the first tier whose `upTo` for the asset covers the amount (inclusive). */
+export function requiredApprovals(policy: Policy, asset: string, amount: bigint): number {
+  for (const tier of policy.quorum) {
+    const bound = tier.upTo?.[asset];
+    if (bound === undefined || amount <= bound) return tier.approvals;
+  }
+  // Unreachable for a parsed policy (the last tier has no upTo); stay strict if it happens.
+  return Math.max(...policy.quorum.map((t) => t.approvals));
+}
+
+function sameAddress(a: string, b: string): boolean {
+  return a.startsWith('0x') && b.startsWith('0x') ? a.toLowerCase() === b.toLowerCase() : a === b;
+}
+
+export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
+  const { policy, asset, amount, now } = input;
+  const reasons: Reason[] = [];
+
+  if (input.poolStatus === 'frozen') {
+    reasons.push({ code: 'pool_frozen', message: 'the pool is frozen: no withdrawal is signed until the admin quorum unfreezes it' });
+  }
+
+  const assetPolicy = policy.assets[asset];
+  if (!assetPolicy) {
+    reasons.push({ code: 'asset_not_allowed', message: `the pool's policy does not allow ${asset} (allowed: ${Object.keys(policy.assets).join(', ') || 'none'})` });
+  } else {
+    if (assetPolicy.maxPerTx !== undefined && amount > assetPolicy.maxPerTx) {
+      reasons.push({ code: 'over_max_per_tx', message: `amount ${amount} ${asset} is over the per-transaction maximum ${assetPolicy.maxPerTx}` });
+    }
+    for (const limit of assetPolicy.limits) {
+      const used = input.usage.find((u) => u.windowMs === limit.windowMs)?.committed;
+      if (used === undefined) {
+        // Fail closed: a window whose usage is unknown cannot be shown to have room.
+        reasons.push({ code: 'velocity_unknown', message: `usage of the ${limit.window} window is unknown` });
+        continue;
+      }
+      if (used + amount > limit.max) {
+        const remaining = used >= limit.max ? 0n : limit.max - used;
+        reasons.push({
+          code: 'velocity_exceeded',
+          message: `the ${limit.window} limit of ${limit.max} ${asset} would be exceeded: ${used} used, ${remaining} remaining, ${amount} requested`,
+        });
+      }
+    }
+  }
+
+  if (policy.allowlist !== undefined) {
+    const entry = policy.allowlist.find((e) => sameAddress(e.address, input.to));
+    if (!entry) {
+      reasons.push({ code: 'destination_not_allowlisted', message: `destination ${input.to} is not on the pool's allowlist` });
+    } else if (entry.addedAt !== undefined && policy.newAddressCoolingOffMs !== undefined && now < entry.addedAt + policy.newAddressCoolingOffMs) {
+      reasons.push({
+        code: 'destination_cooling_off',
+        message: `destination ${input.to} was added to the allowlist recently and is usable from ${new Date(entry.addedAt + policy.newAddressCoolingOffMs).toISOString()}`,
+      });
+    }
+  }
+
+  const feeCap = policy.maxFee?.[input.feeAsset];
+  if (feeCap !== undefined && input.fee > feeCap) {
+    reasons.push({ code: 'fee_over_cap', message: `the transaction can pay up to ${input.fee} ${input.feeAsset} in fees, over the cap of ${feeCap}` });
+  }
+
+  const lockAbove = policy.timelock?.above[asset];
+  const timelockUntil = policy.timelock && lockAbove !== undefined && amount > lockAbove ? now + policy.timelock.delayMs : null;
+
+  return {
+    allowed: reasons.length === 0,
+    reasons,
+    requiredApprovals: requiredApprovals(policy, asset, amount),
+    timelockUntil,
+    expiresAt: policy.requestExpiryMs !== undefined ? now + policy.requestExpiryMs : null,
+  };
+}
