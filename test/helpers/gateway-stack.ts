@@ -189,7 +189,7 @@ export async function startStack(): Promise<Stack> {
     },
     async restartSim() {
       await sim.kill('SIGKILL');
-      sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin, args: ['--port', String(sim.port)] });
+      sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin, port: sim.port });
       stack.sim = sim;
     },
     async restartGateway() {

@@ -1,0 +1,156 @@
+/**
+ * The simulated HSM: what it holds (pool bindings, keys, the attestation key) and what each command
+ * does to it. Keys are generated here and never leave; every change is sealed to disk before the
+ * command answers. Failures are DeviceRefusal with the protocol status to answer.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName } from '../common/sim-protocol.js';
+import { quorumRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { SealedStore, type KeyEntry, type SimState } from './sealed-state.js';
+
+export const MODEL = 'custody-hsm-sim';
+export const FIRMWARE = '1.0.0';
+
+export class DeviceRefusal extends Error {
+  override readonly name = 'DeviceRefusal';
+  constructor(readonly status: Status, message: string) {
+    super(message);
+  }
+}
+
+const POOL_ID = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+const CHAIN_ID = /^(eip155|bip122|solana):[-_a-zA-Z0-9]{1,32}$/;
+
+function withSecret<T>(hex: string, use: (secret: Uint8Array) => T): T {
+  const secret = hexToBytes(hex);
+  try {
+    return use(secret);
+  } finally {
+    secret.fill(0);
+  }
+}
+
+export function freshState(): SimState {
+  return { version: 1, attestationSecretKey: bytesToHex(ed25519.utils.randomSecretKey()), pools: {}, keys: {} };
+}
+
+export interface SignRequest {
+  readonly handle: string;
+  readonly poolId: string;
+  readonly scheme: SchemeName;
+  readonly payload: Uint8Array;
+  readonly digest: Uint8Array;
+  readonly approvals: readonly ApprovalEvidence[];
+}
+
+export class SimDevice {
+  private state: SimState;
+  readonly attestationPublicKey: Uint8Array;
+  readonly id: string;
+
+  constructor(private readonly sealed: SealedStore, state: SimState) {
+    this.state = state;
+    this.attestationPublicKey = withSecret(state.attestationSecretKey, (s) => ed25519.getPublicKey(s));
+    this.id = 'sim-' + createHash('sha256').update(this.attestationPublicKey).digest('hex').slice(0, 16);
+  }
+
+  checkPin(pin: string): boolean {
+    return this.sealed.checkPin(pin);
+  }
+
+  private commit(next: SimState): void {
+    this.sealed.save(next);
+    this.state = next;
+  }
+
+  enrollPool(poolId: string, approvers: { id: string; publicKey: Uint8Array }[], threshold: number): void {
+    if (!POOL_ID.test(poolId)) throw new DeviceRefusal(Status.BAD_REQUEST, `pool id "${poolId.slice(0, 80)}" is not a valid slug`);
+    if (this.state.pools[poolId]) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} is already bound to its approvers`);
+    if (approvers.length === 0 || approvers.length > 64) throw new DeviceRefusal(Status.BAD_REQUEST, 'a pool needs 1 to 64 approvers');
+    if (!Number.isInteger(threshold) || threshold < 1 || threshold > approvers.length) {
+      throw new DeviceRefusal(Status.BAD_REQUEST, `threshold ${threshold} must be between 1 and the ${approvers.length} approvers`);
+    }
+    const keys = new Set<string>();
+    const ids = new Set<string>();
+    const bound = approvers.map((a) => {
+      if (a.publicKey.length !== 32) throw new DeviceRefusal(Status.BAD_REQUEST, `approver ${a.id}: public key must be 32 bytes`);
+      try {
+        ed25519.Point.fromBytes(a.publicKey);
+      } catch {
+        throw new DeviceRefusal(Status.BAD_REQUEST, `approver ${a.id}: not a valid Ed25519 public key`);
+      }
+      const hex = bytesToHex(a.publicKey);
+      if (keys.has(hex) || ids.has(a.id)) throw new DeviceRefusal(Status.BAD_REQUEST, `approver ${a.id} is listed twice`);
+      keys.add(hex);
+      ids.add(a.id);
+      return { id: a.id, publicKey: hex };
+    });
+    this.commit({ ...this.state, pools: { ...this.state.pools, [poolId]: { approvers: bound, threshold } } });
+  }
+
+  generateKey(poolId: string, chain: string, curve: CurveName): KeyRecord {
+    if (!this.state.pools[poolId]) throw new DeviceRefusal(Status.NOT_FOUND, `pool ${poolId} is not enrolled; enroll it with its approvers first`);
+    if (!CHAIN_ID.test(chain)) throw new DeviceRefusal(Status.BAD_REQUEST, `chain "${chain.slice(0, 80)}" is not a CAIP-2 chain id`);
+    const expected: CurveName = chain.startsWith('solana:') ? 'ed25519' : 'secp256k1';
+    if (curve !== expected) throw new DeviceRefusal(Status.BAD_REQUEST, `keys on ${chain} use ${expected}, not ${curve}`);
+    const existing = Object.values(this.state.keys).find((k) => k.poolId === poolId && k.chain === chain);
+    if (existing) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} already has a key on ${chain}; a pool has one key per chain`);
+    const secret = curve === 'secp256k1' ? secp256k1.utils.randomSecretKey() : ed25519.utils.randomSecretKey();
+    const publicKey = curve === 'secp256k1' ? secp256k1.getPublicKey(secret, true) : ed25519.getPublicKey(secret);
+    const handle = 'k_' + randomBytes(12).toString('hex');
+    const entry: KeyEntry = { poolId, chain, curve, secretKey: bytesToHex(secret), publicKey: bytesToHex(publicKey) };
+    secret.fill(0);
+    this.commit({ ...this.state, keys: { ...this.state.keys, [handle]: entry } });
+    return { handle, poolId, chain, curve, publicKey };
+  }
+
+  getKey(handle: string): KeyRecord {
+    const k = this.state.keys[handle];
+    if (!k) throw new DeviceRefusal(Status.NOT_FOUND, `no key with handle ${handle.slice(0, 80)}`);
+    return { handle, poolId: k.poolId, chain: k.chain, curve: k.curve, publicKey: hexToBytes(k.publicKey) };
+  }
+
+  listKeys(): KeyRecord[] {
+    return Object.keys(this.state.keys).sort().map((h) => this.getKey(h));
+  }
+
+  sign(req: SignRequest): { scheme: SchemeName; signature: Uint8Array; recovery: number | null } {
+    const key = this.state.keys[req.handle];
+    if (!key) throw new DeviceRefusal(Status.NOT_FOUND, `no key with handle ${req.handle.slice(0, 80)}`);
+    if (key.poolId !== req.poolId) throw new DeviceRefusal(Status.QUORUM_REFUSED, `key ${req.handle} belongs to pool ${key.poolId}, not ${req.poolId}`);
+    const binding = this.state.pools[key.poolId];
+    if (!binding) throw new DeviceRefusal(Status.INTERNAL, `pool ${key.poolId} has a key but no binding`);
+    if (req.digest.length !== 32) throw new DeviceRefusal(Status.BAD_REQUEST, `digest must be 32 bytes, got ${req.digest.length}`);
+    const curveOfScheme: CurveName = req.scheme === 'ed25519' ? 'ed25519' : 'secp256k1';
+    if (curveOfScheme !== key.curve) throw new DeviceRefusal(Status.BAD_REQUEST, `scheme ${req.scheme} cannot sign with a ${key.curve} key`);
+    if (req.scheme === 'ed25519') {
+      if (bytesToHex(sha256(req.payload)) !== bytesToHex(req.digest)) throw new DeviceRefusal(Status.BAD_REQUEST, 'digest must be sha256 of the payload for ed25519');
+    } else if (bytesToHex(req.payload) !== bytesToHex(req.digest)) {
+      throw new DeviceRefusal(Status.BAD_REQUEST, `payload must equal the 32-byte digest for ${req.scheme}`);
+    }
+    const refusal = quorumRefusal({ poolId: key.poolId, chain: key.chain, digest: req.digest, binding, approvals: req.approvals });
+    if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
+
+    return withSecret(key.secretKey, (secret) => {
+      if (req.scheme === 'ecdsa-secp256k1') {
+        // RFC 6979 deterministic nonce, low-S; 'recovered' is recovery byte || r || s.
+        const sig = secp256k1.sign(req.payload, secret, { prehash: false, lowS: true, format: 'recovered' });
+        return { scheme: req.scheme, signature: sig.slice(1), recovery: sig[0] as number };
+      }
+      if (req.scheme === 'schnorr-bip340') return { scheme: req.scheme, signature: schnorr.sign(req.payload, secret), recovery: null };
+      return { scheme: req.scheme, signature: ed25519.sign(req.payload, secret), recovery: null };
+    });
+  }
+
+  attest(statement: Uint8Array): Uint8Array {
+    const domain = new TextEncoder().encode(ATTESTATION_DOMAIN);
+    const message = new Uint8Array(domain.length + statement.length);
+    message.set(domain);
+    message.set(statement, domain.length);
+    return withSecret(this.state.attestationSecretKey, (s) => ed25519.sign(message, s));
+  }
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/**
+ * `hsm-sim --port P --data DIR [--pin PIN] [--mode custody|ledger]` (SPEC section 9): the HSM
+ * simulator as its own process on loopback. Prints exactly `listening on 127.0.0.1:P` once ready.
+ * The PIN may also come from HSM_PIN; without one the device starts locked and the first correct
+ * LOGIN unseals it.
+ */
+import { resolve } from 'node:path';
+import { SealedStore, WrongPinError } from './sealed-state.js';
+import { SimDevice, freshState } from './device.js';
+import { createSimServer } from './server.js';
+
+const USAGE = 'usage: hsm-sim --port P --data DIR [--pin PIN] [--mode custody|ledger]';
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`hsm-sim: ${message}\n`);
+  process.exit(code);
+}
+
+function parseArgs(argv: string[]): { port: number; data: string; pin: string | null; mode: string } {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(USAGE + '\n');
+      process.exit(0);
+    }
+    const m = /^--(port|data|pin|mode)(?:=(.*))?$/.exec(arg);
+    if (!m) fail(2, `unknown argument "${arg}"; ${USAGE}`);
+    const value = m[2] ?? argv[++i];
+    if (value === undefined) fail(2, `--${m[1]} needs a value; ${USAGE}`);
+    out[m[1] as string] = value;
+  }
+  if (out.port === undefined || !/^[0-9]{1,5}$/.test(out.port) || Number(out.port) > 65535) fail(2, `--port must be a TCP port 0-65535; ${USAGE}`);
+  if (out.data === undefined || out.data === '') fail(2, `--data DIR is required; ${USAGE}`);
+  const mode = out.mode ?? 'custody';
+  if (mode === 'ledger') fail(2, 'this build supports only --mode custody (the Ledger mode comes with a later version)');
+  if (mode !== 'custody') fail(2, `--mode must be custody or ledger, got "${mode}"`);
+  return { port: Number(out.port), data: resolve(out.data), pin: out.pin ?? process.env.HSM_PIN ?? null, mode };
+}
+
+const args = parseArgs(process.argv.slice(2));
+const log = (line: string) => process.stderr.write(`hsm-sim: ${line}\n`);
+
+let device: SimDevice | null = null;
+if (args.pin !== null && args.pin !== '') {
+  try {
+    const opened = SealedStore.open(args.data, args.pin, freshState);
+    device = new SimDevice(opened.store, opened.state);
+  } catch (error) {
+    if (error instanceof WrongPinError) fail(1, `wrong PIN: cannot unseal ${args.data} (${error.message})`);
+    fail(1, error instanceof Error ? error.message : String(error));
+  }
+}
+
+process.on('uncaughtException', (error) => log(`uncaught: ${error.message}`));
+process.on('unhandledRejection', (error) => log(`unhandled: ${error instanceof Error ? error.message : String(error)}`));
+
+const server = createSimServer({ dataDir: args.data, device, log });
+server.on('error', (error) => fail(1, `cannot listen on 127.0.0.1:${args.port}: ${error.message}`));
+server.listen(args.port, '127.0.0.1', () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : args.port;
+  process.stdout.write(`listening on 127.0.0.1:${port}\n`);
+  if (device) log(`device ${device.id} unsealed from ${args.data}`);
+  else log('started locked: the first LOGIN with the PIN unseals the state');
+});
+
+// Every change is sealed durably before it is answered, so stopping at once loses nothing.
+const stop = () => {
+  server.close();
+  process.exit(0);
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

@@ -1,0 +1,63 @@
+/**
+ * The device's own quorum check (SPEC rule 2): before it signs, the simulator verifies every approval
+ * itself, so a gateway that skips its checks still cannot get a signature. Each approval must be a
+ * canonical approval message (RFC 8785) naming this pool, this key's chain and exactly this digest
+ * with decision "approve", all for one request, each signed (Ed25519, RFC 8032, strict) by a distinct
+ * approver enrolled for the pool; at least the pool's threshold of them.
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { parseApprovalMessage } from '../common/approval-message.js';
+import type { PoolBinding } from './sealed-state.js';
+
+export interface ApprovalEvidence {
+  readonly publicKey: Uint8Array;
+  readonly message: string;
+  readonly signature: Uint8Array;
+}
+
+export interface QuorumInput {
+  readonly poolId: string;
+  readonly chain: string;
+  readonly digest: Uint8Array;
+  readonly binding: PoolBinding;
+  readonly approvals: readonly ApprovalEvidence[];
+}
+
+/** Null when the quorum holds; otherwise why not, naming the first approval at fault. */
+export function quorumRefusal(input: QuorumInput): string | null {
+  const digestHex = bytesToHex(input.digest);
+  const signers = new Set<string>();
+  let requestId: string | null = null;
+  for (const [i, a] of input.approvals.entries()) {
+    const n = i + 1;
+    const publicKey = bytesToHex(a.publicKey);
+    const enrolled = input.binding.approvers.find((x) => x.publicKey === publicKey);
+    if (!enrolled) return `approval ${n}: the key is not an enrolled approver of pool ${input.poolId}`;
+    let message;
+    try {
+      message = parseApprovalMessage(a.message);
+    } catch (error) {
+      return `approval ${n}: ${error instanceof Error ? error.message : 'unreadable approval message'}`;
+    }
+    if (message.pool !== input.poolId) return `approval ${n}: names pool ${message.pool}, not ${input.poolId}`;
+    if (message.chain !== input.chain) return `approval ${n}: names chain ${message.chain}, not ${input.chain}`;
+    if (message.digest !== digestHex) return `approval ${n}: digest does not match the digest to sign`;
+    if (message.decision !== 'approve') return `approval ${n}: decision is "${message.decision}", not "approve"`;
+    if (requestId !== null && message.requestId !== requestId) return `approval ${n}: names another request than approval 1`;
+    requestId = message.requestId;
+    let valid = false;
+    try {
+      valid = a.signature.length === 64 && ed25519.verify(a.signature, new TextEncoder().encode(a.message), a.publicKey, { zip215: false });
+    } catch {
+      valid = false;
+    }
+    if (!valid) return `approval ${n}: the signature does not verify with ${enrolled.id}'s key`;
+    if (signers.has(publicKey)) return `approval ${n}: ${enrolled.id} is counted already (one approval per approver)`;
+    signers.add(publicKey);
+  }
+  if (signers.size < input.binding.threshold) {
+    return `${signers.size} valid approvals, pool ${input.poolId} needs at least ${input.binding.threshold}`;
+  }
+  return null;
+}

@@ -1,0 +1,268 @@
+/**
+ * The gateway's client of the HSM simulator (docs/device-protocol.md): one TCP connection, opened
+ * lazily and logged in with the PIN, requests multiplexed by request id, a timeout per call. After a
+ * dropped connection the next call reconnects. A SIGN is never retried: if the connection drops or
+ * the call times out, the outcome is unknown and the caller decides (ARCHITECTURE "never retry a
+ * signing call"). The only file in src/ that opens sockets.
+ */
+import { connect, type Socket } from 'node:net';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import {
+  CURVE_CODES,
+  decodeFrame,
+  encodeFrame,
+  FieldReader,
+  FieldWriter,
+  Opcode,
+  readKey,
+  SCHEME_CODES,
+  schemeName,
+  Status,
+  STATUS_NAMES,
+  type KeyRecord,
+} from '../../../common/sim-protocol.js';
+import { DeviceError, type ErrorKind } from '../../domain/errors.js';
+import type { Curve } from '../../domain/pool.js';
+import type { DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
+
+export interface SimDeviceOptions {
+  /** tcp://HOST:PORT */
+  readonly url: string;
+  readonly pin: string;
+  /** Per-call timeout; default 10 s. */
+  readonly timeoutMs?: number;
+}
+
+interface Pending {
+  readonly opcode: number;
+  readonly resolve: (fields: Buffer) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+const STATUS_ERRORS: Readonly<Record<number, { kind: ErrorKind; code: string }>> = {
+  [Status.BAD_FRAME]: { kind: 'internal', code: 'device_protocol_error' },
+  [Status.UNKNOWN_OPCODE]: { kind: 'internal', code: 'device_protocol_error' },
+  [Status.BAD_REQUEST]: { kind: 'invalid', code: 'device_bad_request' },
+  [Status.NOT_LOGGED_IN]: { kind: 'unavailable', code: 'device_not_logged_in' },
+  [Status.WRONG_PIN]: { kind: 'forbidden', code: 'device_wrong_pin' },
+  [Status.LOCKED]: { kind: 'unavailable', code: 'device_locked' },
+  [Status.NOT_FOUND]: { kind: 'not_found', code: 'device_key_not_found' },
+  [Status.ALREADY_EXISTS]: { kind: 'conflict', code: 'device_already_exists' },
+  [Status.QUORUM_REFUSED]: { kind: 'forbidden', code: 'device_quorum_refused' },
+  [Status.INTERNAL]: { kind: 'unavailable', code: 'device_internal_error' },
+  [Status.TOO_LARGE]: { kind: 'invalid', code: 'device_bad_request' },
+};
+
+function parseUrl(url: string): { host: string; port: number } {
+  const m = /^tcp:\/\/([^:/\s]+):([0-9]{1,5})$/.exec(url);
+  if (!m) throw new DeviceError('invalid', 'device_bad_url', `HSM_URL must look like tcp://HOST:PORT, got "${url}"`);
+  return { host: m[1] as string, port: Number(m[2]) };
+}
+
+export function createSimDevice(options: SimDeviceOptions) {
+  const { host, port } = parseUrl(options.url);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  let socket: Socket | null = null;
+  let ready: Promise<Socket> | null = null;
+  let nextId = 1;
+  let closed = false;
+  const pending = new Map<number, Pending>();
+
+  const unavailable = (code: string, message: string, cause?: unknown) =>
+    new DeviceError('unavailable', code, message, cause === undefined ? {} : { cause });
+
+  const failAll = (error: (p: Pending) => Error) => {
+    for (const [id, p] of pending) {
+      clearTimeout(p.timer);
+      pending.delete(id);
+      p.reject(error(p));
+    }
+  };
+
+  const lostMessage = (p: Pending) =>
+    p.opcode === Opcode.SIGN
+      ? 'the connection to the HSM dropped during SIGN: the outcome is unknown; it is not retried'
+      : `the connection to the HSM at ${options.url} dropped`;
+
+  const open = (): Promise<Socket> =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect({ host, port });
+      s.setNoDelay(true);
+      let buffer: Buffer = Buffer.alloc(0);
+      s.once('connect', () => resolve(s));
+      s.once('error', (error) => {
+        reject(unavailable('device_unavailable', `cannot reach the HSM at ${options.url} (${error.message}); is hsm-sim running? npm start starts it`, error));
+      });
+      s.on('data', (data: Buffer) => {
+        buffer = buffer.length === 0 ? data : Buffer.concat([buffer, data]);
+        for (;;) {
+          const r = decodeFrame(buffer);
+          if (r.kind === 'incomplete') break;
+          if (r.kind !== 'frame') {
+            s.destroy();
+            return;
+          }
+          buffer = Buffer.from(r.rest);
+          const p = pending.get(r.frame.requestId);
+          if (!p) continue;
+          pending.delete(r.frame.requestId);
+          clearTimeout(p.timer);
+          if (r.frame.code === Status.OK) {
+            p.resolve(r.frame.fields);
+          } else {
+            let message = STATUS_NAMES[r.frame.code] ?? `status ${r.frame.code}`;
+            try {
+              message = new FieldReader(r.frame.fields).str('message');
+            } catch {
+              // keep the status name
+            }
+            const mapped = STATUS_ERRORS[r.frame.code] ?? { kind: 'internal' as const, code: 'device_error' };
+            p.reject(new DeviceError(mapped.kind, mapped.code, `HSM refused: ${message}`));
+          }
+        }
+      });
+      s.on('close', () => {
+        if (socket === s) {
+          socket = null;
+          ready = null;
+        }
+        failAll((p) => unavailable('device_unavailable', lostMessage(p)));
+      });
+    });
+
+  const send = (s: Socket, opcode: number, fields: Buffer): Promise<Buffer> =>
+    new Promise<Buffer>((resolve, reject) => {
+      const id = nextId;
+      nextId = nextId >= 0xfffffffe ? 1 : nextId + 1;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(
+          new DeviceError(
+            'unavailable',
+            'device_timeout',
+            opcode === Opcode.SIGN
+              ? `the HSM did not answer SIGN within ${timeoutMs} ms: the outcome is unknown; it is not retried`
+              : `the HSM did not answer within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      pending.set(id, { opcode, resolve, reject, timer });
+      s.write(encodeFrame(opcode, id, fields));
+    });
+
+  const connection = (): Promise<Socket> => {
+    if (closed) return Promise.reject(unavailable('device_closed', 'the HSM client is closed'));
+    if (ready) return ready;
+    ready = open().then(
+      async (s) => {
+        socket = s;
+        try {
+          await send(s, Opcode.LOGIN, new FieldWriter().str(options.pin).toBuffer());
+        } catch (error) {
+          s.destroy();
+          throw error;
+        }
+        return s;
+      },
+      (error: unknown) => {
+        ready = null;
+        throw error;
+      },
+    );
+    ready.catch(() => {
+      ready = null;
+    });
+    return ready;
+  };
+
+  const call = async (opcode: number, fields: Buffer = Buffer.alloc(0)): Promise<FieldReader> => {
+    const s = await connection();
+    return new FieldReader(await send(s, opcode, fields));
+  };
+
+  const toDeviceKey = (k: KeyRecord): DeviceKey => ({ handle: k.handle, poolId: k.poolId, chain: k.chain, curve: k.curve, publicKey: bytesToHex(k.publicKey) });
+
+  const device = {
+    async info(): Promise<DeviceInfo> {
+      const r = await call(Opcode.INFO);
+      const id = r.str('id');
+      const model = r.str('model');
+      const firmware = r.str('firmware');
+      const attestation = r.bytes('attestation key');
+      const checksQuorum = r.u8('checksQuorum') === 1;
+      r.u8('unlocked');
+      r.end();
+      return { id, type: 'sim', model, firmware, attestationPublicKey: attestation.length > 0 ? bytesToHex(attestation) : null, checksQuorum };
+    },
+
+    async enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number): Promise<void> {
+      const w = new FieldWriter().str(poolId).u8(threshold).u16(approvers.length);
+      for (const a of approvers) w.str(a.id).bytes(hexToBytes(a.publicKey));
+      (await call(Opcode.ENROLL_POOL, w.toBuffer())).end();
+    },
+
+    async generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey> {
+      const r = await call(Opcode.GENERATE_KEY, new FieldWriter().str(poolId).str(chain).u8(CURVE_CODES[curve]).toBuffer());
+      const k = readKey(r);
+      r.end();
+      return { handle: k.handle, curve: k.curve, publicKey: bytesToHex(k.publicKey) };
+    },
+
+    async publicKey(handle: string): Promise<DeviceKey> {
+      const r = await call(Opcode.GET_KEY, new FieldWriter().str(handle).toBuffer());
+      const k = readKey(r);
+      r.end();
+      return toDeviceKey(k);
+    },
+
+    async listKeys(): Promise<readonly DeviceKey[]> {
+      const r = await call(Opcode.LIST_KEYS);
+      const n = r.u32('count');
+      const keys: DeviceKey[] = [];
+      for (let i = 0; i < n; i++) keys.push(toDeviceKey(readKey(r)));
+      r.end();
+      return keys;
+    },
+
+    async sign(request: SignRequest): Promise<DeviceSignature> {
+      const w = new FieldWriter()
+        .str(request.handle)
+        .str(request.poolId)
+        .u8(SCHEME_CODES[request.scheme])
+        .bytes(request.payload)
+        .bytes(request.digest)
+        .u16(request.approvals.length);
+      for (const a of request.approvals) w.bytes(hexToBytes(a.publicKey)).str(a.message).bytes(hexToBytes(a.signature));
+      const r = await call(Opcode.SIGN, w.toBuffer());
+      const scheme = schemeName(r.u8('scheme'));
+      const signature = r.bytes('signature', 64);
+      const recovery = r.u8('recovery');
+      r.end();
+      if (scheme !== request.scheme) throw new DeviceError('internal', 'device_protocol_error', `HSM answered scheme ${scheme}, asked for ${request.scheme}`);
+      return { scheme, signature, recovery: recovery === 0 || recovery === 1 ? recovery : null };
+    },
+
+    async attest(statement: Uint8Array): Promise<Uint8Array> {
+      const r = await call(Opcode.ATTEST, new FieldWriter().bytes(statement).toBuffer());
+      const signature = r.bytes('signature', 64);
+      r.end();
+      return signature;
+    },
+
+    async close(): Promise<void> {
+      closed = true;
+      const s = socket;
+      socket = null;
+      ready = null;
+      if (s) {
+        await new Promise<void>((resolve) => {
+          s.once('close', () => resolve());
+          s.end();
+          setTimeout(() => s.destroy(), 1_000).unref();
+        });
+      }
+    },
+  } satisfies SigningDevice;
+  return device;
+}

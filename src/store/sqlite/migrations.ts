@@ -1,0 +1,119 @@
+/**
+ * SQLite schema migrations, applied in order at open inside one transaction and recorded in
+ * `PRAGMA user_version`. A migration is never edited once released: changes are new entries.
+ *
+ * The sign-once rule (SPEC rule 5) is a partial unique index: among live requests, a (pool, chain,
+ * sign-once key) appears once. The audit table is append-only by trigger; its hash chain is what
+ * makes tampering detectable when someone bypasses the triggers with file access.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'principals, approvers, pools, policies, keys, withdrawals, approvals, audit, settings',
+    sql: `
+      CREATE TABLE principals (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('requester', 'approver', 'admin', 'auditor')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE approvers (
+        id TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL UNIQUE
+      );
+      CREATE TABLE pools (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        chains TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'frozen')),
+        approvers TEXT NOT NULL,
+        policy_version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE pool_policies (
+        pool_id TEXT NOT NULL REFERENCES pools (id),
+        version INTEGER NOT NULL,
+        document TEXT NOT NULL,
+        PRIMARY KEY (pool_id, version)
+      );
+      CREATE TABLE pool_keys (
+        pool_id TEXT NOT NULL REFERENCES pools (id),
+        chain TEXT NOT NULL,
+        curve TEXT NOT NULL,
+        public_key TEXT NOT NULL UNIQUE,
+        address TEXT NOT NULL UNIQUE,
+        device TEXT NOT NULL,
+        handle TEXT NOT NULL,
+        ceremony_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (pool_id, chain),
+        UNIQUE (device, handle)
+      );
+      CREATE TABLE withdrawals (
+        id TEXT PRIMARY KEY,
+        pool_id TEXT NOT NULL REFERENCES pools (id),
+        chain TEXT NOT NULL,
+        asset TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        to_address TEXT NOT NULL,
+        requester_id TEXT NOT NULL REFERENCES principals (id),
+        idempotency_key TEXT,
+        sign_once_key TEXT NOT NULL,
+        unsigned_tx TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        max_fee TEXT NOT NULL,
+        policy_version INTEGER NOT NULL,
+        required_approvals INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        approval_message TEXT NOT NULL,
+        signed_tx TEXT,
+        tx_hash TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        committed_at INTEGER,
+        not_before INTEGER,
+        expires_at INTEGER
+      );
+      CREATE UNIQUE INDEX withdrawals_idempotency ON withdrawals (requester_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+      CREATE UNIQUE INDEX withdrawals_sign_once ON withdrawals (pool_id, chain, sign_once_key)
+        WHERE state IN ('pending_approval', 'approved', 'timelocked', 'signing', 'signed');
+      CREATE INDEX withdrawals_committed ON withdrawals (pool_id, asset, committed_at) WHERE committed_at IS NOT NULL;
+      CREATE INDEX withdrawals_state ON withdrawals (state, created_at);
+      CREATE INDEX withdrawals_pool_created ON withdrawals (pool_id, created_at);
+      CREATE INDEX withdrawals_created ON withdrawals (created_at);
+      CREATE TABLE approvals (
+        withdrawal_id TEXT NOT NULL REFERENCES withdrawals (id),
+        approver_id TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        signature TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (withdrawal_id, approver_id)
+      );
+      CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        type TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      );
+      CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+    `,
+  },
+];

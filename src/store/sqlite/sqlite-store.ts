@@ -1,0 +1,439 @@
+/**
+ * The SQLite store (better-sqlite3): one file in DATA_DIR, WAL journal with synchronous=FULL so every
+ * commit is durable (SPEC rule 7), foreign keys on, a busy timeout so the CLI and the gateway can share
+ * the file. Transactions are serialized in-process by a promise queue and across processes by
+ * `BEGIN IMMEDIATE` (SQLite's single writer). Amounts are decimal TEXT, summed as bigint in code.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConflictError, CustodyError, StoreError } from '../../domain/errors.js';
+import type { Approver, Pool, PoolKey, PoolStatus } from '../../domain/pool.js';
+import type { PolicyDocument } from '../../domain/policy.js';
+import type { Principal, Role } from '../../domain/principal.js';
+import { COMMITTED_STATES, LIVE_STATES, type Approval, type Reason, type Withdrawal, type WithdrawalState } from '../../domain/withdrawal.js';
+import type { ChainId } from '../../domain/chain-id.js';
+import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
+import type { AuditEntry, AuditInput, AuditVerification, Store, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
+import { MIGRATIONS } from './migrations.js';
+
+type Row = Record<string, unknown>;
+type Db = Database.Database;
+
+const str = (v: unknown): string => v as string;
+const num = (v: unknown): number => v as number;
+const optNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+function rowToWithdrawal(r: Row): Withdrawal {
+  return {
+    id: str(r.id),
+    poolId: str(r.pool_id),
+    chain: str(r.chain) as ChainId,
+    asset: str(r.asset),
+    amount: BigInt(str(r.amount)),
+    to: str(r.to_address),
+    requesterId: str(r.requester_id),
+    idempotencyKey: (r.idempotency_key as string | null) ?? null,
+    signOnceKey: str(r.sign_once_key),
+    unsignedTx: str(r.unsigned_tx),
+    digest: str(r.digest),
+    maxFee: BigInt(str(r.max_fee)),
+    policyVersion: num(r.policy_version),
+    requiredApprovals: num(r.required_approvals),
+    state: str(r.state) as WithdrawalState,
+    reasons: JSON.parse(str(r.reasons)) as Reason[],
+    approvalMessage: str(r.approval_message),
+    signedTx: (r.signed_tx as string | null) ?? null,
+    txHash: (r.tx_hash as string | null) ?? null,
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+    committedAt: optNum(r.committed_at),
+    notBefore: optNum(r.not_before),
+    expiresAt: optNum(r.expires_at),
+  };
+}
+
+function rowToPool(r: Row): Pool {
+  return {
+    id: str(r.id),
+    owner: str(r.owner),
+    chains: JSON.parse(str(r.chains)) as ChainId[],
+    status: str(r.status) as PoolStatus,
+    approvers: JSON.parse(str(r.approvers)) as string[],
+    policyVersion: num(r.policy_version),
+    createdAt: num(r.created_at),
+  };
+}
+
+function rowToKey(r: Row): PoolKey {
+  return {
+    poolId: str(r.pool_id),
+    chain: str(r.chain) as ChainId,
+    curve: str(r.curve) as PoolKey['curve'],
+    publicKey: str(r.public_key),
+    address: str(r.address),
+    device: str(r.device),
+    handle: str(r.handle),
+    ceremonyId: str(r.ceremony_id),
+    createdAt: num(r.created_at),
+  };
+}
+
+function rowToPrincipal(r: Row): Principal {
+  return { id: str(r.id), name: str(r.name), role: str(r.role) as Role, tokenHash: str(r.token_hash), createdAt: num(r.created_at) };
+}
+
+function rowToApproval(r: Row): Approval {
+  return {
+    withdrawalId: str(r.withdrawal_id),
+    approverId: str(r.approver_id),
+    decision: str(r.decision) as Approval['decision'],
+    signature: str(r.signature),
+    message: str(r.message),
+    createdAt: num(r.created_at),
+  };
+}
+
+function rowToAudit(r: Row): AuditEntry {
+  return {
+    seq: num(r.seq),
+    at: str(r.at),
+    type: str(r.type),
+    actor: str(r.actor),
+    subject: str(r.subject),
+    data: JSON.parse(str(r.data)) as Record<string, unknown>,
+    prevHash: str(r.prev_hash),
+    hash: str(r.hash),
+  };
+}
+
+const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+  if (current > latest) {
+    throw new StoreError('store_too_new', `the database schema is version ${current}, newer than this gateway knows (${latest}); run a newer gateway`, { expose: true });
+  }
+  const pending = MIGRATIONS.filter((m) => m.version > current);
+  if (pending.length === 0) return;
+  db.transaction(() => {
+    for (const m of pending) {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }
+  }).immediate();
+}
+
+function prepareStatements(db: Db) {
+  return {
+    insertPrincipal: db.prepare('INSERT INTO principals (id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)'),
+    principalByTokenHash: db.prepare('SELECT * FROM principals WHERE token_hash = ?'),
+    principalById: db.prepare('SELECT * FROM principals WHERE id = ?'),
+    listPrincipals: db.prepare('SELECT * FROM principals ORDER BY created_at, id'),
+    insertApprover: db.prepare('INSERT INTO approvers (id, public_key) VALUES (?, ?)'),
+    getApprover: db.prepare('SELECT * FROM approvers WHERE id = ?'),
+    approverByKey: db.prepare('SELECT * FROM approvers WHERE public_key = ?'),
+    listApprovers: db.prepare('SELECT * FROM approvers ORDER BY id'),
+    insertPool: db.prepare('INSERT INTO pools (id, owner, chains, status, approvers, policy_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    insertPolicy: db.prepare('INSERT INTO pool_policies (pool_id, version, document) VALUES (?, ?, ?)'),
+    getPool: db.prepare('SELECT * FROM pools WHERE id = ?'),
+    listPools: db.prepare('SELECT * FROM pools ORDER BY id'),
+    setPoolStatus: db.prepare('UPDATE pools SET status = ? WHERE id = ?'),
+    getPolicy: db.prepare('SELECT document FROM pool_policies WHERE pool_id = ? AND version = ?'),
+    insertKey: db.prepare(
+      'INSERT INTO pool_keys (pool_id, chain, curve, public_key, address, device, handle, ceremony_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    keyConflict: db.prepare(
+      'SELECT pool_id, chain, public_key, address, device, handle FROM pool_keys WHERE (pool_id = ? AND chain = ?) OR public_key = ? OR lower(address) = lower(?) OR (device = ? AND handle = ?) LIMIT 1',
+    ),
+    keysOfPool: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? ORDER BY chain'),
+    getKey: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? AND chain = ?'),
+    insertWithdrawal: db.prepare(`INSERT INTO withdrawals (id, pool_id, chain, asset, amount, to_address, requester_id, idempotency_key, sign_once_key,
+      unsigned_tx, digest, max_fee, policy_version, required_approvals, state, reasons, approval_message, signed_tx, tx_hash, created_at, updated_at,
+      committed_at, not_before, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    getWithdrawal: db.prepare('SELECT * FROM withdrawals WHERE id = ?'),
+    byIdempotencyKey: db.prepare('SELECT * FROM withdrawals WHERE requester_id = ? AND idempotency_key = ?'),
+    liveSignOnce: db.prepare(`SELECT id FROM withdrawals WHERE pool_id = ? AND chain = ? AND sign_once_key = ? AND state IN (${inList(LIVE_STATES)}) LIMIT 1`),
+    updateWithdrawal: db.prepare(`UPDATE withdrawals SET state = @state, reasons = @reasons, signed_tx = @signedTx, tx_hash = @txHash,
+      committed_at = @committedAt, not_before = @notBefore, policy_version = @policyVersion, required_approvals = @requiredApprovals,
+      updated_at = @now WHERE id = @id AND state = @from`),
+    committedSince: db.prepare(
+      `SELECT amount, committed_at FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND state IN (${inList(COMMITTED_STATES)}) ORDER BY committed_at`,
+    ),
+    insertApproval: db.prepare('INSERT INTO approvals (withdrawal_id, approver_id, decision, signature, message, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    getApproval: db.prepare('SELECT 1 FROM approvals WHERE withdrawal_id = ? AND approver_id = ?'),
+    approvalsOf: db.prepare('SELECT * FROM approvals WHERE withdrawal_id = ? ORDER BY created_at, approver_id'),
+    auditHead: db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
+    insertAudit: db.prepare('INSERT INTO audit (seq, at, type, actor, subject, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    auditAfter: db.prepare('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?'),
+    auditAll: db.prepare('SELECT * FROM audit ORDER BY seq'),
+    getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
+    setSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    ping: db.prepare('SELECT 1 AS ok'),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+function createTx(db: Db, s: Statements): StoreTx {
+  const listCache = new Map<string, Database.Statement>();
+  const listStatement = (filter: WithdrawalFilter): Database.Statement => {
+    const key = `${filter.poolId !== undefined}:${filter.state !== undefined}`;
+    let stmt = listCache.get(key);
+    if (!stmt) {
+      const where = [filter.poolId !== undefined ? 'pool_id = @poolId' : null, filter.state !== undefined ? 'state = @state' : null].filter(Boolean);
+      stmt = db.prepare(`SELECT * FROM withdrawals ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`);
+      listCache.set(key, stmt);
+    }
+    return stmt;
+  };
+
+  return {
+    async insertPrincipal(p) {
+      s.insertPrincipal.run(p.id, p.name, p.role, p.tokenHash, p.createdAt);
+    },
+    async principalByTokenHash(hash) {
+      const r = s.principalByTokenHash.get(hash) as Row | undefined;
+      return r ? rowToPrincipal(r) : null;
+    },
+    async principalById(id) {
+      const r = s.principalById.get(id) as Row | undefined;
+      return r ? rowToPrincipal(r) : null;
+    },
+    async listPrincipals() {
+      return (s.listPrincipals.all() as Row[]).map(rowToPrincipal);
+    },
+
+    async insertApprover(a: Approver) {
+      if (s.getApprover.get(a.id)) throw new ConflictError('approver_exists', `approver "${a.id}" is already enrolled`);
+      const other = s.approverByKey.get(a.publicKey) as Row | undefined;
+      if (other) throw new ConflictError('approver_key_conflict', `approver "${str(other.id)}" already uses this public key`);
+      s.insertApprover.run(a.id, a.publicKey);
+    },
+    async getApprover(id) {
+      const r = s.getApprover.get(id) as Row | undefined;
+      return r ? { id: str(r.id), publicKey: str(r.public_key) } : null;
+    },
+    async listApprovers() {
+      return (s.listApprovers.all() as Row[]).map((r) => ({ id: str(r.id), publicKey: str(r.public_key) }));
+    },
+
+    async insertPool(pool: Pool, policy: PolicyDocument) {
+      if (s.getPool.get(pool.id)) throw new ConflictError('pool_exists', `pool "${pool.id}" already exists`);
+      s.insertPool.run(pool.id, pool.owner, JSON.stringify(pool.chains), pool.status, JSON.stringify(pool.approvers), pool.policyVersion, pool.createdAt);
+      s.insertPolicy.run(pool.id, pool.policyVersion, JSON.stringify(policy));
+    },
+    async getPool(id) {
+      const r = s.getPool.get(id) as Row | undefined;
+      return r ? rowToPool(r) : null;
+    },
+    async listPools() {
+      return (s.listPools.all() as Row[]).map(rowToPool);
+    },
+    async setPoolStatus(id, status) {
+      s.setPoolStatus.run(status, id);
+    },
+    async getPolicy(poolId, version) {
+      const r = s.getPolicy.get(poolId, version) as Row | undefined;
+      return r ? (JSON.parse(str(r.document)) as PolicyDocument) : null;
+    },
+    async insertKey(k: PoolKey) {
+      const clash = s.keyConflict.get(k.poolId, k.chain, k.publicKey, k.address, k.device, k.handle) as Row | undefined;
+      if (clash) {
+        const what =
+          clash.pool_id === k.poolId && clash.chain === k.chain
+            ? `pool "${k.poolId}" already has a key on ${k.chain}`
+            : `the key (public key, address or device handle) already belongs to pool "${str(clash.pool_id)}"`;
+        throw new ConflictError('key_conflict', `${what}: a key belongs to exactly one pool and a pool has one key per chain`);
+      }
+      s.insertKey.run(k.poolId, k.chain, k.curve, k.publicKey, k.address, k.device, k.handle, k.ceremonyId, k.createdAt);
+    },
+    async keysOfPool(poolId) {
+      return (s.keysOfPool.all(poolId) as Row[]).map(rowToKey);
+    },
+    async getKey(poolId, chain) {
+      const r = s.getKey.get(poolId, chain) as Row | undefined;
+      return r ? rowToKey(r) : null;
+    },
+
+    async insertWithdrawal(w: Withdrawal) {
+      if (w.idempotencyKey !== null && s.byIdempotencyKey.get(w.requesterId, w.idempotencyKey)) {
+        throw new ConflictError('duplicate_idempotency_key', `Idempotency-Key "${w.idempotencyKey}" was already used by this requester`);
+      }
+      if ((LIVE_STATES as readonly string[]).includes(w.state)) {
+        const holder = s.liveSignOnce.get(w.poolId, w.chain, w.signOnceKey) as Row | undefined;
+        if (holder) {
+          throw new ConflictError(
+            'sign_once',
+            `${w.signOnceKey.replace(':', ' ')} on ${w.chain} is already used by withdrawal ${str(holder.id)} of pool ${w.poolId}; one transaction per nonce is signed`,
+            { details: { conflictingWithdrawal: str(holder.id) } },
+          );
+        }
+      }
+      s.insertWithdrawal.run(
+        w.id, w.poolId, w.chain, w.asset, w.amount.toString(), w.to, w.requesterId, w.idempotencyKey, w.signOnceKey,
+        w.unsignedTx, w.digest, w.maxFee.toString(), w.policyVersion, w.requiredApprovals, w.state, JSON.stringify(w.reasons),
+        w.approvalMessage, w.signedTx, w.txHash, w.createdAt, w.updatedAt, w.committedAt, w.notBefore, w.expiresAt,
+      );
+    },
+    async getWithdrawal(id) {
+      const r = s.getWithdrawal.get(id) as Row | undefined;
+      return r ? rowToWithdrawal(r) : null;
+    },
+    async withdrawalByIdempotencyKey(requesterId, key) {
+      const r = s.byIdempotencyKey.get(requesterId, key) as Row | undefined;
+      return r ? rowToWithdrawal(r) : null;
+    },
+    async listWithdrawals(filter) {
+      const rows = listStatement(filter).all({
+        ...(filter.poolId !== undefined ? { poolId: filter.poolId } : {}),
+        ...(filter.state !== undefined ? { state: filter.state } : {}),
+        limit: filter.limit,
+        offset: filter.offset ?? 0,
+      }) as Row[];
+      return rows.map(rowToWithdrawal);
+    },
+    async withdrawalsInStates(states) {
+      if (states.length === 0) return [];
+      const rows = db.prepare(`SELECT * FROM withdrawals WHERE state IN (${states.map(() => '?').join(', ')}) ORDER BY created_at, id`).all(...states) as Row[];
+      return rows.map(rowToWithdrawal);
+    },
+    async updateWithdrawal(id, from, patch: WithdrawalPatch, now) {
+      const current = s.getWithdrawal.get(id) as Row | undefined;
+      if (!current || current.state !== from) {
+        throw new ConflictError('state_changed', `withdrawal ${id} is no longer "${from}"${current ? ` (it is "${str(current.state)}")` : ''}`);
+      }
+      const w = rowToWithdrawal(current);
+      const info = s.updateWithdrawal.run({
+        id,
+        from,
+        now,
+        state: patch.state,
+        reasons: JSON.stringify(patch.reasons ?? w.reasons),
+        signedTx: patch.signedTx ?? w.signedTx,
+        txHash: patch.txHash ?? w.txHash,
+        committedAt: patch.committedAt !== undefined ? patch.committedAt : w.committedAt,
+        notBefore: patch.notBefore !== undefined ? patch.notBefore : w.notBefore,
+        policyVersion: patch.policyVersion ?? w.policyVersion,
+        requiredApprovals: patch.requiredApprovals ?? w.requiredApprovals,
+      });
+      if (info.changes !== 1) throw new ConflictError('state_changed', `withdrawal ${id} is no longer "${from}"`);
+      return rowToWithdrawal(s.getWithdrawal.get(id) as Row);
+    },
+    async committedSince(poolId, asset, since) {
+      let total = 0n;
+      for (const r of s.committedSince.iterate(poolId, asset, since) as IterableIterator<Row>) total += BigInt(str(r.amount));
+      return total;
+    },
+    async committedEntriesSince(poolId, asset, since) {
+      return (s.committedSince.all(poolId, asset, since) as Row[]).map((r) => ({ amount: BigInt(str(r.amount)), committedAt: num(r.committed_at) }));
+    },
+
+    async insertApproval(a: Approval) {
+      if (s.getApproval.get(a.withdrawalId, a.approverId)) {
+        throw new ConflictError('duplicate_approval', `${a.approverId} has already voted on withdrawal ${a.withdrawalId}`);
+      }
+      s.insertApproval.run(a.withdrawalId, a.approverId, a.decision, a.signature, a.message, a.createdAt);
+    },
+    async approvalsOf(withdrawalId) {
+      return (s.approvalsOf.all(withdrawalId) as Row[]).map(rowToApproval);
+    },
+
+    async appendAudit(input: AuditInput, now: number) {
+      const head = s.auditHead.get() as Row | undefined;
+      const entry = nextAuditEntry(head ? { seq: num(head.seq), hash: str(head.hash) } : null, input, now);
+      s.insertAudit.run(entry.seq, entry.at, entry.type, entry.actor, entry.subject, JSON.stringify(entry.data), entry.prevHash, entry.hash);
+      return entry;
+    },
+
+    async getSetting(key) {
+      const r = s.getSetting.get(key) as Row | undefined;
+      return r ? str(r.value) : null;
+    },
+    async setSetting(key, value) {
+      s.setSetting.run(key, value);
+    },
+  };
+}
+
+function asStoreError(error: unknown): unknown {
+  if (error instanceof CustodyError) return error;
+  if (error instanceof Database.SqliteError) {
+    if (error.code.startsWith('SQLITE_CONSTRAINT')) {
+      return new ConflictError('constraint', `the store refused the change: ${error.message}`, { cause: error });
+    }
+    return new StoreError('store_failed', `the store could not complete the step: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+export interface SqliteStoreOptions {
+  readonly path: string;
+}
+
+export function openSqliteStore(options: SqliteStoreOptions): Store {
+  mkdirSync(dirname(options.path), { recursive: true });
+  let db: Db;
+  try {
+    db = new Database(options.path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+  } catch (error) {
+    throw asStoreError(error);
+  }
+  const statements = prepareStatements(db);
+  const tx = createTx(db, statements);
+  let queue: Promise<unknown> = Promise.resolve();
+  let closed = false;
+
+  const store: Store = {
+    transaction<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
+      const run = async (): Promise<T> => {
+        if (closed) throw new StoreError('store_closed', 'the store is closed');
+        try {
+          db.exec('BEGIN IMMEDIATE');
+        } catch (error) {
+          throw asStoreError(error);
+        }
+        try {
+          const result = await fn(tx);
+          db.exec('COMMIT');
+          return result;
+        } catch (error) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw asStoreError(error);
+        }
+      };
+      const next = queue.then(run, run);
+      queue = next.catch(() => undefined);
+      return next;
+    },
+    async auditAfter(after, limit) {
+      return (statements.auditAfter.all(after, limit) as Row[]).map(rowToAudit);
+    },
+    async verifyAudit(): Promise<AuditVerification> {
+      function* entries(): Generator<AuditEntry> {
+        for (const r of statements.auditAll.iterate() as IterableIterator<Row>) yield rowToAudit(r);
+      }
+      return verifyAuditChain(entries());
+    },
+    async ping() {
+      try {
+        return (statements.ping.get() as Row).ok === 1;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      if (closed) return;
+      await queue;
+      closed = true;
+      db.close();
+    },
+  };
+  return store;
+}

@@ -1,0 +1,76 @@
+/**
+ * Test harness: the HSM simulator as a real process on loopback (`node dist/hsm-sim/main.js`), in a
+ * temporary data directory unless one is given. Waits for its `listening on 127.0.0.1:P` line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const SIM_BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'hsm-sim', 'main.js');
+
+export interface SimProcess {
+  readonly port: number;
+  readonly url: string;
+  readonly dataDir: string;
+  readonly pin: string;
+  readonly process: ChildProcess;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  stop(): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface StartSimOptions {
+  readonly dataDir?: string;
+  readonly pin?: string;
+  /** 0 (default) picks a free port. */
+  readonly port?: number;
+  readonly args?: readonly string[];
+}
+
+export async function startSim(options: StartSimOptions = {}): Promise<SimProcess> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'hsm-sim-'));
+  const pin = options.pin ?? 'test-pin-' + Math.random().toString(36).slice(2);
+  const child = spawn(process.execPath, [SIM_BIN, '--port', String(options.port ?? 0), '--data', dataDir, ...(options.args ?? [])], {
+    env: { ...process.env, HSM_PIN: pin },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const port = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hsm-sim did not start within 15 s; stderr: ${stderr}`)), 15_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hsm-sim exited with ${code} before listening; stderr: ${stderr}`));
+    });
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const m = /^listening on 127\.0\.0\.1:([0-9]+)$/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolvePort(Number(m[1]));
+      }
+    });
+  });
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  return {
+    port,
+    url: `tcp://127.0.0.1:${port}`,
+    dataDir,
+    pin,
+    process: child,
+    stderr: () => stderr,
+    async stop() {
+      if (alive()) child.kill('SIGTERM');
+      await exited;
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (alive()) child.kill(signal);
+      await exited;
+    },
+  };
+}
