@@ -198,12 +198,33 @@ describe('refusals', () => {
     expect(res.status).toBe(412);
     expect(res.contentType).toContain('application/problem+json');
     expect(res.body.state).toBe('denied');
-    const codes = (res.body.reasons as { code: string }[]).map((r) => r.code).sort();
-    expect(codes).toEqual(['destination_not_allowlisted', 'over_max_per_tx']);
+    const codes = (res.body.reasons as { code: string }[]).map((r) => r.code);
+    expect(codes).toEqual(expect.arrayContaining(['destination_not_allowlisted', 'over_max_per_tx']));
     const after = await counts();
     expect(after.withdrawals).toBe(before.withdrawals + 1);
     const read = await stack.api('GET', `/v1/withdrawals/${res.body.id}`, stack.tokens.auditor);
     expect(read.body.state).toBe('denied');
+  });
+
+  it('when requests together exceed a rolling window, then the one that does not fit is denied, at submission or at its final approval', async () => {
+    const poolB = (n: number) => ethBody({ pool: 'client-b', amount: ETH.toString(), nonce: String(n) });
+    const first = await submit(poolB(1));
+    const second = await submit(poolB(2));
+    const third = await submit(poolB(3));
+    expect([first.status, second.status, third.status]).toEqual([201, 201, 201]);
+    for (const w of [first, second]) {
+      await approve(w.body.id as string, 'bob');
+      expect((await approve(w.body.id as string, 'carol')).body.state).toBe('signed');
+    }
+    // 2 ETH of the 24h limit of 2 ETH is used: the pending third is denied when its quorum completes.
+    await approve(third.body.id as string, 'bob');
+    const late = await approve(third.body.id as string, 'carol');
+    expect(late.body.state).toBe('denied');
+    expect((late.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['velocity_exceeded']);
+    // and a new one is denied at once
+    const fourth = await submit(poolB(4));
+    expect(fourth.status).toBe(412);
+    expect((fourth.body.reasons as { code: string; message: string }[])[0]).toMatchObject({ code: 'velocity_exceeded' });
   });
 
   it('when the device is called directly with too few or forged approvals, then the device refuses', async () => {
