@@ -46,11 +46,16 @@ export function velocityWindows(policy: Policy, asset: string): readonly Velocit
   return policy.assets[asset]?.limits ?? [];
 }
 
-/** Approvals of the first tier whose `upTo` for the asset covers the amount (inclusive). */
+/**
+ * Approvals of the first tier that covers the amount: a tier without `upTo` covers everything; a tier
+ * with `upTo` covers an asset it names up to that amount (inclusive) and no asset it does not name
+ * (fail closed: an unnamed asset falls through to the stricter tiers).
+ */
 export function requiredApprovals(policy: Policy, asset: string, amount: bigint): number {
   for (const tier of policy.quorum) {
-    const bound = tier.upTo?.[asset];
-    if (bound === undefined || amount <= bound) return tier.approvals;
+    if (tier.upTo === undefined) return tier.approvals;
+    const bound = tier.upTo[asset];
+    if (bound !== undefined && amount <= bound) return tier.approvals;
   }
   // Unreachable for a parsed policy (the last tier has no upTo); stay strict if it happens.
   return Math.max(...policy.quorum.map((t) => t.approvals));
