@@ -12,6 +12,11 @@ import { action, emit } from './output.js';
 
 const DECIMALS: Readonly<Record<string, number>> = { ETH: 18, BTC: 8, SOL: 9 };
 
+/** The asset fees are paid in on a CAIP-2 chain. */
+function nativeAssetOf(chain: string): string {
+  return chain.startsWith('eip155:') ? 'ETH' : chain.startsWith('bip122:') ? 'BTC' : 'SOL';
+}
+
 /** Base units as a decimal amount of the asset, for the human reading it (exact, no floats). */
 export function formatUnits(amount: string, asset: string): string {
   const decimals = DECIMALS[asset];
@@ -79,7 +84,7 @@ export function registerApprove(program: Command): void {
             `  chain     ${message.chain}`,
             `  amount    ${formatUnits(message.amount, message.asset)} (${message.amount})`,
             `  to        ${message.to}`,
-            `  max fee   ${message.maxFee}`,
+            `  max fee   ${formatUnits(message.maxFee, nativeAssetOf(message.chain))} (${message.maxFee})`,
             `  digest    ${message.digest}`,
             `  policy    version ${message.policyVersion}`,
             `signing "${decision}" with key ${key.publicKey.slice(0, 16)}…`,
