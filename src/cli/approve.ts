@@ -6,16 +6,12 @@
 import type { Command } from 'commander';
 import { parseApprovalMessage, canonicalApprovalMessage, type ApprovalMessage } from '../../common/approval-message.js';
 import { loadConfig } from '../config.js';
+import { nativeAsset, parseChainId } from '../domain/chain-id.js';
 import { CustodyError, ValidationError } from '../domain/errors.js';
 import { readApproverKeyFile, signWithApproverKey } from './approver-key-file.js';
 import { action, emit } from './output.js';
 
 const DECIMALS: Readonly<Record<string, number>> = { ETH: 18, BTC: 8, SOL: 9 };
-
-/** The asset fees are paid in on a CAIP-2 chain. */
-function nativeAssetOf(chain: string): string {
-  return chain.startsWith('eip155:') ? 'ETH' : chain.startsWith('bip122:') ? 'BTC' : 'SOL';
-}
 
 /** Base units as a decimal amount of the asset, for the human reading it (exact, no floats). */
 export function formatUnits(amount: string, asset: string): string {
@@ -84,7 +80,7 @@ export function registerApprove(program: Command): void {
             `  chain     ${message.chain}`,
             `  amount    ${formatUnits(message.amount, message.asset)} (${message.amount})`,
             `  to        ${message.to}`,
-            `  max fee   ${formatUnits(message.maxFee, nativeAssetOf(message.chain))} (${message.maxFee})`,
+            `  max fee   ${formatUnits(message.maxFee, nativeAsset(parseChainId(message.chain).family))} (${message.maxFee})`,
             `  digest    ${message.digest}`,
             `  policy    version ${message.policyVersion}`,
             `signing "${decision}" with key ${key.publicKey.slice(0, 16)}…`,
