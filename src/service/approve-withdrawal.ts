@@ -128,8 +128,14 @@ export async function approveWithdrawal(
   });
 
   ctx.log.info({ withdrawal: decided.id, approver: approver.name, decision: input.decision, state: decided.state }, 'approval recorded');
-  if (decided.state === 'approved') return releaseSignature(ctx, decided.id);
-  return decided;
+  if (decided.state !== 'approved') return decided;
+  try {
+    return await releaseSignature(ctx, decided.id);
+  } catch (error) {
+    // The vote is recorded and the request approved; due work resumes the release.
+    ctx.log.error({ withdrawal: decided.id, err: error instanceof Error ? error.message : String(error) }, 'release after approval failed; it will be resumed');
+    return decided;
+  }
 }
 
 function sha256Hex(text: string): string {
