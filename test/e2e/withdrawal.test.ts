@@ -326,6 +326,33 @@ describe('pools, audit and restarts', () => {
     expect(Transaction.from(done.body.signedTx as string).from).toBe(getAddress(poolAddress(stack, 'client-a')));
   });
 
+  it('when the device is down at the final approval, then the request waits in signing, readyz says so, and it is signed once the device is back', async () => {
+    const submitted = await submit(ethBody());
+    await approve(submitted.body.id as string, 'alice');
+    const port = stack.sim.port;
+    await stack.sim.kill('SIGKILL');
+    const ready = await stack.api('GET', '/readyz', null);
+    expect(ready.status).toBe(503);
+    expect((ready.body.devices as { status: string }[])[0]!.status).toBe('down');
+    const waiting = await approve(submitted.body.id as string, 'bob');
+    expect(waiting.status).toBe(200);
+    expect(waiting.body.state).toBe('signing');
+    expect((waiting.body.reasons as { code: string }[])[0]!.code).toBe('device_unavailable');
+    expect(waiting.body.signedTx).toBeUndefined();
+    await stack.restartSim();
+    expect(stack.sim.port).toBe(port);
+    let state = 'signing';
+    let read: Awaited<ReturnType<Stack['api']>> | null = null;
+    for (let i = 0; i < 40 && state !== 'signed'; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      read = await stack.api('GET', `/v1/withdrawals/${submitted.body.id}`, stack.tokens.auditor);
+      state = read.body.state as string;
+    }
+    expect(state).toBe('signed');
+    expect(Transaction.from(read!.body.signedTx as string).from).toBe(getAddress(poolAddress(stack, 'client-a')));
+    expect((await stack.api('GET', '/readyz', null)).status).toBe(200);
+  }, 40_000);
+
   it('when the logs of the whole run are read, then no token, PIN or approval signature appears', async () => {
     const text = stack.allLogs().join('\n');
     expect(text.length).toBeGreaterThan(0);
