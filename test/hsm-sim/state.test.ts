@@ -1,0 +1,133 @@
+/**
+ * Keys, bindings and sealed state: one key per (pool, chain), bindings refused twice, state that
+ * survives restarts, sealed under the PIN, and a wrong PIN that fails cleanly.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import { ATTESTATION_DOMAIN } from '../../common/sim-protocol.js';
+import { createSimDevice } from '../../src/devices/sim/client.js';
+import { startSim, type SimProcess } from '../helpers/sim-process.js';
+import { APPROVERS, SEPOLIA, evidence, messageFor } from './fixtures.js';
+
+const running: SimProcess[] = [];
+const clients: ReturnType<typeof createSimDevice>[] = [];
+
+async function sim(options: Parameters<typeof startSim>[0] = {}): Promise<SimProcess> {
+  const s = await startSim(options);
+  running.push(s);
+  return s;
+}
+function client(s: SimProcess, pin = s.pin) {
+  const c = createSimDevice({ url: s.url, pin, timeoutMs: 5_000 });
+  clients.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close();
+  for (const s of running.splice(0)) await s.kill();
+});
+
+describe('keys and bindings', () => {
+  it('when a pool gets a second key on a chain or is enrolled twice, then the device refuses', async () => {
+    const d = client(await sim());
+    await expect(d.generateKey('pool-a', SEPOLIA, 'secp256k1')).rejects.toMatchObject({ code: 'device_key_not_found' });
+    await d.enrollPool('pool-a', APPROVERS, 2);
+    await expect(d.enrollPool('pool-a', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_already_exists' });
+    const key = await d.generateKey('pool-a', SEPOLIA, 'secp256k1');
+    expect(key.publicKey).toMatch(/^0[23][0-9a-f]{64}$/);
+    await expect(d.generateKey('pool-a', SEPOLIA, 'secp256k1')).rejects.toMatchObject({ code: 'device_already_exists' });
+    await expect(d.generateKey('pool-a', 'eip155:1', 'ed25519')).rejects.toMatchObject({ code: 'device_bad_request' });
+    expect(await d.publicKey(key.handle)).toEqual({ ...key, poolId: 'pool-a', chain: SEPOLIA });
+    expect(await d.listKeys()).toEqual([{ ...key, poolId: 'pool-a', chain: SEPOLIA }]);
+  });
+
+  it('when a binding has a bad threshold or a repeated approver, then it is refused', async () => {
+    const d = client(await sim());
+    await expect(d.enrollPool('pool-a', APPROVERS, 0)).rejects.toMatchObject({ code: 'device_bad_request' });
+    await expect(d.enrollPool('pool-a', APPROVERS, 4)).rejects.toMatchObject({ code: 'device_bad_request' });
+    await expect(d.enrollPool('pool-a', [APPROVERS[0]!, { ...APPROVERS[0]!, id: 'alias' }], 1)).rejects.toMatchObject({ code: 'device_bad_request' });
+    await expect(d.enrollPool('Pool A', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_bad_request' });
+  });
+});
+
+describe('sealed state', () => {
+  it('when the process is killed and restarted, then keys, bindings and the device id are the same and signing works', async () => {
+    const first = await sim();
+    const d1 = client(first);
+    await d1.enrollPool('pool-a', APPROVERS, 2);
+    const key = await d1.generateKey('pool-a', SEPOLIA, 'secp256k1');
+    const id = (await d1.info()).id;
+    await first.kill();
+
+    const second = await sim({ dataDir: first.dataDir, pin: first.pin });
+    const d2 = client(second);
+    expect((await d2.info()).id).toBe(id);
+    expect(await d2.listKeys()).toEqual([{ ...key, poolId: 'pool-a', chain: SEPOLIA }]);
+    await expect(d2.enrollPool('pool-a', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_already_exists' });
+    const digest = randomBytes(32);
+    const m = messageFor(digest);
+    const sig = await d2.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ecdsa-secp256k1', payload: digest, digest, approvals: [evidence('alice', m), evidence('bob', m)] });
+    expect(sig.signature.length).toBe(64);
+  });
+
+  it('when the sealed file is read, then no key material or approver key is in plain text', async () => {
+    const s = await sim();
+    const d = client(s);
+    await d.enrollPool('pool-a', APPROVERS, 2);
+    const key = await d.generateKey('pool-a', SEPOLIA, 'secp256k1');
+    const file = readFileSync(join(s.dataDir, 'state.sealed'));
+    expect(file.subarray(0, 8).toString('ascii')).toBe('CSIMSTAT');
+    const text = file.toString('latin1');
+    expect(text).not.toContain(key.publicKey);
+    expect(text).not.toContain(APPROVERS[0]!.publicKey);
+    expect(text).not.toContain('pool-a');
+  });
+
+  it('when started with another PIN, then it exits 1 with a one-line reason; a client with a wrong PIN is refused', async () => {
+    const s = await sim();
+    const d = client(s, 'not-the-pin');
+    await expect(d.info()).rejects.toMatchObject({ code: 'device_wrong_pin' });
+    await s.kill();
+    const error = await startSim({ dataDir: s.dataDir, pin: 'another-pin' }).then(() => null, (e: Error) => e);
+    expect(error?.message).toMatch(/exited with 1/);
+    expect(error?.message).toMatch(/hsm-sim: wrong PIN: cannot unseal/);
+  });
+
+  it('when one byte of the sealed file is flipped, then the next start fails cleanly', async () => {
+    const s = await sim();
+    await client(s).enrollPool('pool-a', APPROVERS, 2);
+    await s.kill();
+    const path = join(s.dataDir, 'state.sealed');
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 20]! ^= 0x01;
+    writeFileSync(path, bytes);
+    await expect(startSim({ dataDir: s.dataDir, pin: s.pin })).rejects.toThrow(/exited with 1/);
+  });
+
+  it('when started without a PIN, then it is locked until the first correct LOGIN', async () => {
+    const first = await sim();
+    await client(first).enrollPool('pool-a', APPROVERS, 2);
+    await first.kill();
+    const locked = await sim({ dataDir: first.dataDir, pin: '' });
+    await vi.waitFor(() => expect(locked.stderr()).toMatch(/started locked/));
+    await expect(client(locked, 'wrong').listKeys()).rejects.toMatchObject({ code: 'device_wrong_pin' });
+    const d = client(locked, first.pin);
+    await expect(d.enrollPool('pool-a', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_already_exists' });
+  });
+
+  it('when a statement is attested, then the Ed25519 signature verifies over the domain prefix and the statement', async () => {
+    const d = client(await sim());
+    const info = await d.info();
+    expect(info).toMatchObject({ type: 'sim', checksQuorum: true, model: 'custody-hsm-sim' });
+    const statement = new TextEncoder().encode('{"ceremony":"x"}');
+    const sig = await d.attest(statement);
+    const signed = new TextEncoder().encode(ATTESTATION_DOMAIN + '{"ceremony":"x"}');
+    expect(ed25519.verify(sig, signed, hexToBytes(info.attestationPublicKey as string))).toBe(true);
+    expect(ed25519.verify(sig, statement, hexToBytes(info.attestationPublicKey as string))).toBe(false);
+  });
+});
