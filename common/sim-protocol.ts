@@ -22,6 +22,8 @@ export const Opcode = {
   GENERATE_KEY: 0x11,
   GET_KEY: 0x12,
   LIST_KEYS: 0x13,
+  ENROLL_GOVERNANCE: 0x14,
+  REBIND_POOL: 0x15,
   SIGN: 0x20,
   ATTEST: 0x30,
 } as const;

@@ -9,7 +9,7 @@ import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName } from '../common/sim-protocol.js';
-import { quorumRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
 import { SealedStore, type KeyEntry, type SimState } from './sealed-state.js';
 
 export const MODEL = 'custody-hsm-sim';
@@ -67,28 +67,51 @@ export class SimDevice {
     this.state = next;
   }
 
-  enrollPool(poolId: string, approvers: { id: string; publicKey: Uint8Array }[], threshold: number): void {
-    if (!POOL_ID.test(poolId)) throw new DeviceRefusal(Status.BAD_REQUEST, `pool id "${poolId.slice(0, 80)}" is not a valid slug`);
-    if (this.state.pools[poolId]) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} is already bound to its approvers`);
-    if (approvers.length === 0 || approvers.length > 64) throw new DeviceRefusal(Status.BAD_REQUEST, 'a pool needs 1 to 64 approvers');
-    if (!Number.isInteger(threshold) || threshold < 1 || threshold > approvers.length) {
-      throw new DeviceRefusal(Status.BAD_REQUEST, `threshold ${threshold} must be between 1 and the ${approvers.length} approvers`);
+  /** Checks a list of approvers (or admins): 1-64 distinct, valid Ed25519 keys and ids. */
+  private validMembers(members: { id: string; publicKey: Uint8Array }[], threshold: number, what: string): { id: string; publicKey: string }[] {
+    if (members.length === 0 || members.length > 64) throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: 1 to 64 members needed`);
+    if (!Number.isInteger(threshold) || threshold < 1 || threshold > members.length) {
+      throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: threshold ${threshold} must be between 1 and the ${members.length} members`);
     }
     const keys = new Set<string>();
     const ids = new Set<string>();
-    const bound = approvers.map((a) => {
-      if (a.publicKey.length !== 32) throw new DeviceRefusal(Status.BAD_REQUEST, `approver ${a.id}: public key must be 32 bytes`);
+    return members.map((a) => {
+      if (a.publicKey.length !== 32) throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: ${a.id}'s public key must be 32 bytes`);
       try {
         ed25519.Point.fromBytes(a.publicKey);
       } catch {
-        throw new DeviceRefusal(Status.BAD_REQUEST, `approver ${a.id}: not a valid Ed25519 public key`);
+        throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: ${a.id}'s key is not a valid Ed25519 public key`);
       }
       const hex = bytesToHex(a.publicKey);
-      if (keys.has(hex) || ids.has(a.id)) throw new DeviceRefusal(Status.BAD_REQUEST, `approver ${a.id} is listed twice`);
+      if (keys.has(hex) || ids.has(a.id)) throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: ${a.id} is listed twice`);
       keys.add(hex);
       ids.add(a.id);
       return { id: a.id, publicKey: hex };
     });
+  }
+
+  enrollPool(poolId: string, approvers: { id: string; publicKey: Uint8Array }[], threshold: number): void {
+    if (!POOL_ID.test(poolId)) throw new DeviceRefusal(Status.BAD_REQUEST, `pool id "${poolId.slice(0, 80)}" is not a valid slug`);
+    if (this.state.pools[poolId]) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} is already bound to its approvers`);
+    const bound = this.validMembers(approvers, threshold, `pool ${poolId}`);
+    this.commit({ ...this.state, pools: { ...this.state.pools, [poolId]: { approvers: bound, threshold } } });
+  }
+
+  /** Binds the admins whose quorum may later rebind pools. Once per device. */
+  enrollGovernance(admins: { id: string; publicKey: Uint8Array }[], quorum: number): void {
+    if (this.state.governance) throw new DeviceRefusal(Status.ALREADY_EXISTS, 'the admins are already enrolled');
+    const bound = this.validMembers(admins, quorum, 'admins');
+    this.commit({ ...this.state, governance: { admins: bound, quorum } });
+  }
+
+  /** Replaces a pool's approvers and threshold, only with the admin quorum's approvals of exactly that binding. */
+  rebindPool(poolId: string, approvers: { id: string; publicKey: Uint8Array }[], threshold: number, approvals: readonly ApprovalEvidence[]): void {
+    if (!this.state.pools[poolId]) throw new DeviceRefusal(Status.NOT_FOUND, `pool ${poolId} is not enrolled`);
+    const governance = this.state.governance;
+    if (!governance) throw new DeviceRefusal(Status.QUORUM_REFUSED, 'no admins are enrolled in this device: pools cannot be rebound');
+    const bound = this.validMembers(approvers, threshold, `pool ${poolId}`);
+    const refusal = rebindRefusal({ poolId, binding: { approvers: bound, threshold }, governance, approvals });
+    if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
     this.commit({ ...this.state, pools: { ...this.state.pools, [poolId]: { approvers: bound, threshold } } });
   }
 

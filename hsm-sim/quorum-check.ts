@@ -8,7 +8,8 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { parseApprovalMessage } from '../common/approval-message.js';
-import type { PoolBinding } from './sealed-state.js';
+import { bindingHash, parseGovernanceMessage, type Binding } from '../common/governance-message.js';
+import type { GovernanceBinding, PoolBinding } from './sealed-state.js';
 
 export interface ApprovalEvidence {
   readonly publicKey: Uint8Array;
@@ -59,5 +60,51 @@ export function quorumRefusal(input: QuorumInput): string | null {
   if (signers.size < input.binding.threshold) {
     return `${signers.size} valid approvals, pool ${input.poolId} needs at least ${input.binding.threshold}`;
   }
+  return null;
+}
+
+export interface RebindInput {
+  readonly poolId: string;
+  readonly binding: Binding;
+  readonly governance: GovernanceBinding;
+  readonly approvals: readonly ApprovalEvidence[];
+}
+
+/**
+ * Null when the admin quorum approved exactly this new binding of this pool: each governance message
+ * canonical, naming the pool and the sha256 of the new binding, decision approve, one proposal, signed
+ * by distinct enrolled admins, at least the admin quorum of them.
+ */
+export function rebindRefusal(input: RebindInput): string | null {
+  const expected = bindingHash(input.binding);
+  const signers = new Set<string>();
+  let proposalId: string | null = null;
+  for (const [i, a] of input.approvals.entries()) {
+    const n = i + 1;
+    const publicKey = bytesToHex(a.publicKey);
+    const admin = input.governance.admins.find((x) => x.publicKey === publicKey);
+    if (!admin) return `governance approval ${n}: the key is not an enrolled admin`;
+    let message;
+    try {
+      message = parseGovernanceMessage(a.message);
+    } catch (error) {
+      return `governance approval ${n}: ${error instanceof Error ? error.message : 'unreadable message'}`;
+    }
+    if (message.pool !== input.poolId) return `governance approval ${n}: names pool ${message.pool}, not ${input.poolId}`;
+    if (message.binding !== expected) return `governance approval ${n}: approves another binding than the one requested`;
+    if (message.decision !== 'approve') return `governance approval ${n}: decision is "${message.decision}"`;
+    if (proposalId !== null && message.proposalId !== proposalId) return `governance approval ${n}: names another proposal`;
+    proposalId = message.proposalId;
+    let valid = false;
+    try {
+      valid = a.signature.length === 64 && ed25519.verify(a.signature, new TextEncoder().encode(a.message), a.publicKey, { zip215: false });
+    } catch {
+      valid = false;
+    }
+    if (!valid) return `governance approval ${n}: the signature does not verify with ${admin.id}'s key`;
+    if (signers.has(publicKey)) return `governance approval ${n}: ${admin.id} is counted already`;
+    signers.add(publicKey);
+  }
+  if (signers.size < input.governance.quorum) return `${signers.size} valid admin approvals, the admin quorum is ${input.governance.quorum}`;
   return null;
 }

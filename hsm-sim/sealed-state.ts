@@ -30,9 +30,16 @@ export interface KeyEntry {
   readonly publicKey: string;
 }
 
+export interface GovernanceBinding {
+  readonly admins: { readonly id: string; readonly publicKey: string }[];
+  readonly quorum: number;
+}
+
 export interface SimState {
   readonly version: 1;
   readonly attestationSecretKey: string;
+  /** The admins whose quorum may rebind a pool; absent until enrolled. */
+  readonly governance?: GovernanceBinding;
   readonly pools: Record<string, PoolBinding>;
   readonly keys: Record<string, KeyEntry>;
 }

@@ -106,6 +106,28 @@ export function createSimServer(options: SimServerOptions): Server {
         requireDevice(session.loggedIn).enrollPool(poolId, approvers, threshold);
         return w.toBuffer();
       }
+      case Opcode.ENROLL_GOVERNANCE: {
+        const quorum = r.u8('quorum');
+        const count = r.u16('admin count');
+        if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} admins`);
+        const admins = [];
+        for (let i = 0; i < count; i++) admins.push({ id: r.str('admin id', 64), publicKey: r.bytes('admin key', 32) });
+        r.end();
+        requireDevice(session.loggedIn).enrollGovernance(admins, quorum);
+        return w.toBuffer();
+      }
+      case Opcode.REBIND_POOL: {
+        const poolId = r.str('poolId', 64);
+        const threshold = r.u8('threshold');
+        const count = r.u16('approver count');
+        if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvers`);
+        const approvers = [];
+        for (let i = 0; i < count; i++) approvers.push({ id: r.str('approver id', 64), publicKey: r.bytes('approver key', 32) });
+        const approvals = readApprovals(r);
+        r.end();
+        requireDevice(session.loggedIn).rebindPool(poolId, approvers, threshold, approvals);
+        return w.toBuffer();
+      }
       case Opcode.GENERATE_KEY: {
         const poolId = r.str('poolId', 64);
         const chain = r.str('chain', 80);
@@ -132,15 +154,7 @@ export function createSimServer(options: SimServerOptions): Server {
         const scheme = schemeName(r.u8('scheme'));
         const payload = r.bytes('payload');
         const digest = r.bytes('digest', 32);
-        const count = r.u16('approval count');
-        if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvals`);
-        const approvals = [];
-        for (let i = 0; i < count; i++) {
-          const publicKey = r.bytes('approval public key', 32);
-          const message = r.str('approval message', MAX_APPROVAL_MESSAGE_BYTES);
-          const signature = r.bytes('approval signature', 64);
-          approvals.push({ publicKey, message, signature });
-        }
+        const approvals = readApprovals(r);
         r.end();
         if (!scheme) throw new ProtocolError('unknown signature scheme code');
         if (payload.length > 65_536) throw new ProtocolError('payload longer than 65536 bytes');
@@ -232,6 +246,20 @@ export function createSimServer(options: SimServerOptions): Server {
           : null;
     });
   });
+}
+
+/** `u16 n`, n × (`bytes publicKey` (32), `str message`, `bytes signature` (64)). */
+function readApprovals(r: FieldReader): { publicKey: Uint8Array; message: string; signature: Uint8Array }[] {
+  const count = r.u16('approval count');
+  if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvals`);
+  const approvals = [];
+  for (let i = 0; i < count; i++) {
+    const publicKey = r.bytes('approval public key', 32);
+    const message = r.str('approval message', MAX_APPROVAL_MESSAGE_BYTES);
+    const signature = r.bytes('approval signature', 64);
+    approvals.push({ publicKey, message, signature });
+  }
+  return approvals;
 }
 
 function schemeCode(scheme: string): number {

@@ -8,6 +8,7 @@ import { authenticate } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import { problem, problemHandler, sendProblem } from './problem.js';
 import { auditRoutes } from './routes/audit.js';
+import { governanceRoutes } from './routes/governance.js';
 import { healthRoutes } from './routes/health.js';
 import { poolRoutes } from './routes/pools.js';
 import { withdrawalRoutes } from './routes/withdrawals.js';
@@ -38,6 +39,7 @@ export function createApp(ctx: ServiceContext): Express {
   app.use(express.json({ limit: BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(poolRoutes(ctx));
   app.use(withdrawalRoutes(ctx));
+  app.use(governanceRoutes(ctx));
   app.use(auditRoutes(ctx));
 
   app.use((req, res) => {

@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { ValidationError } from '../domain/errors.js';
-import { POOL_ID } from '../domain/pool.js';
+import { APPROVER_ID, POOL_ID } from '../domain/pool.js';
+import { policyDocumentSchema } from '../domain/ceremony-plan.js';
 import { WITHDRAWAL_STATES } from '../domain/withdrawal.js';
 
 const decimal = z.string().max(80).regex(/^(0|[1-9][0-9]*)$/, 'expected a non-negative integer as a decimal string');
@@ -68,3 +69,26 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where:
   const first = errors[0];
   throw new ValidationError(`invalid_${where}`, `"${first?.field}": ${first?.message}`, { details: { errors } });
 }
+
+export const policyProposalSchema = z.strictObject({ policy: policyDocumentSchema });
+
+export const approversProposalSchema = z.strictObject({
+  add: z
+    .array(
+      z.strictObject({
+        id: z.string().regex(APPROVER_ID, 'expected an approver id'),
+        publicKey: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected a 32-byte Ed25519 public key in hex'),
+      }),
+    )
+    .max(64)
+    .optional(),
+  remove: z.array(z.string().regex(APPROVER_ID)).max(64).optional(),
+});
+
+export const emptyBodySchema = z.strictObject({});
+
+export const proposalListQuerySchema = z.strictObject({
+  pool: z.string().regex(POOL_ID).optional(),
+  state: z.enum(['pending', 'applied', 'rejected', 'failed']).optional(),
+  limit: z.string().regex(/^[1-9][0-9]{0,2}$/).optional(),
+});

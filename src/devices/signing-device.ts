@@ -72,6 +72,13 @@ export interface SigningDevice {
   info(): Promise<DeviceInfo>;
   /** Binds a pool to its approvers and base threshold inside the device; refuses to rebind. */
   enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number): Promise<void>;
+  /** Binds the admins and their quorum, who may later rebind pools; once per device. */
+  enrollGovernance(admins: readonly EnrolledApprover[], quorum: number): Promise<void>;
+  /**
+   * Replaces a pool's approvers and base threshold. The evidence is the admins' signed governance
+   * messages approving exactly this binding; a device that checks quorums verifies them itself.
+   */
+  rebindPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, approvals: readonly ApprovalEvidence[]): Promise<void>;
   /** Generates a key for (pool, chain) inside the device; refuses a second one. */
   generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey>;
   publicKey(handle: string): Promise<DeviceKey>;

@@ -30,8 +30,9 @@ export const LIVE_STATES: readonly WithdrawalState[] = ['pending_approval', 'app
 
 const TRANSITIONS: Readonly<Record<WithdrawalState, readonly WithdrawalState[]>> = {
   pending_approval: ['approved', 'denied', 'rejected', 'expired', 'cancelled'],
-  approved: ['timelocked', 'signing', 'denied', 'expired', 'cancelled', 'failed'],
-  timelocked: ['signing', 'denied', 'expired', 'cancelled', 'failed'],
+  // back to pending_approval when a governance change raises the quorum above the approvals it has
+  approved: ['timelocked', 'signing', 'pending_approval', 'denied', 'expired', 'cancelled', 'failed'],
+  timelocked: ['signing', 'pending_approval', 'denied', 'expired', 'cancelled', 'failed'],
   signing: ['signed', 'failed'],
   signed: [],
   denied: [],

@@ -91,6 +91,16 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     }
   });
   progress(`approvers enrolled: ${plan.approvers.map((a) => a.id).join(', ')}`);
+  if (plan.admins.length > 0) {
+    const admins = plan.admins.map((id) => plan.approvers.find((a) => a.id === id) as EnrolledApprover);
+    try {
+      await device.enrollGovernance(admins, plan.adminQuorum);
+      progress(`admins bound in the device: ${plan.admins.join(', ')}, quorum ${plan.adminQuorum}`);
+    } catch (error) {
+      if (!(isCustodyError(error) && error.kind === 'conflict')) throw error;
+      progress('admins already bound in the device, keeping them');
+    }
+  }
 
   const deviceKeys = await device.listKeys();
   const pools: CeremonyPool[] = [];

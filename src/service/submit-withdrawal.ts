@@ -7,12 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { parseChainId } from '../domain/chain-id.js';
+import { parseChainId, type ParsedChainId } from '../domain/chain-id.js';
+import type { Pool } from '../domain/pool.js';
+import type { StoreTx } from '../store/store.js';
 import { ConflictError, ValidationError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Withdrawal } from '../domain/withdrawal.js';
-import { preparePayload, type PayloadRequest } from '../chains/payload.js';
-import { evaluateWithdrawal } from '../policy/evaluate.js';
+import { preparePayload, type PayloadRequest, type PreparedPayload } from '../chains/payload.js';
+import { evaluateWithdrawal, type PolicyDecision } from '../policy/evaluate.js';
 import { approvalMessageFor } from '../quorum/approval-message.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
 import { velocityUsage } from './usage.js';
@@ -20,6 +22,61 @@ import { velocityUsage } from './usage.js';
 export interface WithdrawalRequest extends PayloadRequest {
   readonly pool: string;
   readonly chain: string;
+}
+
+/** The pool's decision on a decoded payload, with the usage of this moment (read in the caller's transaction). */
+async function decide(tx: StoreTx, poolId: string, chain: ParsedChainId, payload: PreparedPayload, now: number): Promise<{ pool: Pool; decision: PolicyDecision }> {
+  const pool = await requirePool(tx, poolId);
+  if (!pool.chains.includes(chain.id)) {
+    throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" holds no key on ${chain.id} (it holds ${pool.chains.join(', ')})`);
+  }
+  const key = await tx.getKey(pool.id, chain.id);
+  if (!key) throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" has no key on ${chain.id}; run its key ceremony first`);
+  const policy = await policyOf(tx, pool.id, pool.policyVersion);
+  const decision = evaluateWithdrawal({
+    policy,
+    poolStatus: pool.status,
+    asset: payload.asset,
+    amount: payload.amount,
+    to: payload.to,
+    fee: payload.maxFee,
+    feeAsset: payload.feeAsset,
+    now,
+    usage: await velocityUsage(tx, pool.id, policy, payload.asset, now),
+  });
+  return { pool, decision };
+}
+
+export interface Evaluation {
+  readonly pool: string;
+  readonly chain: string;
+  readonly asset: string;
+  readonly amount: bigint;
+  readonly to: string;
+  readonly maxFee: bigint;
+  readonly digest: string;
+  readonly policyVersion: number;
+  readonly decision: PolicyDecision;
+}
+
+/** What the policy would decide for this request now, without creating anything (POST /v1/pools/{pool}/evaluate). */
+export async function evaluateRequest(ctx: ServiceContext, request: WithdrawalRequest): Promise<Evaluation> {
+  const chain = parseChainId(request.chain, 'chain');
+  const payload = preparePayload(chain, request);
+  return ctx.store.transaction(async (tx) => {
+    const { pool, decision } = await decide(tx, request.pool, chain, payload, ctx.now());
+    return {
+      pool: pool.id,
+      chain: chain.id,
+      asset: payload.asset,
+      amount: payload.amount,
+      to: payload.to,
+      maxFee: payload.maxFee,
+      digest: bytesToHex(payload.digest),
+      policyVersion: pool.policyVersion,
+      decision,
+    };
+  });
 }
 
 export interface SubmitResult {
@@ -52,26 +109,8 @@ export async function submitWithdrawal(
       }
     }
 
-    const pool = await requirePool(tx, request.pool);
-    if (!pool.chains.includes(chain.id)) {
-      throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" holds no key on ${chain.id} (it holds ${pool.chains.join(', ')})`);
-    }
-    const key = await tx.getKey(pool.id, chain.id);
-    if (!key) throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" has no key on ${chain.id}; run its key ceremony first`);
-
     const now = ctx.now();
-    const policy = await policyOf(tx, pool.id, pool.policyVersion);
-    const decision = evaluateWithdrawal({
-      policy,
-      poolStatus: pool.status,
-      asset: payload.asset,
-      amount: payload.amount,
-      to: payload.to,
-      fee: payload.maxFee,
-      feeAsset: payload.feeAsset,
-      now,
-      usage: await velocityUsage(tx, pool.id, policy, payload.asset, now),
-    });
+    const { pool, decision } = await decide(tx, request.pool, chain, payload, now);
 
     const id = randomUUID();
     const base = {

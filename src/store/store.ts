@@ -11,6 +11,7 @@ import type { Approver, Pool, PoolKey, PoolStatus } from '../domain/pool.js';
 import type { PolicyDocument } from '../domain/policy.js';
 import type { Principal } from '../domain/principal.js';
 import type { Approval, Reason, Withdrawal, WithdrawalState } from '../domain/withdrawal.js';
+import type { Proposal, ProposalApproval, ProposalState } from '../domain/proposal.js';
 
 export interface AuditInput {
   /** What happened, e.g. `withdrawal.submitted`, `withdrawal.approval`, `withdrawal.signed`, `pool.frozen`. */
@@ -81,6 +82,11 @@ export interface StoreTx {
   listPools(): Promise<readonly Pool[]>;
   setPoolStatus(id: string, status: PoolStatus): Promise<void>;
   getPolicy(poolId: string, version: number): Promise<PolicyDocument | null>;
+  /** Adds an immutable policy version; refuses (ConflictError `policy_version_exists`) an existing one. */
+  insertPolicyVersion(poolId: string, version: number, policy: PolicyDocument): Promise<void>;
+  latestPolicyVersion(poolId: string): Promise<number>;
+  setPoolPolicyVersion(poolId: string, version: number): Promise<void>;
+  setPoolApprovers(poolId: string, approvers: readonly string[]): Promise<void>;
   /**
    * Refuses (ConflictError `key_conflict`) a second key for (pool, chain), or a public key, address or
    * (device, handle) already held by any pool (SPEC rule 1).
@@ -117,6 +123,16 @@ export interface StoreTx {
   /** Refuses (ConflictError `duplicate_approval`) a second approval by the same approver. */
   insertApproval(approval: Approval): Promise<void>;
   approvalsOf(withdrawalId: string): Promise<readonly Approval[]>;
+
+  // governance
+  insertProposal(proposal: Proposal): Promise<void>;
+  getProposal(id: string): Promise<Proposal | null>;
+  listProposals(filter: { readonly poolId?: string; readonly state?: ProposalState; readonly limit: number }): Promise<readonly Proposal[]>;
+  /** Compare-and-set on the state, like updateWithdrawal. */
+  updateProposal(id: string, from: ProposalState, patch: { readonly state: ProposalState; readonly appliedVersion?: number; readonly reason?: string }, now: number): Promise<Proposal>;
+  /** Refuses (ConflictError `duplicate_approval`) a second vote by the same admin. */
+  insertProposalApproval(approval: ProposalApproval): Promise<void>;
+  proposalApprovalsOf(proposalId: string): Promise<readonly ProposalApproval[]>;
 
   // audit
   /** Appends to the hash chain inside this transaction. */

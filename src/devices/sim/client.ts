@@ -23,7 +23,7 @@ import {
 } from '../../../common/sim-protocol.js';
 import { DeviceError, type ErrorKind } from '../../domain/errors.js';
 import type { Curve } from '../../domain/pool.js';
-import type { DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
+import type { ApprovalEvidence, DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
 
 export interface SimDeviceOptions {
   /** tcp://HOST:PORT */
@@ -181,6 +181,17 @@ export function createSimDevice(options: SimDeviceOptions) {
     return new FieldReader(await send(s, opcode, fields));
   };
 
+  const writeMembers = (w: FieldWriter, members: readonly EnrolledApprover[]) => {
+    w.u16(members.length);
+    for (const a of members) w.str(a.id).bytes(hexToBytes(a.publicKey));
+    return w;
+  };
+  const writeApprovals = (w: FieldWriter, approvals: readonly ApprovalEvidence[]) => {
+    w.u16(approvals.length);
+    for (const a of approvals) w.bytes(hexToBytes(a.publicKey)).str(a.message).bytes(hexToBytes(a.signature));
+    return w;
+  };
+
   const toDeviceKey = (k: KeyRecord): DeviceKey => ({ handle: k.handle, poolId: k.poolId, chain: k.chain, curve: k.curve, publicKey: bytesToHex(k.publicKey) });
 
   const device = {
@@ -197,9 +208,16 @@ export function createSimDevice(options: SimDeviceOptions) {
     },
 
     async enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number): Promise<void> {
-      const w = new FieldWriter().str(poolId).u8(threshold).u16(approvers.length);
-      for (const a of approvers) w.str(a.id).bytes(hexToBytes(a.publicKey));
-      (await call(Opcode.ENROLL_POOL, w.toBuffer())).end();
+      (await call(Opcode.ENROLL_POOL, writeMembers(new FieldWriter().str(poolId).u8(threshold), approvers).toBuffer())).end();
+    },
+
+    async enrollGovernance(admins: readonly EnrolledApprover[], quorum: number): Promise<void> {
+      (await call(Opcode.ENROLL_GOVERNANCE, writeMembers(new FieldWriter().u8(quorum), admins).toBuffer())).end();
+    },
+
+    async rebindPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, approvals: readonly ApprovalEvidence[]): Promise<void> {
+      const w = writeApprovals(writeMembers(new FieldWriter().str(poolId).u8(threshold), approvers), approvals);
+      (await call(Opcode.REBIND_POOL, w.toBuffer())).end();
     },
 
     async generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey> {
@@ -231,10 +249,8 @@ export function createSimDevice(options: SimDeviceOptions) {
         .str(request.poolId)
         .u8(SCHEME_CODES[request.scheme])
         .bytes(request.payload)
-        .bytes(request.digest)
-        .u16(request.approvals.length);
-      for (const a of request.approvals) w.bytes(hexToBytes(a.publicKey)).str(a.message).bytes(hexToBytes(a.signature));
-      const r = await call(Opcode.SIGN, w.toBuffer());
+        .bytes(request.digest);
+      const r = await call(Opcode.SIGN, writeApprovals(w, request.approvals).toBuffer());
       const scheme = schemeName(r.u8('scheme'));
       const signature = r.bytes('signature', 64);
       const recovery = r.u8('recovery');

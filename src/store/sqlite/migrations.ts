@@ -116,4 +116,35 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'governance proposals and their admin approvals',
+    sql: `
+      CREATE TABLE proposals (
+        id TEXT PRIMARY KEY,
+        pool_id TEXT NOT NULL REFERENCES pools (id),
+        action TEXT NOT NULL CHECK (action IN ('policy', 'unfreeze', 'approvers')),
+        change TEXT NOT NULL,
+        binding TEXT NOT NULL,
+        proposed_by TEXT NOT NULL,
+        required_approvals INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'rejected', 'failed')),
+        approval_message TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        applied_version INTEGER,
+        reason TEXT
+      );
+      CREATE INDEX proposals_pool ON proposals (pool_id, created_at);
+      CREATE TABLE proposal_approvals (
+        proposal_id TEXT NOT NULL REFERENCES proposals (id),
+        admin_id TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        signature TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (proposal_id, admin_id)
+      );
+    `,
+  },
 ];

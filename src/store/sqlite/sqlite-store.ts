@@ -13,6 +13,7 @@ import type { PolicyDocument } from '../../domain/policy.js';
 import type { Principal, Role } from '../../domain/principal.js';
 import { COMMITTED_STATES, LIVE_STATES, type Approval, type Reason, type Withdrawal, type WithdrawalState } from '../../domain/withdrawal.js';
 import type { ChainId } from '../../domain/chain-id.js';
+import type { Proposal, ProposalApproval, ProposalChange, ProposalState } from '../../domain/proposal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
 import type { AuditEntry, AuditInput, AuditVerification, Store, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
@@ -94,6 +95,34 @@ function rowToApproval(r: Row): Approval {
   };
 }
 
+function rowToProposal(r: Row): Proposal {
+  return {
+    id: str(r.id),
+    poolId: str(r.pool_id),
+    change: JSON.parse(str(r.change)) as ProposalChange,
+    binding: JSON.parse(str(r.binding)) as Proposal['binding'],
+    proposedBy: str(r.proposed_by),
+    requiredApprovals: num(r.required_approvals),
+    state: str(r.state) as ProposalState,
+    approvalMessage: str(r.approval_message),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+    appliedVersion: optNum(r.applied_version),
+    reason: (r.reason as string | null) ?? null,
+  };
+}
+
+function rowToProposalApproval(r: Row): ProposalApproval {
+  return {
+    proposalId: str(r.proposal_id),
+    adminId: str(r.admin_id),
+    decision: str(r.decision) as ProposalApproval['decision'],
+    signature: str(r.signature),
+    message: str(r.message),
+    createdAt: num(r.created_at),
+  };
+}
+
 function rowToAudit(r: Row): AuditEntry {
   return {
     seq: num(r.seq),
@@ -141,6 +170,16 @@ function prepareStatements(db: Db) {
     listPools: db.prepare('SELECT * FROM pools ORDER BY id'),
     setPoolStatus: db.prepare('UPDATE pools SET status = ? WHERE id = ?'),
     getPolicy: db.prepare('SELECT document FROM pool_policies WHERE pool_id = ? AND version = ?'),
+    latestPolicyVersion: db.prepare('SELECT MAX(version) AS v FROM pool_policies WHERE pool_id = ?'),
+    setPoolPolicyVersion: db.prepare('UPDATE pools SET policy_version = ? WHERE id = ?'),
+    setPoolApprovers: db.prepare('UPDATE pools SET approvers = ? WHERE id = ?'),
+    insertProposal: db.prepare(`INSERT INTO proposals (id, pool_id, action, change, binding, proposed_by, required_approvals, state, approval_message,
+      created_at, updated_at, applied_version, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    getProposal: db.prepare('SELECT * FROM proposals WHERE id = ?'),
+    updateProposal: db.prepare('UPDATE proposals SET state = ?, applied_version = ?, reason = ?, updated_at = ? WHERE id = ? AND state = ?'),
+    insertProposalApproval: db.prepare('INSERT INTO proposal_approvals (proposal_id, admin_id, decision, signature, message, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    getProposalApproval: db.prepare('SELECT 1 FROM proposal_approvals WHERE proposal_id = ? AND admin_id = ?'),
+    proposalApprovalsOf: db.prepare('SELECT * FROM proposal_approvals WHERE proposal_id = ? ORDER BY created_at, admin_id'),
     insertKey: db.prepare(
       'INSERT INTO pool_keys (pool_id, chain, curve, public_key, address, device, handle, ceremony_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
@@ -249,6 +288,54 @@ function createTx(db: Db, s: Statements): StoreTx {
       }
       s.insertKey.run(k.poolId, k.chain, k.curve, k.publicKey, k.address, k.device, k.handle, k.ceremonyId, k.createdAt);
     },
+    async insertPolicyVersion(poolId, version, policy) {
+      if (s.getPolicy.get(poolId, version)) throw new ConflictError('policy_version_exists', `policy version ${version} of pool "${poolId}" exists and is immutable`);
+      s.insertPolicy.run(poolId, version, JSON.stringify(policy));
+    },
+    async latestPolicyVersion(poolId) {
+      return num((s.latestPolicyVersion.get(poolId) as Row).v ?? 0);
+    },
+    async setPoolPolicyVersion(poolId, version) {
+      s.setPoolPolicyVersion.run(version, poolId);
+    },
+    async setPoolApprovers(poolId, approvers) {
+      s.setPoolApprovers.run(JSON.stringify(approvers), poolId);
+    },
+
+    async insertProposal(p: Proposal) {
+      s.insertProposal.run(
+        p.id, p.poolId, p.change.action, JSON.stringify(p.change), JSON.stringify(p.binding), p.proposedBy, p.requiredApprovals, p.state,
+        p.approvalMessage, p.createdAt, p.updatedAt, p.appliedVersion, p.reason,
+      );
+    },
+    async getProposal(id) {
+      const r = s.getProposal.get(id) as Row | undefined;
+      return r ? rowToProposal(r) : null;
+    },
+    async listProposals(filter) {
+      const where = [filter.poolId !== undefined ? 'pool_id = @poolId' : null, filter.state !== undefined ? 'state = @state' : null].filter(Boolean);
+      const key = `proposals:${where.join(',')}`;
+      let stmt = listCache.get(key);
+      if (!stmt) {
+        stmt = db.prepare(`SELECT * FROM proposals ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT @limit`);
+        listCache.set(key, stmt);
+      }
+      return (stmt.all({ ...(filter.poolId !== undefined ? { poolId: filter.poolId } : {}), ...(filter.state !== undefined ? { state: filter.state } : {}), limit: filter.limit }) as Row[]).map(rowToProposal);
+    },
+    async updateProposal(id, from, patch, now) {
+      const current = s.getProposal.get(id) as Row | undefined;
+      if (!current || current.state !== from) throw new ConflictError('state_changed', `proposal ${id} is no longer "${from}"`);
+      s.updateProposal.run(patch.state, patch.appliedVersion ?? optNum(current.applied_version), patch.reason ?? (current.reason as string | null) ?? null, now, id, from);
+      return rowToProposal(s.getProposal.get(id) as Row);
+    },
+    async insertProposalApproval(a: ProposalApproval) {
+      if (s.getProposalApproval.get(a.proposalId, a.adminId)) throw new ConflictError('duplicate_approval', `${a.adminId} has already voted on proposal ${a.proposalId}`);
+      s.insertProposalApproval.run(a.proposalId, a.adminId, a.decision, a.signature, a.message, a.createdAt);
+    },
+    async proposalApprovalsOf(proposalId) {
+      return (s.proposalApprovalsOf.all(proposalId) as Row[]).map(rowToProposalApproval);
+    },
+
     async keysOfPool(poolId) {
       return (s.keysOfPool.all(poolId) as Row[]).map(rowToKey);
     },

@@ -1,0 +1,231 @@
+/**
+ * Use cases of governance (SPEC sections 4 and 9): an admin proposes a new policy version, the
+ * unfreezing of a pool, or a change of its approvers; `adminQuorum` other admins approve it by signing
+ * its governance message (RFC 8785, Ed25519, like withdrawal approvals); then it is applied. A change
+ * of the pool's device binding (approvers, base threshold) is first made in the device, which checks
+ * the admins' signatures itself; then the store records the change with its audit entry, and every
+ * open withdrawal of the pool is re-evaluated (the stricter outcome wins).
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  bindingHash,
+  canonicalGovernanceMessage,
+  GOVERNANCE_KIND,
+  GOVERNANCE_VERSION,
+  sha256Canonical,
+} from '../../common/governance-message.js';
+import { baseThreshold, parsePolicyDocument } from '../domain/ceremony-plan.js';
+import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError, isCustodyError } from '../domain/errors.js';
+import type { Approver, Pool } from '../domain/pool.js';
+import type { Policy } from '../domain/policy.js';
+import type { Principal } from '../domain/principal.js';
+import type { Governance, Proposal, ProposalApproval, ProposalChange } from '../domain/proposal.js';
+import type { ApprovalEvidence } from '../devices/signing-device.js';
+import type { StoreTx } from '../store/store.js';
+import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
+import { policyOf, requirePool, type ServiceContext } from './context.js';
+import { reevaluatePool } from './reevaluate.js';
+
+export async function readGovernance(tx: StoreTx): Promise<Governance> {
+  const text = await tx.getSetting('governance');
+  if (text === null) throw new ConflictError('no_governance', 'no admins are enrolled: run the key ceremony with "admins" and "adminQuorum" first');
+  return JSON.parse(text) as Governance;
+}
+
+async function requireProposal(tx: StoreTx, id: string): Promise<Proposal> {
+  const p = await tx.getProposal(id);
+  if (!p) throw new NotFoundError('proposal_not_found', `proposal "${id}" does not exist`);
+  return p;
+}
+
+/** The governance message of a proposal for a decision. */
+export function governanceMessageFor(p: Pick<Proposal, 'id' | 'poolId' | 'change' | 'binding'>, decision: 'approve' | 'reject'): string {
+  return canonicalGovernanceMessage({
+    kind: GOVERNANCE_KIND,
+    version: GOVERNANCE_VERSION,
+    proposalId: p.id,
+    pool: p.poolId,
+    action: p.change.action,
+    change: sha256Canonical(p.change),
+    binding: bindingHash(p.binding),
+    decision,
+  });
+}
+
+function assertTiersFit(policy: Policy, approvers: number, field: string): void {
+  policy.quorum.forEach((tier, i) => {
+    if (tier.approvals > approvers) {
+      throw new ValidationError('invalid_policy', `${field}.quorum[${i}].approvals: ${tier.approvals} is more than the pool's ${approvers} approvers`);
+    }
+  });
+}
+
+/** The pool's approvers and policy once `change` is applied, checked. */
+async function resultingPool(tx: StoreTx, pool: Pool, change: ProposalChange): Promise<{ approvers: Approver[]; policy: Policy }> {
+  let ids = [...pool.approvers];
+  const fresh: Approver[] = [];
+  let policy = await policyOf(tx, pool.id, pool.policyVersion);
+  if (change.action === 'policy') {
+    policy = parsePolicyDocument(change.policy, 'policy');
+  } else if (change.action === 'unfreeze') {
+    if (pool.status !== 'frozen') throw new ConflictError('not_frozen', `pool "${pool.id}" is not frozen`);
+  } else {
+    if (change.add.length === 0 && change.remove.length === 0) throw new ValidationError('empty_change', 'name approvers to "add" or "remove"');
+    for (const id of change.remove) {
+      if (!ids.includes(id)) throw new ValidationError('unknown_approver', `"${id}" is not an approver of pool "${pool.id}"`);
+    }
+    ids = ids.filter((id) => !change.remove.includes(id));
+    for (const a of change.add) {
+      if (ids.includes(a.id)) throw new ValidationError('approver_exists', `"${a.id}" is already an approver of pool "${pool.id}"`);
+      const known = await tx.getApprover(a.id);
+      if (known && known.publicKey !== a.publicKey) throw new ConflictError('approver_conflict', `approver "${a.id}" is enrolled with another key`);
+      if (!known) {
+        const other = (await tx.listApprovers()).find((x) => x.publicKey === a.publicKey);
+        if (other) throw new ConflictError('approver_conflict', `this public key already belongs to approver "${other.id}"`);
+        fresh.push(a);
+      }
+      ids.push(a.id);
+    }
+    if (ids.length === 0) throw new ValidationError('no_approvers', 'a pool must keep at least one approver');
+  }
+  assertTiersFit(policy, ids.length, 'policy');
+  const approvers: Approver[] = [];
+  for (const id of ids) {
+    const a = (await tx.getApprover(id)) ?? fresh.find((x) => x.id === id);
+    if (!a) throw new StoreError('approver_missing', `approver "${id}" of pool "${pool.id}" has no key in the store`);
+    approvers.push({ id: a.id, publicKey: a.publicKey });
+  }
+  return { approvers, policy };
+}
+
+export async function proposeChange(ctx: ServiceContext, admin: Principal, poolId: string, change: ProposalChange): Promise<Proposal> {
+  return ctx.store.transaction(async (tx) => {
+    const governance = await readGovernance(tx);
+    if (!governance.admins.includes(admin.name)) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" is not one of the admins of the ceremony`);
+    const pool = await requirePool(tx, poolId);
+    const after = await resultingPool(tx, pool, change);
+    const now = ctx.now();
+    const base = { id: randomUUID(), poolId: pool.id, change, binding: { approvers: after.approvers, threshold: baseThreshold(after.policy) } };
+    const proposal: Proposal = {
+      ...base,
+      proposedBy: admin.name,
+      requiredApprovals: governance.adminQuorum,
+      state: 'pending',
+      approvalMessage: governanceMessageFor(base, 'approve'),
+      createdAt: now,
+      updatedAt: now,
+      appliedVersion: null,
+      reason: null,
+    };
+    await tx.insertProposal(proposal);
+    await tx.appendAudit(
+      {
+        type: 'governance.proposed',
+        actor: admin.name,
+        subject: `proposal:${proposal.id}`,
+        data: { pool: pool.id, action: change.action, changeSha256: sha256Canonical(change), bindingSha256: bindingHash(proposal.binding) },
+      },
+      now,
+    );
+    ctx.log.info({ proposal: proposal.id, pool: pool.id, action: change.action, admin: admin.name }, 'governance proposal');
+    return proposal;
+  });
+}
+
+export interface ProposalVote {
+  readonly signature: string;
+  readonly decision: 'approve' | 'reject';
+}
+
+export async function approveProposal(ctx: ServiceContext, admin: Principal, proposalId: string, vote: ProposalVote): Promise<Proposal> {
+  const signature = assertSignatureHex(vote.signature, 'signature');
+  const recorded = await ctx.store.transaction(async (tx) => {
+    const governance = await readGovernance(tx);
+    const p = await requireProposal(tx, proposalId);
+    if (p.state !== 'pending') throw new ConflictError('not_pending', `proposal ${p.id} is "${p.state}" and takes no more votes`);
+    if (!governance.admins.includes(admin.name)) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" is not an admin`);
+    if (admin.name === p.proposedBy) throw new AuthError('forbidden', 'proposer_cannot_approve', `${admin.name} proposed this change and cannot approve it`);
+    const key = await tx.getApprover(admin.name);
+    if (!key) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" has no enrolled key`);
+    const message = governanceMessageFor(p, vote.decision);
+    if (!verifyApproverSignature(key.publicKey, message, signature)) {
+      throw new ValidationError(
+        'bad_approval_signature',
+        `the signature does not verify with ${admin.name}'s key over this proposal's approvalMessage with decision "${vote.decision}"`,
+      );
+    }
+    const now = ctx.now();
+    const approval: ProposalApproval = { proposalId: p.id, adminId: admin.name, decision: vote.decision, signature, message, createdAt: now };
+    await tx.insertProposalApproval(approval);
+    await tx.appendAudit({ type: 'governance.approval', actor: admin.name, subject: `proposal:${p.id}`, data: { decision: vote.decision, signature } }, now);
+    if (vote.decision === 'reject') {
+      const rejected = await tx.updateProposal(p.id, 'pending', { state: 'rejected', reason: `rejected by ${admin.name}` }, now);
+      await tx.appendAudit({ type: 'governance.rejected', actor: admin.name, subject: `proposal:${p.id}`, data: {} }, now);
+      return { proposal: rejected, ready: false };
+    }
+    const approvals = (await tx.proposalApprovalsOf(p.id)).filter((a) => a.decision === 'approve' && governance.admins.includes(a.adminId) && a.adminId !== p.proposedBy);
+    return { proposal: p, ready: new Set(approvals.map((a) => a.adminId)).size >= p.requiredApprovals };
+  });
+  if (!recorded.ready) return recorded.proposal;
+  return applyProposal(ctx, recorded.proposal);
+}
+
+async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal> {
+  // 1. The device binding first: the device checks the admins' signatures itself.
+  const current = await ctx.store.transaction(async (tx) => {
+    const pool = await requirePool(tx, p.poolId);
+    const policy = await policyOf(tx, pool.id, pool.policyVersion);
+    const approvers = await Promise.all(pool.approvers.map(async (id) => (await tx.getApprover(id)) as Approver));
+    const evidence: ApprovalEvidence[] = [];
+    for (const a of await tx.proposalApprovalsOf(p.id)) {
+      if (a.decision !== 'approve') continue;
+      const key = await tx.getApprover(a.adminId);
+      if (key) evidence.push({ publicKey: key.publicKey, message: a.message, signature: a.signature });
+    }
+    return { binding: { approvers, threshold: baseThreshold(policy) }, evidence };
+  });
+  if (bindingHash(current.binding) !== bindingHash(p.binding)) {
+    try {
+      await ctx.device.rebindPool(p.poolId, p.binding.approvers, p.binding.threshold, current.evidence);
+    } catch (error) {
+      const reason = `the device refused the new binding: ${error instanceof Error ? error.message : String(error)}`;
+      if (isCustodyError(error) && error.kind === 'unavailable') throw error;
+      return ctx.store.transaction(async (tx) => {
+        const failed = await tx.updateProposal(p.id, 'pending', { state: 'failed', reason }, ctx.now());
+        await tx.appendAudit({ type: 'governance.failed', actor: 'system', subject: `proposal:${p.id}`, data: { reason } }, ctx.now());
+        return failed;
+      });
+    }
+  }
+
+  // 2. The store, with the audit entry, and the re-evaluation of open withdrawals.
+  const applied = await ctx.store.transaction(async (tx) => {
+    const now = ctx.now();
+    const pool = await requirePool(tx, p.poolId);
+    let version: number | undefined;
+    const change = p.change;
+    if (change.action === 'policy') {
+      version = (await tx.latestPolicyVersion(pool.id)) + 1;
+      await tx.insertPolicyVersion(pool.id, version, change.policy);
+      await tx.setPoolPolicyVersion(pool.id, version);
+    } else if (change.action === 'unfreeze') {
+      await tx.setPoolStatus(pool.id, 'active');
+    } else {
+      for (const a of change.add) if (!(await tx.getApprover(a.id))) await tx.insertApprover(a);
+      await tx.setPoolApprovers(pool.id, p.binding.approvers.map((a) => a.id));
+    }
+    const done = await tx.updateProposal(p.id, 'pending', { state: 'applied', ...(version !== undefined ? { appliedVersion: version } : {}) }, now);
+    await tx.appendAudit(
+      { type: 'governance.applied', actor: 'system', subject: `proposal:${p.id}`, data: { pool: pool.id, action: change.action, policyVersion: version ?? pool.policyVersion } },
+      now,
+    );
+    if (change.action !== 'unfreeze') await reevaluatePool(ctx, tx, pool.id, now);
+    return done;
+  });
+  ctx.log.info({ proposal: p.id, pool: p.poolId, action: p.change.action }, 'governance change applied');
+  return applied;
+}
+
+export async function getProposal(ctx: ServiceContext, id: string): Promise<{ proposal: Proposal; approvals: readonly ProposalApproval[] }> {
+  return ctx.store.transaction(async (tx) => ({ proposal: await requireProposal(tx, id), approvals: await tx.proposalApprovalsOf(id) }));
+}
