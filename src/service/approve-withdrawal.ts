@@ -101,10 +101,10 @@ export async function approveWithdrawal(
       now,
       usage: await velocityUsage(tx, pool.id, policy, w.asset, now),
     });
-    if (!decision.allowed || decision.requiredApprovals > count.approvals.length) {
-      const reasons = decision.allowed
-        ? [{ code: 'quorum_changed', message: `the policy now requires ${decision.requiredApprovals} approvals` }]
-        : decision.reasons;
+    // A frozen pool holds an approved request unsigned until it is unfrozen; it is not a denial here.
+    const denials = decision.reasons.filter((r) => r.code !== 'pool_frozen');
+    if (denials.length > 0 || decision.requiredApprovals > count.approvals.length) {
+      const reasons = denials.length > 0 ? denials : [{ code: 'quorum_changed', message: `the policy now requires ${decision.requiredApprovals} approvals` }];
       const denied = await tx.updateWithdrawal(w.id, 'pending_approval', { state: 'denied', reasons }, now);
       await tx.appendAudit({ type: 'withdrawal.denied', actor: 'system', subject: `withdrawal:${w.id}`, data: { reasons } }, now);
       return denied;

@@ -1,0 +1,220 @@
+/**
+ * Governance end to end through the real processes: break-glass freeze by one admin, unfreeze and
+ * policy versions only with the admin quorum, approver changes bound in the device, re-evaluation of
+ * open requests, and the policy's decision on a request without creating it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Transaction } from 'ethers';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { canonicalGovernanceMessage, parseGovernanceMessage } from '../../common/governance-message.js';
+import { createSimDevice } from '../../src/devices/sim/client.js';
+import { ALLOWLISTED, APPROVER_SECRETS, SEPOLIA, signApproval, startStack, type Stack } from '../helpers/gateway-stack.js';
+
+const ETH = 10n ** 18n;
+let stack: Stack;
+const admins: Record<string, string> = {};
+const nonces: Record<string, number> = {};
+const DAVE_SECRET = 'a1'.repeat(32);
+const DAVE_PUBLIC = bytesToHex(ed25519.getPublicKey(hexToBytes(DAVE_SECRET)));
+
+function body(pool: string, amount: bigint): Record<string, unknown> {
+  nonces[pool] = (nonces[pool] ?? 100) + 1;
+  return { pool, chain: SEPOLIA, asset: 'ETH', amount: amount.toString(), to: ALLOWLISTED, nonce: String(nonces[pool]), gasLimit: '21000', maxFeePerGas: '30000000000', maxPriorityFeePerGas: '1000000000' };
+}
+
+async function submit(pool: string, amount: bigint) {
+  return stack.api('POST', '/v1/withdrawals', stack.tokens.requester, body(pool, amount));
+}
+
+async function approve(id: string, who: 'alice' | 'bob' | 'carol') {
+  const w = await stack.api('GET', `/v1/withdrawals/${id}`, stack.tokens[who]);
+  return stack.api('POST', `/v1/withdrawals/${id}/approvals`, stack.tokens[who], { signature: signApproval(w.body.approvalMessage as string, who), decision: 'approve' });
+}
+
+function signGovernance(message: string, secret: string, decision: 'approve' | 'reject' = 'approve'): string {
+  const text = canonicalGovernanceMessage({ ...parseGovernanceMessage(message), decision });
+  return bytesToHex(ed25519.sign(new TextEncoder().encode(text), hexToBytes(secret)));
+}
+
+async function vote(proposal: Record<string, unknown>, admin: 'alice' | 'bob' | 'carol', decision: 'approve' | 'reject' = 'approve') {
+  const signature = signGovernance(proposal.approvalMessage as string, APPROVER_SECRETS[admin] as string, decision);
+  return stack.api('POST', `/v1/proposals/${proposal.id}/approvals`, admins[admin] as string, { signature, decision });
+}
+
+async function waitFor(id: string, state: string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 40; i++) {
+    const r = await stack.api('GET', `/v1/withdrawals/${id}`, stack.tokens.auditor);
+    if (r.body.state === state) return r.body;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  throw new Error(`withdrawal ${id} never reached ${state}`);
+}
+
+beforeAll(async () => {
+  stack = await startStack();
+  admins.alice = stack.tokens.admin;
+  for (const who of ['bob', 'carol']) {
+    const r = await stack.cli(['token', 'create', '--role', 'admin', '--name', who, '--json']);
+    admins[who] = (JSON.parse(r.stdout) as { token: string }).token;
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe('the policy decision without a request', () => {
+  it('when a body is evaluated, then the decision and every reason come back and nothing is stored', async () => {
+    const before = (await stack.api('GET', '/v1/withdrawals', stack.tokens.auditor)).body.withdrawals as unknown[];
+    const ok = await stack.api('POST', '/v1/pools/client-a/evaluate', stack.tokens.requester, body('client-a', 2n * ETH));
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ allowed: true, reasons: [], requiredApprovals: 3, timelockUntil: null, policyVersion: 1 });
+    const bad = await stack.api('POST', '/v1/pools/client-a/evaluate', stack.tokens.requester, { ...body('client-a', 6n * ETH), to: '0x000000000000000000000000000000000000dEaD' });
+    expect(bad.body.allowed).toBe(false);
+    expect((bad.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['over_max_per_tx', 'destination_not_allowlisted']);
+    const locked = await stack.api('POST', '/v1/pools/client-a/evaluate', stack.tokens.requester, body('client-a', 4n * ETH));
+    expect(locked.body.timelockUntil).not.toBeNull();
+    const after = (await stack.api('GET', '/v1/withdrawals', stack.tokens.auditor)).body.withdrawals as unknown[];
+    expect(after.length).toBe(before.length);
+  });
+});
+
+describe('freeze and unfreeze', () => {
+  it('when one admin freezes a pool, then approved requests are not signed until the admin quorum unfreezes it', async () => {
+    const w = await submit('client-b', ETH / 10n);
+    const frozen = await stack.api('POST', '/v1/pools/client-b/freeze', admins.carol as string, { reason: 'incident 42' });
+    expect(frozen.status).toBe(200);
+    expect(frozen.body.status).toBe('frozen');
+    await approve(w.body.id as string, 'bob');
+    const approved = await approve(w.body.id as string, 'carol');
+    expect(approved.body.state).toBe('approved');
+    expect(approved.body.signedTx).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect((await stack.api('GET', `/v1/withdrawals/${w.body.id}`, stack.tokens.auditor)).body.state).toBe('approved');
+
+    const proposal = await stack.api('POST', '/v1/pools/client-b/unfreeze', admins.alice as string, {});
+    expect(proposal.status).toBe(201);
+    expect(proposal.body).toMatchObject({ action: 'unfreeze', state: 'pending', requiredApprovals: 2, proposedBy: 'alice' });
+    const own = await vote(proposal.body, 'alice');
+    expect(own.status).toBe(403);
+    expect(own.body.code).toBe('proposer_cannot_approve');
+    const one = await vote(proposal.body, 'bob');
+    expect(one.body.state).toBe('pending');
+    expect((await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.status).toBe('frozen');
+    const two = await vote(proposal.body, 'carol');
+    expect(two.body.state).toBe('applied');
+    expect((await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.status).toBe('active');
+    const signed = await waitFor(w.body.id as string, 'signed');
+    expect(Transaction.from(signed.signedTx as string).value).toBe(ETH / 10n);
+  });
+
+  it('when a pool is frozen after a request was approved and time-locked, then it is not signed while frozen', async () => {
+    const w = await submit('client-a', 4n * ETH);
+    for (const who of ['alice', 'bob', 'carol'] as const) await approve(w.body.id as string, who);
+    expect((await stack.api('GET', `/v1/withdrawals/${w.body.id}`, stack.tokens.auditor)).body.state).toBe('timelocked');
+    const frozen = await stack.api('POST', '/v1/pools/client-a/freeze', admins.bob as string, {});
+    expect(frozen.body.status).toBe('frozen');
+    const evaluated = await stack.api('POST', '/v1/pools/client-a/evaluate', stack.tokens.requester, body('client-a', ETH / 2n));
+    expect((evaluated.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['pool_frozen']);
+    const p = await stack.api('POST', '/v1/pools/client-a/unfreeze', admins.bob as string, {});
+    await vote(p.body, 'alice');
+    expect((await vote(p.body, 'carol')).body.state).toBe('applied');
+    const read = await stack.api('GET', `/v1/withdrawals/${w.body.id}`, stack.tokens.auditor);
+    expect(read.body.state).toBe('timelocked');
+  });
+});
+
+describe('policy versions', () => {
+  it('when a policy change has fewer admin approvals than the quorum, then nothing changes', async () => {
+    const pool = (await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body;
+    const policy = { ...(pool.policy as Record<string, unknown>), assets: { ETH: { maxPerTx: '1' } } };
+    const proposal = await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy });
+    expect(proposal.status).toBe(201);
+    expect((await vote(proposal.body, 'bob')).body.state).toBe('pending');
+    const after = (await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body;
+    expect(after.policyVersion).toBe(1);
+    expect(after.policy).toEqual(pool.policy);
+    const rejected = await vote(proposal.body, 'carol', 'reject');
+    expect(rejected.body.state).toBe('rejected');
+    expect((await vote(proposal.body, 'carol')).status).toBe(409);
+  });
+
+  it('when the admin quorum approves a stricter policy, then a new version applies and open requests are re-evaluated', async () => {
+    const pending = await submit('client-b', ETH / 2n);
+    const small = await submit('client-b', ETH / 100n);
+    expect(pending.body.state).toBe('pending_approval');
+    const pool = (await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body;
+    const stricter = {
+      ...(pool.policy as Record<string, unknown>),
+      assets: { ETH: { maxPerTx: (ETH / 10n).toString(), limits: [{ window: '24h', max: '2000000000000000000' }] } },
+    };
+    const proposal = await stack.api('POST', '/v1/pools/client-b/policy', admins.carol as string, { policy: stricter });
+    await vote(proposal.body, 'alice');
+    const applied = await vote(proposal.body, 'bob');
+    expect(applied.body).toMatchObject({ state: 'applied', appliedVersion: 2 });
+    const after = (await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body;
+    expect(after.policyVersion).toBe(2);
+    const reread = await stack.api('GET', `/v1/withdrawals/${pending.body.id}`, stack.tokens.auditor);
+    expect(reread.body.state).toBe('denied');
+    expect((reread.body.reasons as { code: string }[])[0]!.code).toBe('over_max_per_tx');
+    expect((await stack.api('GET', `/v1/withdrawals/${small.body.id}`, stack.tokens.auditor)).body.state).toBe('pending_approval');
+    const fresh = await submit('client-b', ETH / 2n);
+    expect(fresh.status).toBe(412);
+    expect((fresh.body.withdrawal as { policyVersion: number }).policyVersion).toBe(2);
+  });
+
+  it('when a proposed policy is malformed or needs more approvers than the pool has, then it is refused at once', async () => {
+    const bad = await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy: { quorum: [{ approvals: 3 }], assets: {} } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.detail).toMatch(/more than the pool's 2 approvers/);
+    const unknown = await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy: { quorum: [], assets: {} }, extra: 1 });
+    expect(unknown.status).toBe(400);
+    const notAdmin = await stack.api('POST', '/v1/pools/client-b/policy', stack.tokens.alice, { policy: { quorum: [{ approvals: 1 }], assets: {} } });
+    expect(notAdmin.status).toBe(403);
+  });
+});
+
+describe('approver changes', () => {
+  it('when the admin quorum adds an approver, then the device is rebound and the new approver\'s vote counts', async () => {
+    const proposal = await stack.api('POST', '/v1/pools/client-b/approvers', admins.alice as string, { add: [{ id: 'dave', publicKey: DAVE_PUBLIC }] });
+    expect(proposal.status).toBe(201);
+    await vote(proposal.body, 'bob');
+    const applied = await vote(proposal.body, 'carol');
+    expect(applied.body.state).toBe('applied');
+    expect((await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.approvers).toEqual(['bob', 'carol', 'dave']);
+
+    const dave = JSON.parse((await stack.cli(['token', 'create', '--role', 'approver', '--name', 'dave', '--json'])).stdout).token as string;
+    const w = await submit('client-b', ETH / 100n);
+    await approve(w.body.id as string, 'bob');
+    const message = (await stack.api('GET', `/v1/withdrawals/${w.body.id}`, dave)).body.approvalMessage as string;
+    const signature = bytesToHex(ed25519.sign(new TextEncoder().encode(message), hexToBytes(DAVE_SECRET)));
+    const signed = await stack.api('POST', `/v1/withdrawals/${w.body.id}/approvals`, dave, { signature, decision: 'approve' });
+    expect(signed.body.state).toBe('signed');
+    expect(Transaction.from(signed.body.signedTx as string).value).toBe(ETH / 100n);
+  });
+
+  it('when the device is asked to rebind a pool without admin signatures, then it refuses', async () => {
+    const device = createSimDevice({ url: stack.sim.url, pin: stack.env.HSM_PIN as string });
+    try {
+      const mallory = { id: 'mallory', publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes('b2'.repeat(32)))) };
+      await expect(device.rebindPool('client-a', [mallory], 1, [])).rejects.toMatchObject({ code: 'device_quorum_refused' });
+    } finally {
+      await device.close();
+    }
+  });
+
+  it('when an approver is removed, then an approved request that relied on them goes back to pending', async () => {
+    const w = await submit('client-a', 4n * ETH);
+    for (const who of ['alice', 'bob', 'carol'] as const) await approve(w.body.id as string, who);
+    expect((await stack.api('GET', `/v1/withdrawals/${w.body.id}`, stack.tokens.auditor)).body.state).toBe('timelocked');
+    const proposal = await stack.api('POST', '/v1/pools/client-a/approvers', admins.alice as string, { remove: ['carol'], add: [{ id: 'dave', publicKey: DAVE_PUBLIC }] });
+    expect(proposal.status).toBe(201);
+    await vote(proposal.body, 'bob');
+    expect((await vote(proposal.body, 'carol')).body.state).toBe('applied');
+    const reopened = await waitFor(w.body.id as string, 'pending_approval');
+    expect((reopened.reasons as { code: string }[])[0]!.code).toBe('quorum_raised');
+    const audit = await stack.api('GET', '/v1/audit/verify', stack.tokens.auditor);
+    expect(audit.body.ok).toBe(true);
+  });
+});
