@@ -17,7 +17,7 @@ import {
 import { baseThreshold, parsePolicyDocument } from '../domain/ceremony-plan.js';
 import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError, isCustodyError } from '../domain/errors.js';
 import type { Approver, Pool } from '../domain/pool.js';
-import type { Policy } from '../domain/policy.js';
+import type { Policy, PolicyDocument } from '../domain/policy.js';
 import type { Principal } from '../domain/principal.js';
 import type { Governance, Proposal, ProposalApproval, ProposalChange } from '../domain/proposal.js';
 import type { ApprovalEvidence } from '../devices/signing-device.js';
@@ -206,7 +206,8 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
     const change = p.change;
     if (change.action === 'policy') {
       version = (await tx.latestPolicyVersion(pool.id)) + 1;
-      await tx.insertPolicyVersion(pool.id, version, change.policy);
+      const previous = await tx.getPolicy(pool.id, pool.policyVersion);
+      await tx.insertPolicyVersion(pool.id, version, stampAllowlist(change.policy, previous, now));
       await tx.setPoolPolicyVersion(pool.id, version);
     } else if (change.action === 'unfreeze') {
       await tx.setPoolStatus(pool.id, 'active');
@@ -224,6 +225,23 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
   });
   ctx.log.info({ proposal: p.id, pool: p.poolId, action: p.change.action }, 'governance change applied');
   return applied;
+}
+
+/**
+ * Allowlist entries new in this version become usable only after the cooling-off period counted from
+ * now: their `addedAt` is the time the version is applied (never earlier, whatever the proposal said).
+ * Entries already in the previous version keep the `addedAt` they had.
+ */
+function stampAllowlist(next: PolicyDocument, previous: PolicyDocument | null, now: number): PolicyDocument {
+  if (!next.allowlist) return next;
+  const before = new Map((previous?.allowlist ?? []).map((e) => [e.address.toLowerCase(), e]));
+  const allowlist = next.allowlist.map((e) => {
+    const old = before.get(e.address.toLowerCase());
+    if (old) return old.addedAt === undefined ? (({ addedAt: _dropped, ...rest }) => rest)(e) : { ...e, addedAt: old.addedAt };
+    const given = e.addedAt === undefined ? now : Math.max(Date.parse(e.addedAt), now);
+    return { ...e, addedAt: new Date(given).toISOString() };
+  });
+  return { ...next, allowlist };
 }
 
 export async function getProposal(ctx: ServiceContext, id: string): Promise<{ proposal: Proposal; approvals: readonly ProposalApproval[] }> {

@@ -164,6 +164,22 @@ describe('policy versions', () => {
     expect((fresh.body.withdrawal as { policyVersion: number }).policyVersion).toBe(2);
   });
 
+  it('when a policy version adds an allowlist address, then it is usable only after the cooling-off period', async () => {
+    const pool = (await stack.api('GET', '/v1/pools/client-a', stack.tokens.auditor)).body;
+    const policy = pool.policy as { allowlist: { address: string; label?: string; addedAt?: string }[] };
+    const fresh = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
+    const next = { ...policy, allowlist: [...policy.allowlist, { address: fresh, label: 'new desk', addedAt: '2020-01-01T00:00:00Z' }] };
+    const proposal = await stack.api('POST', '/v1/pools/client-a/policy', admins.bob as string, { policy: next });
+    await vote(proposal.body, 'alice');
+    expect((await vote(proposal.body, 'carol')).body.state).toBe('applied');
+    const stored = (await stack.api('GET', '/v1/pools/client-a', stack.tokens.auditor)).body.policy as { allowlist: { address: string; addedAt?: string }[] };
+    const entry = stored.allowlist.find((e) => e.address === fresh)!;
+    expect(Date.now() - Date.parse(entry.addedAt as string)).toBeLessThan(60_000);
+    expect(stored.allowlist.find((e) => e.address === ALLOWLISTED)!.addedAt).toBeUndefined();
+    const decision = await stack.api('POST', '/v1/pools/client-a/evaluate', stack.tokens.requester, { ...body('client-a', ETH / 10n), to: fresh });
+    expect((decision.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['destination_cooling_off']);
+  });
+
   it('when a proposed policy is malformed or needs more approvers than the pool has, then it is refused at once', async () => {
     const bad = await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy: { quorum: [{ approvals: 3 }], assets: {} } });
     expect(bad.status).toBe(400);
