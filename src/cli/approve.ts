@@ -8,7 +8,8 @@ import { parseApprovalMessage, canonicalApprovalMessage, type ApprovalMessage } 
 import { loadConfig } from '../config.js';
 import { nativeAsset, parseChainId } from '../domain/chain-id.js';
 import { CustodyError, ValidationError } from '../domain/errors.js';
-import { readApproverKeyFile, signWithApproverKey } from './approver-key-file.js';
+import { readApproverKeyFile, signWithApproverKey, type ApproverKeyFile } from './approver-key-file.js';
+import { bindingHash, canonicalGovernanceMessage, parseGovernanceMessage, sha256Canonical, type Binding, type GovernanceMessage } from '../../common/governance-message.js';
 import { action, emit } from './output.js';
 
 const DECIMALS: Readonly<Record<string, number>> = { ETH: 18, BTC: 8, SOL: 9 };
@@ -44,51 +45,92 @@ async function call(url: string, token: string, init: { method: string; body?: u
   return body;
 }
 
+interface Target {
+  readonly base: string;
+  readonly token: string;
+  readonly id: string;
+  readonly decision: 'approve' | 'reject';
+  readonly json: boolean;
+}
+
+function say(target: Target, lines: string[]): void {
+  if (!target.json) for (const line of lines) process.stdout.write(line + '\n');
+}
+
+async function approveWithdrawalById(t: Target, key: ApproverKeyFile): Promise<Record<string, unknown>> {
+  const w = await call(`${t.base}/v1/withdrawals/${t.id}`, t.token, { method: 'GET' });
+  if (typeof w.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
+  const message: ApprovalMessage = parseApprovalMessage(w.approvalMessage);
+  if (message.requestId !== t.id) throw new CustodyError('invalid', 'message_mismatch', `the approval message names request ${message.requestId}, not ${t.id}; refusing to sign`);
+  for (const [field, value] of [['pool', w.pool], ['chain', w.chain], ['asset', w.asset], ['amount', w.amount], ['to', w.to], ['digest', w.digest]] as const) {
+    if (message[field] !== value) throw new CustodyError('invalid', 'message_mismatch', `the approval message's ${field} differs from the request's; refusing to sign`);
+  }
+  const signature = signWithApproverKey(key, canonicalApprovalMessage({ ...message, decision: t.decision }));
+  say(t, [
+    `withdrawal ${message.requestId}`,
+    `  pool      ${message.pool}`,
+    `  chain     ${message.chain}`,
+    `  amount    ${formatUnits(message.amount, message.asset)} (${message.amount})`,
+    `  to        ${message.to}`,
+    `  max fee   ${formatUnits(message.maxFee, nativeAsset(parseChainId(message.chain).family))} (${message.maxFee})`,
+    `  digest    ${message.digest}`,
+    `  policy    version ${message.policyVersion}`,
+    `signing "${t.decision}" with key ${key.publicKey.slice(0, 16)}…`,
+  ]);
+  return call(`${t.base}/v1/withdrawals/${t.id}/approvals`, t.token, { method: 'POST', body: { signature, decision: t.decision } });
+}
+
+async function approveProposalById(t: Target, key: ApproverKeyFile): Promise<Record<string, unknown>> {
+  const p = await call(`${t.base}/v1/proposals/${t.id}`, t.token, { method: 'GET' });
+  if (typeof p.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
+  const message: GovernanceMessage = parseGovernanceMessage(p.approvalMessage);
+  const binding = p.binding as Binding;
+  // What is shown must be what is signed: the message commits to the change and binding by hash.
+  if (message.proposalId !== t.id || message.pool !== p.pool) throw new CustodyError('invalid', 'message_mismatch', 'the governance message names another proposal or pool; refusing to sign');
+  if (message.change !== sha256Canonical(p.change) || message.binding !== bindingHash(binding)) {
+    throw new CustodyError('invalid', 'message_mismatch', 'the governance message does not commit to the change and binding shown; refusing to sign');
+  }
+  const signature = signWithApproverKey(key, canonicalGovernanceMessage({ ...message, decision: t.decision }));
+  say(t, [
+    `proposal ${message.proposalId}`,
+    `  pool      ${message.pool}`,
+    `  action    ${message.action} (proposed by ${String(p.proposedBy)})`,
+    `  change    ${JSON.stringify(p.change)}`,
+    `  binding   approvers ${binding.approvers.map((a) => a.id).join(', ')}; base threshold ${binding.threshold}`,
+    `signing "${t.decision}" with key ${key.publicKey.slice(0, 16)}…`,
+  ]);
+  return call(`${t.base}/v1/proposals/${t.id}/approvals`, t.token, { method: 'POST', body: { signature, decision: t.decision } });
+}
+
 export function registerApprove(program: Command): void {
   program
     .command('approve')
-    .description('sign a withdrawal\'s approval message offline with your approver key and post it')
-    .argument('<id>', 'withdrawal id')
+    .description('check, show, sign offline with your approver key, and post an approval of a withdrawal (or, with --proposal, of a governance proposal)')
+    .argument('<id>', 'withdrawal id (or proposal id with --proposal)')
     .requiredOption('--key <file>', 'your approver key file (custody approver keygen)')
     .option('--url <url>', 'gateway URL (default http://HOST:PORT from the environment)')
-    .option('--token <token>', 'your approver token (default $CUSTODY_TOKEN)')
+    .option('--token <token>', 'your approver (or admin) token (default $CUSTODY_TOKEN)')
+    .option('--proposal', 'the id is a governance proposal; sign as an admin')
     .option('--reject', 'reject instead of approve')
     .option('--json', 'print JSON')
     .action(
-      action(async (id: string, opts: { key: string; url?: string; token?: string; reject?: boolean; json?: boolean }) => {
+      action(async (id: string, opts: { key: string; url?: string; token?: string; proposal?: boolean; reject?: boolean; json?: boolean }) => {
         const config = loadConfig();
-        const base = (opts.url ?? `http://${config.host}:${config.port}`).replace(/\/+$/, '');
         const token = opts.token ?? process.env.CUSTODY_TOKEN;
-        if (!token) throw new ValidationError('missing_token', 'give --token or set CUSTODY_TOKEN to your approver token');
-        if (!/^[0-9a-f-]{36}$/.test(id)) throw new ValidationError('invalid_id', `"${id}" is not a withdrawal id`);
+        if (!token) throw new ValidationError('missing_token', 'give --token or set CUSTODY_TOKEN to your token');
+        if (!/^[0-9a-f-]{36}$/.test(id)) throw new ValidationError('invalid_id', `"${id}" is not a ${opts.proposal ? 'proposal' : 'withdrawal'} id`);
         const key = readApproverKeyFile(opts.key);
-
-        const w = await call(`${base}/v1/withdrawals/${id}`, token, { method: 'GET' });
-        if (typeof w.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
-        const message: ApprovalMessage = parseApprovalMessage(w.approvalMessage);
-        if (message.requestId !== id) throw new CustodyError('invalid', 'message_mismatch', `the approval message names request ${message.requestId}, not ${id}; refusing to sign`);
-        for (const [field, value] of [['pool', w.pool], ['chain', w.chain], ['asset', w.asset], ['amount', w.amount], ['to', w.to], ['digest', w.digest]] as const) {
-          if (message[field] !== value) throw new CustodyError('invalid', 'message_mismatch', `the approval message's ${field} differs from the request's; refusing to sign`);
-        }
-        const decision = opts.reject ? 'reject' : 'approve';
-        const text = canonicalApprovalMessage({ ...message, decision });
-        const signature = signWithApproverKey(key, text);
-        if (!opts.json) {
-          for (const line of [
-            `withdrawal ${message.requestId}`,
-            `  pool      ${message.pool}`,
-            `  chain     ${message.chain}`,
-            `  amount    ${formatUnits(message.amount, message.asset)} (${message.amount})`,
-            `  to        ${message.to}`,
-            `  max fee   ${formatUnits(message.maxFee, nativeAsset(parseChainId(message.chain).family))} (${message.maxFee})`,
-            `  digest    ${message.digest}`,
-            `  policy    version ${message.policyVersion}`,
-            `signing "${decision}" with key ${key.publicKey.slice(0, 16)}…`,
-          ]) process.stdout.write(line + '\n');
-        }
-        const after = await call(`${base}/v1/withdrawals/${id}/approvals`, token, { method: 'POST', body: { signature, decision } });
-        emit(opts, { id, decision, state: after.state, txHash: after.txHash ?? null }, () => [
-          `${decision === 'approve' ? 'approved' : 'rejected'}; the request is now "${String(after.state)}"${after.txHash ? ` (tx ${String(after.txHash)})` : ''}`,
+        const target: Target = {
+          base: (opts.url ?? `http://${config.host}:${config.port}`).replace(/\/+$/, ''),
+          token,
+          id,
+          decision: opts.reject ? 'reject' : 'approve',
+          json: opts.json === true,
+        };
+        const after = opts.proposal ? await approveProposalById(target, key) : await approveWithdrawalById(target, key);
+        const done = target.decision === 'approve' ? 'approved' : 'rejected';
+        emit(opts, { id, decision: target.decision, state: after.state, txHash: after.txHash ?? null }, () => [
+          `${done}; the ${opts.proposal ? 'proposal' : 'request'} is now "${String(after.state)}"${after.txHash ? ` (tx ${String(after.txHash)})` : ''}`,
         ]);
       }),
     );

@@ -3,6 +3,8 @@
  * policy versions only with the admin quorum, approver changes bound in the device, re-evaluation of
  * open requests, and the policy's decision on a request without creating it.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Transaction } from 'ethers';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -122,6 +124,23 @@ describe('freeze and unfreeze', () => {
     expect((await vote(p.body, 'carol')).body.state).toBe('applied');
     const read = await stack.api('GET', `/v1/withdrawals/${w.body.id}`, stack.tokens.auditor);
     expect(read.body.state).toBe('timelocked');
+  });
+});
+
+describe('the CLI for admins', () => {
+  it('when admins run custody approve --proposal with their key files, then the proposal is applied', async () => {
+    await stack.api('POST', '/v1/pools/client-b/freeze', admins.alice as string, {});
+    const proposal = await stack.api('POST', '/v1/pools/client-b/unfreeze', admins.alice as string, {});
+    for (const who of ['bob', 'carol'] as const) {
+      const file = join(stack.dataDir, `${who}-admin.key`);
+      const publicKey = bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[who] as string)));
+      writeFileSync(file, JSON.stringify({ kind: 'custody.approver-key', version: 1, id: who, publicKey, secretKey: APPROVER_SECRETS[who] }));
+      const r = await stack.cli(['approve', proposal.body.id as string, '--proposal', '--key', file, '--url', stack.gateway.url, '--token', admins[who] as string]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('action    unfreeze (proposed by alice)');
+    }
+    expect((await stack.api('GET', `/v1/proposals/${proposal.body.id}`, stack.tokens.auditor)).body.state).toBe('applied');
+    expect((await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.status).toBe('active');
   });
 });
 
