@@ -199,6 +199,26 @@ describe('policy versions', () => {
     expect((decision.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['destination_cooling_off']);
   });
 
+  it('when the fee the transaction can pay is over the cap, then it is denied with fee_over_cap', async () => {
+    const r = await stack.api('POST', '/v1/withdrawals', stack.tokens.requester, { ...body('client-a', ETH / 10n), maxFeePerGas: '500000000000', maxPriorityFeePerGas: '1' });
+    expect(r.status).toBe(412);
+    expect((r.body.reasons as { code: string; message: string }[])[0]).toMatchObject({ code: 'fee_over_cap' });
+  });
+
+  it('when a request is not approved before its expiry, then due work expires it and frees its nonce', async () => {
+    const pool = (await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body;
+    const proposal = await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy: { ...(pool.policy as object), requestExpiry: '2s' } });
+    await vote(proposal.body, 'bob');
+    expect((await vote(proposal.body, 'carol')).body.state).toBe('applied');
+    const w = await submit('client-b', ETH / 100n);
+    const usedNonce = String(nonces['client-b']);
+    expect(w.body.expiresAt).not.toBeNull();
+    const expired = await waitFor(w.body.id as string, 'expired');
+    expect((expired.reasons as { code: string }[])[0]!.code).toBe('expired');
+    const again = await stack.api('POST', '/v1/withdrawals', stack.tokens.requester, { ...body('client-b', ETH / 100n), nonce: usedNonce });
+    expect(again.status).toBe(201);
+  });
+
   it('when a proposed policy is malformed or needs more approvers than the pool has, then it is refused at once', async () => {
     const bad = await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy: { quorum: [{ approvals: 3 }], assets: {} } });
     expect(bad.status).toBe(400);
