@@ -3,7 +3,7 @@
  * schemas come from the same zod schemas the routes validate with, so the document follows the code.
  */
 import { z } from 'zod';
-import { approvalBodySchema, freezeBodySchema, withdrawalBodySchema } from './schemas.js';
+import { approvalBodySchema, approversProposalSchema, freezeBodySchema, policyProposalSchema, withdrawalBodySchema } from './schemas.js';
 import { WITHDRAWAL_STATES } from '../domain/withdrawal.js';
 
 const json = (schema: object) => ({ 'application/json': { schema } });
@@ -33,6 +33,37 @@ export function openApiDocument(): Record<string, unknown> {
         WithdrawalRequest: jsonSchema(withdrawalBodySchema),
         ApprovalRequest: jsonSchema(approvalBodySchema),
         FreezeRequest: jsonSchema(freezeBodySchema),
+        PolicyProposalRequest: jsonSchema(policyProposalSchema),
+        ApproversProposalRequest: jsonSchema(approversProposalSchema),
+        Proposal: {
+          type: 'object',
+          properties: {
+            id: { type: 'string', format: 'uuid' },
+            pool: { type: 'string' },
+            action: { type: 'string', enum: ['policy', 'unfreeze', 'approvers'] },
+            change: { type: 'object' },
+            binding: { type: 'object', description: 'the pool\'s device binding once applied: approvers and base threshold' },
+            proposedBy: { type: 'string' },
+            requiredApprovals: { type: 'integer' },
+            state: { type: 'string', enum: ['pending', 'applied', 'rejected', 'failed'] },
+            approvalMessage: { type: 'string', description: 'RFC 8785 custody.governance message the admins sign' },
+            approvals: { type: 'array', items: { type: 'object' } },
+            appliedVersion: { type: ['integer', 'null'] },
+            reason: { type: ['string', 'null'] },
+          },
+        },
+        Decision: {
+          type: 'object',
+          properties: {
+            allowed: { type: 'boolean' },
+            reasons: { type: 'array', items: ref('Reason') },
+            requiredApprovals: { type: 'integer' },
+            timelockUntil: { type: ['string', 'null'] },
+            expiresAt: { type: ['string', 'null'] },
+            policyVersion: { type: 'integer' },
+            digest: { type: 'string' },
+          },
+        },
         Reason: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
         Withdrawal: {
           type: 'object',
@@ -102,6 +133,62 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [{ name: 'pool', in: 'path', required: true, schema: { type: 'string' } }],
           requestBody: { required: false, content: json(ref('FreezeRequest')) },
           responses: { '200': { description: 'frozen pool', content: json(ref('Pool')) }, ...errors, '404': problemResponse('no such pool') },
+        },
+      },
+      '/v1/pools/{pool}/evaluate': {
+        post: {
+          summary: 'the policy decision for a withdrawal body now, creating nothing (requester, admin)',
+          parameters: [{ name: 'pool', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: { required: true, content: json(ref('WithdrawalRequest')) },
+          responses: { '200': { description: 'decision with every reason', content: json(ref('Decision')) }, ...errors, '404': problemResponse('no such pool') },
+        },
+      },
+      '/v1/pools/{pool}/policy': {
+        post: {
+          summary: 'propose a new policy version (admin); applied once adminQuorum other admins approve',
+          parameters: [{ name: 'pool', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: { required: true, content: json(ref('PolicyProposalRequest')) },
+          responses: { '201': { description: 'proposal', content: json(ref('Proposal')) }, ...errors, '404': problemResponse('no such pool') },
+        },
+      },
+      '/v1/pools/{pool}/unfreeze': {
+        post: {
+          summary: 'propose unfreezing (admin); applied once adminQuorum other admins approve',
+          parameters: [{ name: 'pool', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '201': { description: 'proposal', content: json(ref('Proposal')) }, ...errors, '409': problemResponse('the pool is not frozen') },
+        },
+      },
+      '/v1/pools/{pool}/approvers': {
+        post: {
+          summary: 'propose adding or removing pool approvers (admin); bound in the device once approved',
+          parameters: [{ name: 'pool', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: { required: true, content: json(ref('ApproversProposalRequest')) },
+          responses: { '201': { description: 'proposal', content: json(ref('Proposal')) }, ...errors },
+        },
+      },
+      '/v1/proposals': {
+        get: {
+          summary: 'governance proposals (any role), newest first',
+          parameters: [
+            { name: 'pool', in: 'query', schema: { type: 'string' } },
+            { name: 'state', in: 'query', schema: { type: 'string', enum: ['pending', 'applied', 'rejected', 'failed'] } },
+          ],
+          responses: { '200': { description: 'proposals', content: json({ type: 'object', properties: { proposals: { type: 'array', items: ref('Proposal') } } }) }, ...errors },
+        },
+      },
+      '/v1/proposals/{id}': {
+        get: {
+          summary: 'one proposal with its approvals',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          responses: { '200': { description: 'proposal', content: json(ref('Proposal')) }, ...errors, '404': problemResponse('no such proposal') },
+        },
+      },
+      '/v1/proposals/{id}/approvals': {
+        post: {
+          summary: 'approve or reject a proposal (admin other than the proposer): Ed25519 signature over approvalMessage with the posted decision',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          requestBody: { required: true, content: json(ref('ApprovalRequest')) },
+          responses: { '200': { description: 'the proposal after the vote (applied when it completed the quorum)', content: json(ref('Proposal')) }, ...errors, '409': problemResponse('already voted or not pending') },
         },
       },
       '/v1/withdrawals': {
