@@ -14,13 +14,14 @@ const decimal = z.string().max(80).regex(/^(0|[1-9][0-9]*)$/, 'expected a non-ne
 export const withdrawalBodySchema = z.strictObject({
   pool: z.string().regex(POOL_ID, 'expected a pool id (lowercase slug)'),
   chain: z.string().min(3).max(80).describe('CAIP-2 chain id, e.g. eip155:11155111'),
-  asset: z.string().min(1).max(80).describe('ETH, BTC, SOL or erc20:<contract>'),
+  asset: z.string().min(1).max(80).describe('ETH or erc20:<contract> on EVM chains'),
   amount: decimal.optional().describe('base units (wei); required unless unsignedTx is given'),
   to: z.string().min(1).max(128).optional().describe('destination address; required unless unsignedTx is given'),
   nonce: decimal.optional(),
   gasLimit: decimal.optional(),
   maxFeePerGas: decimal.optional(),
   maxPriorityFeePerGas: decimal.optional(),
+  gasPrice: decimal.optional().describe('legacy (EIP-155) transactions, instead of maxFeePerGas and maxPriorityFeePerGas'),
   unsignedTx: z
     .string()
     .max(65_536)

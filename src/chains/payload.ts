@@ -11,9 +11,11 @@ import { assertEthAddress } from './ethereum/address.js';
 import {
   assembleEthereumSigned,
   buildEthereumTransfer,
+  canonicalEthAsset,
   decodeEthereumUnsignedTx,
+  type EthereumFees,
   type PreparedEthereumTx,
-} from './ethereum/eip1559.js';
+} from './ethereum/transaction.js';
 
 /** The chain-specific fields of a withdrawal request body (SPEC section 9), as received. */
 export interface PayloadRequest {
@@ -24,6 +26,8 @@ export interface PayloadRequest {
   readonly gasLimit?: string | undefined;
   readonly maxFeePerGas?: string | undefined;
   readonly maxPriorityFeePerGas?: string | undefined;
+  /** Legacy (EIP-155) transactions: the gas price instead of the EIP-1559 fee fields. */
+  readonly gasPrice?: string | undefined;
   readonly unsignedTx?: string | undefined;
 }
 
@@ -53,9 +57,9 @@ function requireField(value: string | undefined, field: string): string {
 
 function fromEthereum(prepared: PreparedEthereumTx): PreparedPayload {
   return {
-    asset: 'ETH',
-    amount: prepared.transfer.value,
-    to: prepared.transfer.to,
+    asset: prepared.transfer.intent.asset,
+    amount: prepared.transfer.intent.amount,
+    to: prepared.transfer.intent.recipient,
     unsignedTx: prepared.unsignedTx,
     digest: prepared.digest,
     maxFee: prepared.maxFee,
@@ -65,23 +69,36 @@ function fromEthereum(prepared: PreparedEthereumTx): PreparedPayload {
   };
 }
 
-function prepareEthereum(chain: ParsedChainId, request: PayloadRequest): PreparedPayload {
-  if (request.asset !== 'ETH') {
-    throw new ValidationError('unsupported_asset', `"asset": only the native asset ETH is supported on ${chain.id}, got "${request.asset}"`);
+function ethereumFees(request: PayloadRequest): EthereumFees {
+  if (request.gasPrice !== undefined) {
+    if (request.maxFeePerGas !== undefined || request.maxPriorityFeePerGas !== undefined) {
+      throw new ValidationError('conflicting_fields', 'give either "gasPrice" (legacy) or "maxFeePerGas" and "maxPriorityFeePerGas" (EIP-1559), not both');
+    }
+    return { kind: 'legacy', gasPrice: parseAmount(request.gasPrice, 'gasPrice') };
   }
+  return {
+    kind: 'eip1559',
+    maxFeePerGas: parseAmount(requireField(request.maxFeePerGas, 'maxFeePerGas'), 'maxFeePerGas'),
+    maxPriorityFeePerGas: parseAmount(requireField(request.maxPriorityFeePerGas, 'maxPriorityFeePerGas'), 'maxPriorityFeePerGas'),
+  };
+}
+
+function prepareEthereum(chain: ParsedChainId, request: PayloadRequest): PreparedPayload {
+  const asset = canonicalEthAsset(request.asset);
   const chainId = evmChainId(chain);
   if (request.unsignedTx !== undefined) {
-    const onlyTxFields = ['nonce', 'gasLimit', 'maxFeePerGas', 'maxPriorityFeePerGas'] as const;
+    const onlyTxFields = ['nonce', 'gasLimit', 'maxFeePerGas', 'maxPriorityFeePerGas', 'gasPrice'] as const;
     for (const f of onlyTxFields) {
       if (request[f] !== undefined) throw new ValidationError('conflicting_fields', `"${f}" must not be given with "unsignedTx": the transaction already says it`);
     }
     const prepared = fromEthereum(decodeEthereumUnsignedTx(request.unsignedTx, chainId));
-    // The requester's description, when given, must match what the transaction really does.
+    // The requester's description must match what the transaction really does.
+    if (prepared.asset !== asset) throw new ValidationError('payload_mismatch', `"asset" is ${asset} but the transaction moves ${prepared.asset}`);
     if (request.amount !== undefined && parseAmount(request.amount, 'amount') !== prepared.amount) {
-      throw new ValidationError('payload_mismatch', `"amount" ${request.amount} differs from the transaction's value ${prepared.amount}`);
+      throw new ValidationError('payload_mismatch', `"amount" ${request.amount} differs from the transaction's amount ${prepared.amount}`);
     }
     if (request.to !== undefined && assertEthAddress(request.to, 'to').toLowerCase() !== prepared.to.toLowerCase()) {
-      throw new ValidationError('payload_mismatch', `"to" differs from the transaction's destination ${prepared.to}`);
+      throw new ValidationError('payload_mismatch', `"to" differs from the transaction's recipient ${prepared.to}`);
     }
     return prepared;
   }
@@ -90,10 +107,12 @@ function prepareEthereum(chain: ParsedChainId, request: PayloadRequest): Prepare
       chainId,
       nonce: parseAmount(requireField(request.nonce, 'nonce'), 'nonce'),
       gasLimit: parseAmount(requireField(request.gasLimit, 'gasLimit'), 'gasLimit'),
-      maxFeePerGas: parseAmount(requireField(request.maxFeePerGas, 'maxFeePerGas'), 'maxFeePerGas'),
-      maxPriorityFeePerGas: parseAmount(requireField(request.maxPriorityFeePerGas, 'maxPriorityFeePerGas'), 'maxPriorityFeePerGas'),
-      to: assertEthAddress(requireField(request.to, 'to'), 'to'),
-      value: parsePositiveAmount(requireField(request.amount, 'amount'), 'amount'),
+      fees: ethereumFees(request),
+      intent: {
+        asset,
+        recipient: assertEthAddress(requireField(request.to, 'to'), 'to'),
+        amount: parsePositiveAmount(requireField(request.amount, 'amount'), 'amount'),
+      },
     }),
   );
 }

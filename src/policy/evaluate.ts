@@ -41,9 +41,21 @@ export interface PolicyDecision {
   readonly expiresAt: number | null;
 }
 
+/**
+ * The entry of a per-asset record for an asset. Token assets (`erc20:<address>`) match whatever the
+ * case of the address in the policy, since plans may write addresses in lowercase.
+ */
+export function assetEntry<T>(record: Readonly<Record<string, T>> | undefined, asset: string): T | undefined {
+  if (record === undefined) return undefined;
+  if (Object.hasOwn(record, asset)) return record[asset];
+  const lower = asset.toLowerCase();
+  const key = Object.keys(record).find((k) => k.toLowerCase() === lower);
+  return key === undefined ? undefined : record[key];
+}
+
 /** The windows whose usage the caller must supply for this asset. */
 export function velocityWindows(policy: Policy, asset: string): readonly VelocityLimit[] {
-  return policy.assets[asset]?.limits ?? [];
+  return assetEntry(policy.assets, asset)?.limits ?? [];
 }
 
 /**
@@ -54,7 +66,7 @@ export function velocityWindows(policy: Policy, asset: string): readonly Velocit
 export function requiredApprovals(policy: Policy, asset: string, amount: bigint): number {
   for (const tier of policy.quorum) {
     if (tier.upTo === undefined) return tier.approvals;
-    const bound = tier.upTo[asset];
+    const bound = assetEntry(tier.upTo, asset);
     if (bound !== undefined && amount <= bound) return tier.approvals;
   }
   // Unreachable for a parsed policy (the last tier has no upTo); stay strict if it happens.
@@ -73,7 +85,7 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
     reasons.push({ code: 'pool_frozen', message: 'the pool is frozen: no withdrawal is signed until the admin quorum unfreezes it' });
   }
 
-  const assetPolicy = policy.assets[asset];
+  const assetPolicy = assetEntry(policy.assets, asset);
   if (!assetPolicy) {
     reasons.push({ code: 'asset_not_allowed', message: `the pool's policy does not allow ${asset} (allowed: ${Object.keys(policy.assets).join(', ') || 'none'})` });
   } else {
@@ -109,12 +121,12 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
     }
   }
 
-  const feeCap = policy.maxFee?.[input.feeAsset];
+  const feeCap = assetEntry(policy.maxFee, input.feeAsset);
   if (feeCap !== undefined && input.fee > feeCap) {
     reasons.push({ code: 'fee_over_cap', message: `the transaction can pay up to ${input.fee} ${input.feeAsset} in fees, over the cap of ${feeCap}` });
   }
 
-  const lockAbove = policy.timelock?.above[asset];
+  const lockAbove = assetEntry(policy.timelock?.above, asset);
   const timelockUntil = policy.timelock && lockAbove !== undefined && amount > lockAbove ? now + policy.timelock.delayMs : null;
 
   return {

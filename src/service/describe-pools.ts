@@ -6,6 +6,7 @@ import type { PolicyDocument } from '../domain/policy.js';
 import { StoreError } from '../domain/errors.js';
 import type { StoreTx } from '../store/store.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
+import { canonicalEthAsset } from '../chains/ethereum/transaction.js';
 
 export interface LimitUsage {
   readonly asset: string;
@@ -29,7 +30,9 @@ async function describe(tx: StoreTx, pool: Pool, now: number): Promise<PoolDescr
   if (!document) throw new StoreError('policy_missing', `policy version ${pool.policyVersion} of pool "${pool.id}" is missing`);
   const policy = await policyOf(tx, pool.id, pool.policyVersion);
   const usage: LimitUsage[] = [];
-  for (const [asset, assetPolicy] of Object.entries(policy.assets)) {
+  for (const [key, assetPolicy] of Object.entries(policy.assets)) {
+    // Withdrawals record token assets with the contract in EIP-55 form; a plan may write it in lowercase.
+    const asset = key.toLowerCase().startsWith('erc20:') ? canonicalEthAsset(key) : key;
     for (const limit of assetPolicy.limits) {
       const entries = await tx.committedEntriesSince(pool.id, asset, now - limit.windowMs);
       const used = entries.reduce((sum, e) => sum + e.amount, 0n);

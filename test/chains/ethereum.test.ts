@@ -5,11 +5,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Transaction as EthersTx, getAddress, keccak256 } from 'ethers';
+import { Interface, Transaction as EthersTx, getAddress, keccak256 } from 'ethers';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { assertEthAddress, ethAddressFromPublicKey } from '../../src/chains/ethereum/address.js';
-import { assembleEthereumSigned, buildEthereumTransfer, decodeEthereumUnsignedTx, type EthereumTransfer } from '../../src/chains/ethereum/eip1559.js';
+import { assembleEthereumSigned, buildEthereumTransfer, decodeEthereumUnsignedTx, type EthereumTransfer } from '../../src/chains/ethereum/transaction.js';
 import { CustodyError, ValidationError } from '../../src/domain/errors.js';
 
 const vectors = (name: string) => JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', name), 'utf8'));
@@ -18,15 +18,16 @@ const keys = vectors('secp256k1-eth-addresses.json') as { vectors: { privateKey:
 
 const SECRET = hexToBytes('46'.repeat(32));
 const FROM = ethAddressFromPublicKey(secp256k1.getPublicKey(SECRET, true));
+const HOT = '0x8ba1f109551bD432803012645Ac136ddd64DBA72';
+const TOKEN = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
 const transfer: EthereumTransfer = {
   chainId: 11155111n,
   nonce: 7n,
   gasLimit: 21000n,
-  maxFeePerGas: 30_000_000_000n,
-  maxPriorityFeePerGas: 1_000_000_000n,
-  to: '0x8ba1f109551bD432803012645Ac136ddd64DBA72',
-  value: 10n ** 18n,
+  fees: { kind: 'eip1559', maxFeePerGas: 30_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n },
+  intent: { asset: 'ETH', recipient: HOT, amount: 10n ** 18n },
 };
+const eip155 = vectors('eip155-example.json') as { privateKey: string; signingData: string; signingHash: string; v: number; signedTx: string };
 
 function deviceSign(digest: Uint8Array, secret = SECRET): { signature: Uint8Array; recovery: 0 | 1 } {
   const sig = secp256k1.sign(digest, secret, { prehash: false, format: 'recovered' });
@@ -79,13 +80,13 @@ describe('EIP-1559 transfers', () => {
     const tx = EthersTx.from(signedTx);
     expect(tx.type).toBe(2);
     expect(tx.from).toBe(FROM);
-    expect(tx.to).toBe(transfer.to);
-    expect(tx.value).toBe(transfer.value);
+    expect(tx.to).toBe(HOT);
+    expect(tx.value).toBe(10n ** 18n);
     expect(tx.nonce).toBe(7);
     expect(tx.chainId).toBe(11155111n);
     expect(tx.gasLimit).toBe(21000n);
-    expect(tx.maxFeePerGas).toBe(transfer.maxFeePerGas);
-    expect(tx.maxPriorityFeePerGas).toBe(transfer.maxPriorityFeePerGas);
+    expect(tx.maxFeePerGas).toBe(30_000_000_000n);
+    expect(tx.maxPriorityFeePerGas).toBe(1_000_000_000n);
     expect(tx.data).toBe('0x');
     expect(tx.hash).toBe(txHash);
   });
@@ -109,26 +110,69 @@ describe('EIP-1559 transfers', () => {
 
   it('when fields are out of range, then the build is refused naming the field', () => {
     expect(() => buildEthereumTransfer({ ...transfer, gasLimit: 20999n })).toThrow(/"gasLimit"/);
-    expect(() => buildEthereumTransfer({ ...transfer, maxPriorityFeePerGas: transfer.maxFeePerGas + 1n })).toThrow(/maxPriorityFeePerGas/);
-    expect(() => buildEthereumTransfer({ ...transfer, value: 0n })).toThrow(/"amount"/);
+    expect(() => buildEthereumTransfer({ ...transfer, fees: { kind: 'eip1559', maxFeePerGas: 2n, maxPriorityFeePerGas: 3n } })).toThrow(/maxPriorityFeePerGas/);
+    expect(() => buildEthereumTransfer({ ...transfer, intent: { ...transfer.intent, amount: 0n } })).toThrow(/"amount"/);
+    expect(() => buildEthereumTransfer({ ...transfer, intent: { ...transfer.intent, asset: 'erc721:0x00' } })).toThrow(/expected ETH or erc20/);
     expect(() => buildEthereumTransfer({ ...transfer, nonce: 1n << 64n })).toThrow(/"nonce"/);
   });
 });
 
+describe('legacy EIP-155 and ERC-20', () => {
+  it('when the EIP-155 example is built and signed with its key, then the signing data, hash and signed transaction are the published ones', () => {
+    const t: EthereumTransfer = { chainId: 1n, nonce: 9n, gasLimit: 21000n, fees: { kind: 'legacy', gasPrice: 20_000_000_000n }, intent: { asset: 'ETH', recipient: '0x3535353535353535353535353535353535353535', amount: 10n ** 18n } };
+    const prepared = buildEthereumTransfer(t);
+    expect(prepared.unsignedTx).toBe(eip155.signingData);
+    expect('0x' + bytesToHex(prepared.digest)).toBe(eip155.signingHash);
+    const key = hexToBytes(eip155.privateKey);
+    const from = ethAddressFromPublicKey(secp256k1.getPublicKey(key, true));
+    const signed = assembleEthereumSigned(prepared, deviceSign(prepared.digest, key), from);
+    expect(signed.signedTx).toBe(eip155.signedTx);
+    expect(EthersTx.from(signed.signedTx).signature?.networkV).toBe(BigInt(eip155.v));
+    expect(EthersTx.from(signed.signedTx).from).toBe(from);
+  });
+
+  it('when an ERC-20 transfer is built and signed, then ethers reads transfer(recipient, amount) to the token contract with no ETH', () => {
+    const prepared = buildEthereumTransfer({ ...transfer, gasLimit: 65000n, intent: { asset: `erc20:${TOKEN.toLowerCase()}`, recipient: HOT, amount: 42n } });
+    expect(prepared.transfer.intent.asset).toBe(`erc20:${TOKEN}`);
+    const tx = EthersTx.from(assembleEthereumSigned(prepared, deviceSign(prepared.digest), FROM).signedTx);
+    expect(tx.to).toBe(TOKEN);
+    expect(tx.value).toBe(0n);
+    expect(tx.from).toBe(FROM);
+    const call = new Interface(['function transfer(address to, uint256 amount)']).parseTransaction({ data: tx.data });
+    expect(call?.name).toBe('transfer');
+    expect(call?.args.toArray()).toEqual([HOT, 42n]);
+  });
+});
+
 describe('decoding an unsigned transaction', () => {
-  const unsignedOf = (fields: Record<string, unknown>) => EthersTx.from({ type: 2, chainId: 11155111n, nonce: 1, gasLimit: 21000n, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n, to: transfer.to, value: 5n, ...fields }).unsignedSerialized;
+  const unsignedOf = (fields: Record<string, unknown>) => EthersTx.from({ type: 2, chainId: 11155111n, nonce: 1, gasLimit: 21000n, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n, to: HOT, value: 5n, ...fields }).unsignedSerialized;
+  const erc20 = new Interface(['function transfer(address to, uint256 amount)', 'function approve(address spender, uint256 amount)']);
 
   it('when a plain transfer made by ethers is decoded, then every field is read back', () => {
     const prepared = decodeEthereumUnsignedTx(unsignedOf({}), 11155111n);
-    expect(prepared.transfer).toEqual({ chainId: 11155111n, nonce: 1n, gasLimit: 21000n, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n, to: transfer.to, value: 5n });
+    expect(prepared.transfer).toEqual({ chainId: 11155111n, nonce: 1n, gasLimit: 21000n, fees: { kind: 'eip1559', maxFeePerGas: 2n, maxPriorityFeePerGas: 1n }, intent: { asset: 'ETH', recipient: HOT, amount: 5n } });
+  });
+
+  it('when an ERC-20 transfer made by ethers is decoded, then the token, recipient and amount are read from the call', () => {
+    const data = erc20.encodeFunctionData('transfer', [HOT, 123456789n]);
+    const prepared = decodeEthereumUnsignedTx(unsignedOf({ to: TOKEN, value: 0n, data, gasLimit: 65000n }), 11155111n);
+    expect(prepared.transfer.intent).toEqual({ asset: `erc20:${TOKEN}`, recipient: HOT, amount: 123456789n });
+  });
+
+  it('when a legacy EIP-155 transaction made by ethers is decoded, then its gas price and chain id are read', () => {
+    const legacy = EthersTx.from({ type: 0, chainId: 11155111n, nonce: 3, gasLimit: 21000n, gasPrice: 7n, to: HOT, value: 9n }).unsignedSerialized;
+    expect(decodeEthereumUnsignedTx(legacy, 11155111n).transfer).toMatchObject({ fees: { kind: 'legacy', gasPrice: 7n }, nonce: 3n });
   });
 
   const refusals: [string, () => string, bigint, RegExp][] = [
     ['another chain id', () => unsignedOf({ chainId: 1n }), 11155111n, /chain id 1, not 11155111/],
-    ['call data', () => unsignedOf({ data: '0xa9059cbb' }), 11155111n, /call data/],
-    ['an access list', () => unsignedOf({ accessList: [{ address: transfer.to, storageKeys: [] }] }), 11155111n, /access list/],
-    ['no destination', () => unsignedOf({ to: null, data: '0x00' }), 11155111n, /call data|destination/],
-    ['a legacy type', () => EthersTx.from({ type: 0, chainId: 11155111n, nonce: 1, gasLimit: 21000n, gasPrice: 2n, to: transfer.to, value: 5n }).unsignedSerialized, 11155111n, /type 2/],
+    ['a call with another selector', () => unsignedOf({ to: TOKEN, value: 0n, data: erc20.encodeFunctionData('approve', [HOT, 1n]) }), 11155111n, /only ERC-20 transfer\(address,uint256\)/],
+    ['a truncated ERC-20 call', () => unsignedOf({ to: TOKEN, value: 0n, data: '0xa9059cbb' }), 11155111n, /exactly 68 bytes/],
+    ['ETH sent with a call', () => unsignedOf({ to: TOKEN, value: 1n, data: erc20.encodeFunctionData('transfer', [HOT, 1n]) }), 11155111n, /sends ETH together with a contract call/],
+    ['a legacy transaction without chain id', () => EthersTx.from({ type: 0, nonce: 1, gasLimit: 21000n, gasPrice: 2n, to: HOT, value: 5n }).unsignedSerialized, 11155111n, /no chain id|chain id/],
+    ['an EIP-2930 type', () => EthersTx.from({ type: 1, chainId: 11155111n, nonce: 1, gasLimit: 21000n, gasPrice: 2n, to: HOT, value: 5n }).unsignedSerialized, 11155111n, /type 0x01/],
+    ['an access list', () => unsignedOf({ accessList: [{ address: HOT, storageKeys: [] }] }), 11155111n, /access list/],
+    ['no destination', () => unsignedOf({ to: null, data: '0x00' }), 11155111n, /destination/],
     ['trailing bytes', () => unsignedOf({}) + '00', 11155111n, /cannot be decoded|canonical/],
     ['not hex', () => '0xzz', 11155111n, /hex/],
   ];
@@ -149,7 +193,13 @@ describe('decoding an unsigned transaction', () => {
           value: fc.bigInt({ min: 1n, max: (1n << 255n) }),
         }),
         (r) => {
-          const t = { ...transfer, ...r, maxPriorityFeePerGas: r.maxFeePerGas / 2n };
+          const t: EthereumTransfer = {
+            chainId: r.chainId,
+            nonce: r.nonce,
+            gasLimit: r.gasLimit,
+            fees: r.maxFeePerGas % 2n === 0n ? { kind: 'eip1559', maxFeePerGas: r.maxFeePerGas, maxPriorityFeePerGas: r.maxFeePerGas / 2n } : { kind: 'legacy', gasPrice: r.maxFeePerGas },
+            intent: r.value % 3n === 0n ? { asset: `erc20:${TOKEN}`, recipient: HOT, amount: r.value } : { asset: 'ETH', recipient: HOT, amount: r.value },
+          };
           const built = buildEthereumTransfer(t);
           const decoded = decodeEthereumUnsignedTx(built.unsignedTx, r.chainId);
           expect(decoded.transfer).toEqual(built.transfer);
