@@ -22,6 +22,11 @@ export const withdrawalBodySchema = z.strictObject({
   maxFeePerGas: decimal.optional(),
   maxPriorityFeePerGas: decimal.optional(),
   gasPrice: decimal.optional().describe('legacy (EIP-155) transactions, instead of maxFeePerGas and maxPriorityFeePerGas'),
+  replaces: z
+    .string()
+    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a withdrawal id')
+    .optional()
+    .describe('id of a signed withdrawal this one replaces: same transfer and nonce, higher fee cap; approved again'),
   unsignedTx: z
     .string()
     .max(65_536)

@@ -24,6 +24,7 @@ export function withdrawalView(w: Withdrawal, approvals: readonly Approval[]): R
     digest: w.digest,
     unsignedTx: w.unsignedTx,
     policyVersion: w.policyVersion,
+    replaces: w.signOnceKey.includes(':r:') ? (w.signOnceKey.split(':r:').pop() as string) : null,
     createdAt: iso(w.createdAt),
     updatedAt: iso(w.updatedAt),
     notBefore: iso(w.notBefore),

@@ -22,6 +22,30 @@ import { velocityUsage } from './usage.js';
 export interface WithdrawalRequest extends PayloadRequest {
   readonly pool: string;
   readonly chain: string;
+  /** Id of a signed withdrawal this one replaces (a fee bump of the same transfer and nonce). */
+  readonly replaces?: string | undefined;
+}
+
+/**
+ * The replacement flow (SPEC rule 5): a second transaction for a (pool, chain, nonce) is signed only
+ * as an explicit replacement of a signed one: the same transfer and nonce with a higher fee cap, going
+ * through policy and quorum again. Its sign-once key names the replaced request, so each signed request
+ * has at most one live replacement.
+ */
+async function replacementKey(tx: StoreTx, request: WithdrawalRequest, payload: PreparedPayload): Promise<string> {
+  if (request.replaces === undefined) return payload.signOnceKey;
+  const original = await tx.getWithdrawal(request.replaces);
+  if (!original) throw new ValidationError('replaced_not_found', `"replaces": withdrawal ${request.replaces} does not exist`);
+  const same = original.poolId === request.pool && original.chain === request.chain && original.asset === payload.asset && original.amount === payload.amount && original.to === payload.to;
+  if (!same) throw new ValidationError('not_a_replacement', '"replaces": a replacement must move the same asset and amount to the same destination from the same pool and chain');
+  if (original.state !== 'signed') throw new ConflictError('not_replaceable', `"replaces": withdrawal ${original.id} is "${original.state}"; only a signed transaction is replaced (cancel an unsigned one instead)`);
+  if (!original.signOnceKey.startsWith(payload.signOnceKey + ':') && original.signOnceKey !== payload.signOnceKey) {
+    throw new ValidationError('not_a_replacement', `"replaces": withdrawal ${original.id} used ${original.signOnceKey.split(':r:')[0]}, not ${payload.signOnceKey}`);
+  }
+  if (payload.maxFee <= original.maxFee) {
+    throw new ValidationError('not_a_fee_bump', `"replaces": the fee cap ${payload.maxFee} must be higher than the replaced transaction's ${original.maxFee}`);
+  }
+  return `${payload.signOnceKey}:r:${original.id}`;
 }
 
 /** The pool's decision on a decoded payload, with the usage of this moment (read in the caller's transaction). */
@@ -111,6 +135,7 @@ export async function submitWithdrawal(
 
     const now = ctx.now();
     const { pool, decision } = await decide(tx, request.pool, chain, payload, now);
+    const signOnceKey = await replacementKey(tx, request, payload);
 
     const id = randomUUID();
     const base = {
@@ -128,7 +153,7 @@ export async function submitWithdrawal(
       ...base,
       requesterId: requester.id,
       idempotencyKey,
-      signOnceKey: payload.signOnceKey,
+      signOnceKey,
       unsignedTx: payload.unsignedTx,
       requiredApprovals: decision.requiredApprovals,
       state: decision.allowed ? 'pending_approval' : 'denied',
@@ -161,6 +186,7 @@ export async function submitWithdrawal(
           requiredApprovals: decision.requiredApprovals,
           reasons: decision.reasons,
           idempotencyKey,
+          replaces: request.replaces ?? null,
         },
       },
       now,

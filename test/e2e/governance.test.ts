@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Transaction } from 'ethers';
+import { Interface, Transaction } from 'ethers';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { canonicalGovernanceMessage, parseGovernanceMessage } from '../../common/governance-message.js';
@@ -227,6 +227,37 @@ describe('policy versions', () => {
     expect(unknown.status).toBe(400);
     const notAdmin = await stack.api('POST', '/v1/pools/client-b/policy', stack.tokens.alice, { policy: { quorum: [{ approvals: 1 }], assets: {} } });
     expect(notAdmin.status).toBe(403);
+  });
+});
+
+describe('ERC-20 tokens', () => {
+  it('when the admin quorum allows a token on a pool, then a token withdrawal is decoded, limited per token and signed as transfer(to, amount)', async () => {
+    const token = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
+    const asset = `erc20:${token.toLowerCase()}`;
+    const before = await stack.api('POST', '/v1/pools/client-b/evaluate', stack.tokens.requester, { ...body('client-b', 10n), asset, gasLimit: '65000' });
+    expect((before.body.reasons as { code: string }[]).map((r) => r.code)).toContain('asset_not_allowed');
+    const pool = (await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body;
+    const policy = pool.policy as { assets: Record<string, unknown> };
+    const next = { ...policy, assets: { ...policy.assets, [asset]: { maxPerTx: '1000000', limits: [{ window: '24h', max: '1500000' }] } } };
+    const proposal = await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy: next });
+    await vote(proposal.body, 'bob');
+    expect((await vote(proposal.body, 'carol')).body.state).toBe('applied');
+
+    const w = await stack.api('POST', '/v1/withdrawals', stack.tokens.requester, { ...body('client-b', 1_000_000n), asset, gasLimit: '65000' });
+    expect(w.status).toBe(201);
+    expect(w.body.asset).toBe(`erc20:${token}`);
+    await approve(w.body.id as string, 'bob');
+    const signed = await approve(w.body.id as string, 'carol');
+    const tx = Transaction.from(signed.body.signedTx as string);
+    expect(tx.to).toBe(token);
+    expect(tx.value).toBe(0n);
+    const call = new Interface(['function transfer(address to, uint256 amount)']).parseTransaction({ data: tx.data });
+    expect(call?.args.toArray()).toEqual([ALLOWLISTED, 1_000_000n]);
+    const over = await stack.api('POST', '/v1/withdrawals', stack.tokens.requester, { ...body('client-b', 600_000n), asset, gasLimit: '65000' });
+    expect(over.status).toBe(412);
+    expect((over.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['velocity_exceeded']);
+    const usage = ((await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.usage as { asset: string; used: string }[]).find((u) => u.asset === `erc20:${token}`);
+    expect(usage?.used).toBe('1000000');
   });
 });
 

@@ -101,14 +101,14 @@ describe('a withdrawal end to end', () => {
   });
 
   it('when the amount is above the first tier, then it takes three approvals', async () => {
-    const submitted = await submit(ethBody({ amount: (2n * ETH).toString() }));
+    const submitted = await submit(ethBody({ amount: ((3n * ETH) / 2n).toString() }));
     expect(submitted.body.requiredApprovals).toBe(3);
     await approve(submitted.body.id as string, 'alice');
     const two = await approve(submitted.body.id as string, 'bob');
     expect(two.body.state).toBe('pending_approval');
     const three = await approve(submitted.body.id as string, 'carol');
     expect(three.body.state).toBe('signed');
-    expect(Transaction.from(three.body.signedTx as string).value).toBe(2n * ETH);
+    expect(Transaction.from(three.body.signedTx as string).value).toBe((3n * ETH) / 2n);
   });
 
   it('when the amount is above the time-lock threshold, then the approved request waits in timelocked, unsigned', async () => {
@@ -138,6 +138,57 @@ describe('a withdrawal end to end', () => {
     const again = await submit({ ...body, amount: '1000' });
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('sign_once');
+  });
+});
+
+describe('unsigned transactions and replacements', () => {
+  it('when a requester sends an unsigned transaction built by ethers, then the gateway decodes it, and signs exactly it', async () => {
+    const n = nonce++;
+    const unsigned = Transaction.from({ type: 2, chainId: 11155111n, nonce: n, gasLimit: 21000n, maxFeePerGas: 20_000_000_000n, maxPriorityFeePerGas: 1n, to: ALLOWLISTED, value: ETH / 100n });
+    const submitted = await submit({ pool: 'client-a', chain: SEPOLIA, asset: 'ETH', unsignedTx: unsigned.unsignedSerialized });
+    expect(submitted.status).toBe(201);
+    expect(submitted.body).toMatchObject({ amount: (ETH / 100n).toString(), to: ALLOWLISTED, unsignedTx: unsigned.unsignedSerialized });
+    expect(submitted.body.digest).toBe(unsigned.unsignedHash.slice(2));
+    await approve(submitted.body.id as string, 'alice');
+    const done = await approve(submitted.body.id as string, 'bob');
+    const tx = Transaction.from(done.body.signedTx as string);
+    expect(tx.unsignedSerialized).toBe(unsigned.unsignedSerialized);
+    expect(tx.from).toBe(getAddress(poolAddress(stack, 'client-a')));
+  });
+
+  it('when an unsigned transaction is for another chain id, then it is refused and nothing is stored', async () => {
+    const before = await counts();
+    const unsigned = Transaction.from({ type: 2, chainId: 1n, nonce: 0, gasLimit: 21000n, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n, to: ALLOWLISTED, value: 5n });
+    const res = await submit({ pool: 'client-a', chain: SEPOLIA, asset: 'ETH', unsignedTx: unsigned.unsignedSerialized });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('wrong_chain');
+    expect(await counts()).toEqual(before);
+  });
+
+  it('when a signed transfer is replaced with a higher fee, then the replacement is approved again and signed for the same nonce; a second replacement is refused', async () => {
+    const body = ethBody({ amount: (ETH / 100n).toString() });
+    const first = await submit(body);
+    await approve(first.body.id as string, 'alice');
+    expect((await approve(first.body.id as string, 'bob')).body.state).toBe('signed');
+    const plain = await submit({ ...body });
+    expect(plain.status).toBe(409);
+    expect(plain.body.code).toBe('sign_once');
+    const cheaper = await submit({ ...body, replaces: first.body.id });
+    expect(cheaper.status).toBe(400);
+    expect(cheaper.body.code).toBe('not_a_fee_bump');
+    const bump = await submit({ ...body, maxFeePerGas: '45000000000', replaces: first.body.id });
+    expect(bump.status).toBe(201);
+    expect(bump.body).toMatchObject({ state: 'pending_approval', replaces: first.body.id });
+    const other = await submit({ ...body, maxFeePerGas: '50000000000', replaces: first.body.id });
+    expect(other.status).toBe(409);
+    expect(other.body.code).toBe('sign_once');
+    await approve(bump.body.id as string, 'bob');
+    const signed = await approve(bump.body.id as string, 'carol');
+    const a = Transaction.from((await stack.api('GET', `/v1/withdrawals/${first.body.id}`, stack.tokens.auditor)).body.signedTx as string);
+    const b = Transaction.from(signed.body.signedTx as string);
+    expect(b.nonce).toBe(a.nonce);
+    expect(b.maxFeePerGas).toBe(45_000_000_000n);
+    expect(b.hash).not.toBe(a.hash);
   });
 });
 
