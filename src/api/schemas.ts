@@ -27,12 +27,25 @@ export const withdrawalBodySchema = z.strictObject({
     .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a withdrawal id')
     .optional()
     .describe('id of a signed withdrawal this one replaces: same transfer and nonce, higher fee cap; approved again'),
+  utxos: z
+    .array(
+      z.strictObject({
+        txid: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected a 32-byte transaction id in hex'),
+        vout: z.number().int().min(0).max(0xffffffff),
+        value: decimal,
+      }),
+    )
+    .min(1)
+    .max(256)
+    .optional()
+    .describe('Bitcoin: the pool outputs to spend'),
+  feeRate: decimal.optional().describe('Bitcoin: fee rate in sat/vB'),
   unsignedTx: z
     .string()
-    .max(65_536)
-    .regex(/^0x(?:[0-9a-fA-F]{2})+$/, 'expected 0x-prefixed hex bytes')
+    .min(2)
+    .max(200_000)
     .optional()
-    .describe('an unsigned serialized transaction the gateway decodes instead of building one'),
+    .describe('an unsigned transaction the gateway decodes instead of building one: Ethereum serialized hex, or Bitcoin PSBT base64'),
 });
 export type WithdrawalBody = z.infer<typeof withdrawalBodySchema>;
 

@@ -53,19 +53,23 @@ export interface SignRequest {
   readonly handle: string;
   readonly poolId: string;
   readonly scheme: SignatureScheme;
-  /** The 32-byte digest (ECDSA, Schnorr) or the message (Ed25519) to sign. */
+  /**
+   * ECDSA and Schnorr: one or more 32-byte hashes to sign; Ed25519: the message. The approvals name
+   * `digest`, which is the payload itself (one hash) or sha256 of the payload.
+   */
   readonly payload: Uint8Array;
-  /** The digest that approvals name (equal to payload for ECDSA and Schnorr). */
   readonly digest: Uint8Array;
   readonly approvals: readonly ApprovalEvidence[];
 }
 
 export interface DeviceSignature {
   readonly scheme: SignatureScheme;
-  /** r || s (64 bytes) for ECDSA, 64 bytes for Schnorr and Ed25519. Low-S for ECDSA. */
+  /** The first (usually only) signature: r || s (64 bytes, low-S) for ECDSA, 64 bytes for Schnorr and Ed25519. */
   readonly signature: Uint8Array;
-  /** ECDSA recovery id (y parity of R), 0 or 1. */
+  /** ECDSA recovery id (y parity of R) of the first signature, 0 or 1. */
   readonly recovery: 0 | 1 | null;
+  /** Every signature, one per 32-byte hash of the payload, in order (one input each for Bitcoin). */
+  readonly parts: readonly { readonly signature: Uint8Array; readonly recovery: 0 | 1 | null }[];
 }
 
 export interface SigningDevice {

@@ -12,13 +12,13 @@
  * different transaction can come out of it.
  */
 import { createHash } from 'node:crypto';
-import { hexToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { parseChainId } from '../domain/chain-id.js';
 import { isCustodyError, StoreError } from '../domain/errors.js';
 import type { PoolKey } from '../domain/pool.js';
 import type { Reason, Withdrawal } from '../domain/withdrawal.js';
 import type { ApprovalEvidence, DeviceSignature } from '../devices/signing-device.js';
-import { assembleSignedPayload, preparePayloadScheme } from '../chains/payload.js';
+import { assembleSignedPayload, preparePayloadScheme, signingPayload } from '../chains/payload.js';
 import { requirePool, requireWithdrawal, type ServiceContext } from './context.js';
 
 interface Claim {
@@ -96,14 +96,18 @@ function isDefiniteRefusal(error: unknown): boolean {
 async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawal> {
   const { withdrawal: w, key } = claim;
   const chain = parseChainId(w.chain);
-  const digest = hexToBytes(w.digest);
+  // Decode the stored transaction again: the device signs what it contains, which the digest commits to.
+  const { payload, digest } = signingPayload(chain, w.unsignedTx, key.publicKey);
+  if (bytesToHex(digest) !== w.digest) {
+    return failSigning(ctx, w.id, { code: 'digest_mismatch', message: 'the stored transaction no longer matches the approved digest' });
+  }
   let signature: DeviceSignature;
   try {
     signature = await ctx.device.sign({
       handle: key.handle,
       poolId: w.poolId,
       scheme: preparePayloadScheme(chain),
-      payload: digest,
+      payload,
       digest,
       approvals: claim.evidence,
     });
@@ -118,7 +122,7 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
 
   let signed: { signedTx: string; txHash: string };
   try {
-    signed = assembleSignedPayload(chain, w.unsignedTx, signature, key.address);
+    signed = assembleSignedPayload(chain, w.unsignedTx, signature, key);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     ctx.log.error({ withdrawal: w.id, err: message }, 'device signature does not verify against the pool key');

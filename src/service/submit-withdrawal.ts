@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { parseChainId, type ParsedChainId } from '../domain/chain-id.js';
-import type { Pool } from '../domain/pool.js';
+import type { Pool, PoolKey } from '../domain/pool.js';
 import type { StoreTx } from '../store/store.js';
 import { ConflictError, ValidationError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
@@ -48,14 +48,22 @@ async function replacementKey(tx: StoreTx, request: WithdrawalRequest, payload: 
   return `${payload.signOnceKey}:r:${original.id}`;
 }
 
+/** The pool's key on the request's chain (the payload spends from it), or why there is none. */
+async function poolKey(ctx: ServiceContext, poolId: string, chain: ParsedChainId): Promise<PoolKey> {
+  return ctx.store.transaction(async (tx) => {
+    const pool = await requirePool(tx, poolId);
+    if (!pool.chains.includes(chain.id)) {
+      throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" holds no key on ${chain.id} (it holds ${pool.chains.join(', ')})`);
+    }
+    const key = await tx.getKey(pool.id, chain.id);
+    if (!key) throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" has no key on ${chain.id}; run its key ceremony first`);
+    return key;
+  });
+}
+
 /** The pool's decision on a decoded payload, with the usage of this moment (read in the caller's transaction). */
-async function decide(tx: StoreTx, poolId: string, chain: ParsedChainId, payload: PreparedPayload, now: number): Promise<{ pool: Pool; decision: PolicyDecision }> {
+async function decide(tx: StoreTx, poolId: string, payload: PreparedPayload, now: number): Promise<{ pool: Pool; decision: PolicyDecision }> {
   const pool = await requirePool(tx, poolId);
-  if (!pool.chains.includes(chain.id)) {
-    throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" holds no key on ${chain.id} (it holds ${pool.chains.join(', ')})`);
-  }
-  const key = await tx.getKey(pool.id, chain.id);
-  if (!key) throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" has no key on ${chain.id}; run its key ceremony first`);
   const policy = await policyOf(tx, pool.id, pool.policyVersion);
   const decision = evaluateWithdrawal({
     policy,
@@ -86,9 +94,9 @@ export interface Evaluation {
 /** What the policy would decide for this request now, without creating anything (POST /v1/pools/{pool}/evaluate). */
 export async function evaluateRequest(ctx: ServiceContext, request: WithdrawalRequest): Promise<Evaluation> {
   const chain = parseChainId(request.chain, 'chain');
-  const payload = preparePayload(chain, request);
+  const payload = preparePayload(chain, request, (await poolKey(ctx, request.pool, chain)).publicKey);
   return ctx.store.transaction(async (tx) => {
-    const { pool, decision } = await decide(tx, request.pool, chain, payload, ctx.now());
+    const { pool, decision } = await decide(tx, request.pool, payload, ctx.now());
     return {
       pool: pool.id,
       chain: chain.id,
@@ -116,7 +124,7 @@ export async function submitWithdrawal(
   idempotencyKey: string | null,
 ): Promise<SubmitResult> {
   const chain = parseChainId(request.chain, 'chain');
-  const payload = preparePayload(chain, request);
+  const payload = preparePayload(chain, request, (await poolKey(ctx, request.pool, chain)).publicKey);
   const digest = bytesToHex(payload.digest);
 
   return ctx.store.transaction(async (tx) => {
@@ -134,7 +142,7 @@ export async function submitWithdrawal(
     }
 
     const now = ctx.now();
-    const { pool, decision } = await decide(tx, request.pool, chain, payload, now);
+    const { pool, decision } = await decide(tx, request.pool, payload, now);
     const signOnceKey = await replacementKey(tx, request, payload);
 
     const id = randomUUID();
@@ -167,7 +175,7 @@ export async function submitWithdrawal(
       notBefore: null,
       expiresAt: decision.expiresAt,
     };
-    await tx.insertWithdrawal(withdrawal);
+    await tx.insertWithdrawal(withdrawal, payload.claims);
     await tx.appendAudit(
       {
         type: decision.allowed ? 'withdrawal.submitted' : 'withdrawal.denied',

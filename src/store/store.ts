@@ -99,9 +99,12 @@ export interface StoreTx {
   /**
    * Refuses (ConflictError `duplicate_idempotency_key`) a second request with the same requester and
    * idempotency key, and (ConflictError `sign_once`) a request whose (pool, chain, signOnceKey) is held
-   * by another live request (SPEC rule 5).
+   * by another live request (SPEC rule 5), and (ConflictError `claim_in_use`) one whose claims (Bitcoin
+   * outpoints) another live request of the pool and chain holds.
    */
-  insertWithdrawal(withdrawal: Withdrawal): Promise<void>;
+  insertWithdrawal(withdrawal: Withdrawal, claims?: readonly string[]): Promise<void>;
+  /** What a withdrawal claims besides its sign-once key (Bitcoin: `utxo:<txid>:<vout>` of each input). */
+  claimsOf(withdrawalId: string): Promise<readonly string[]>;
   getWithdrawal(id: string): Promise<Withdrawal | null>;
   withdrawalByIdempotencyKey(requesterId: string, key: string): Promise<Withdrawal | null>;
   listWithdrawals(filter: WithdrawalFilter): Promise<readonly Withdrawal[]>;

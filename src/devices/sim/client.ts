@@ -252,11 +252,19 @@ export function createSimDevice(options: SimDeviceOptions) {
         .bytes(request.digest);
       const r = await call(Opcode.SIGN, writeApprovals(w, request.approvals).toBuffer());
       const scheme = schemeName(r.u8('scheme'));
-      const signature = r.bytes('signature', 64);
-      const recovery = r.u8('recovery');
+      const signatures = r.bytes('signatures');
+      const recoveries = r.bytes('recoveries');
       r.end();
       if (scheme !== request.scheme) throw new DeviceError('internal', 'device_protocol_error', `HSM answered scheme ${scheme}, asked for ${request.scheme}`);
-      return { scheme, signature, recovery: recovery === 0 || recovery === 1 ? recovery : null };
+      if (signatures.length === 0 || signatures.length !== recoveries.length * 64) {
+        throw new DeviceError('internal', 'device_protocol_error', 'HSM answered a malformed list of signatures');
+      }
+      const parts: DeviceSignature['parts'][number][] = Array.from(recoveries, (rec, i) => ({
+        signature: signatures.slice(i * 64, (i + 1) * 64),
+        recovery: rec === 0 ? 0 : rec === 1 ? 1 : null,
+      }));
+      const first = parts[0] as DeviceSignature['parts'][number];
+      return { scheme, signature: first.signature, recovery: first.recovery, parts };
     },
 
     async attest(statement: Uint8Array): Promise<Uint8Array> {

@@ -147,4 +147,18 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'claims of withdrawals on shared resources (Bitcoin outpoints): one live claimant each',
+    sql: `
+      CREATE TABLE withdrawal_claims (
+        withdrawal_id TEXT NOT NULL REFERENCES withdrawals (id),
+        pool_id TEXT NOT NULL,
+        chain TEXT NOT NULL,
+        claim TEXT NOT NULL,
+        PRIMARY KEY (withdrawal_id, claim)
+      );
+      CREATE INDEX withdrawal_claims_lookup ON withdrawal_claims (pool_id, chain, claim);
+    `,
+  },
 ];

@@ -193,6 +193,10 @@ function prepareStatements(db: Db) {
       committed_at, not_before, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     getWithdrawal: db.prepare('SELECT * FROM withdrawals WHERE id = ?'),
     byIdempotencyKey: db.prepare('SELECT * FROM withdrawals WHERE requester_id = ? AND idempotency_key = ?'),
+    liveClaim: db.prepare(`SELECT w.id FROM withdrawal_claims c JOIN withdrawals w ON w.id = c.withdrawal_id
+      WHERE c.pool_id = ? AND c.chain = ? AND c.claim = ? AND w.state IN (${inList(LIVE_STATES)}) LIMIT 1`),
+    insertClaim: db.prepare('INSERT INTO withdrawal_claims (withdrawal_id, pool_id, chain, claim) VALUES (?, ?, ?, ?)'),
+    claimsOf: db.prepare('SELECT claim FROM withdrawal_claims WHERE withdrawal_id = ? ORDER BY claim'),
     liveSignOnce: db.prepare(`SELECT id FROM withdrawals WHERE pool_id = ? AND chain = ? AND sign_once_key = ? AND state IN (${inList(LIVE_STATES)}) LIMIT 1`),
     updateWithdrawal: db.prepare(`UPDATE withdrawals SET state = @state, reasons = @reasons, signed_tx = @signedTx, tx_hash = @txHash,
       committed_at = @committedAt, not_before = @notBefore, policy_version = @policyVersion, required_approvals = @requiredApprovals,
@@ -344,7 +348,7 @@ function createTx(db: Db, s: Statements): StoreTx {
       return r ? rowToKey(r) : null;
     },
 
-    async insertWithdrawal(w: Withdrawal) {
+    async insertWithdrawal(w: Withdrawal, claims: readonly string[] = []) {
       if (w.idempotencyKey !== null && s.byIdempotencyKey.get(w.requesterId, w.idempotencyKey)) {
         throw new ConflictError('duplicate_idempotency_key', `Idempotency-Key "${w.idempotencyKey}" was already used by this requester`);
       }
@@ -357,12 +361,24 @@ function createTx(db: Db, s: Statements): StoreTx {
             { details: { conflictingWithdrawal: str(holder.id) } },
           );
         }
+        for (const claim of claims) {
+          const claimant = s.liveClaim.get(w.poolId, w.chain, claim) as Row | undefined;
+          if (claimant) {
+            throw new ConflictError('claim_in_use', `${claim} is already being spent by withdrawal ${str(claimant.id)}; a UTXO is spent by one live request only`, {
+              details: { conflictingWithdrawal: str(claimant.id) },
+            });
+          }
+        }
       }
       s.insertWithdrawal.run(
         w.id, w.poolId, w.chain, w.asset, w.amount.toString(), w.to, w.requesterId, w.idempotencyKey, w.signOnceKey,
         w.unsignedTx, w.digest, w.maxFee.toString(), w.policyVersion, w.requiredApprovals, w.state, JSON.stringify(w.reasons),
         w.approvalMessage, w.signedTx, w.txHash, w.createdAt, w.updatedAt, w.committedAt, w.notBefore, w.expiresAt,
       );
+      for (const claim of claims) s.insertClaim.run(w.id, w.poolId, w.chain, claim);
+    },
+    async claimsOf(withdrawalId) {
+      return (s.claimsOf.all(withdrawalId) as Row[]).map((r) => str(r.claim));
     },
     async getWithdrawal(id) {
       const r = s.getWithdrawal.get(id) as Row | undefined;
