@@ -5,6 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Transaction, getAddress } from 'ethers';
+import * as bitcoin from 'bitcoinjs-lib';
+import { randomBytes } from 'node:crypto';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
@@ -189,6 +192,57 @@ describe('unsigned transactions and replacements', () => {
     expect(b.nonce).toBe(a.nonce);
     expect(b.maxFeePerGas).toBe(45_000_000_000n);
     expect(b.hash).not.toBe(a.hash);
+  });
+});
+
+describe('Bitcoin', () => {
+  const BTC_CHAIN = 'bip122:000000000933ea01ad0ee984209779ba';
+  const COLD = 'tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx';
+  const btcBody = (over: Record<string, unknown> = {}) => ({
+    pool: 'client-a', chain: BTC_CHAIN, asset: 'BTC', amount: '1000000', to: COLD,
+    utxos: [{ txid: bytesToHex(randomBytes(32)), vout: 0, value: '3000000' }], feeRate: '10', ...over,
+  });
+
+  it('when a Bitcoin withdrawal is approved, then the signed transaction parses with bitcoinjs and its input signature verifies against the pool key', async () => {
+    const key = stack.ceremony.pools.find((p) => p.id === 'client-a')!.keys.find((k) => k.chain === BTC_CHAIN)!;
+    const submitted = await submit(btcBody());
+    expect(submitted.status).toBe(201);
+    expect(submitted.body).toMatchObject({ asset: 'BTC', amount: '1000000', to: COLD, requiredApprovals: 2 });
+    await approve(submitted.body.id as string, 'alice');
+    const signed = await approve(submitted.body.id as string, 'bob');
+    expect(signed.body.state).toBe('signed');
+    const tx = bitcoin.Transaction.fromHex(signed.body.signedTx as string);
+    expect(tx.getId()).toBe(signed.body.txHash);
+    expect(bitcoin.address.fromOutputScript(tx.outs[0]!.script, bitcoin.networks.testnet)).toBe(COLD);
+    expect(tx.outs[0]!.value).toBe(1_000_000n);
+    expect(bitcoin.address.fromOutputScript(tx.outs[1]!.script, bitcoin.networks.testnet)).toBe(key.address);
+    const pub = hexToBytes(key.publicKey);
+    const sighash = tx.hashForWitnessV0(0, bitcoin.payments.p2pkh({ pubkey: pub }).output as Uint8Array, 3_000_000n, bitcoin.Transaction.SIGHASH_ALL);
+    const [sig, witnessKey] = tx.ins[0]!.witness as Uint8Array[];
+    expect(bytesToHex(witnessKey as Uint8Array)).toBe(key.publicKey);
+    expect(secp256k1.verify((sig as Uint8Array).slice(0, -1), sighash, pub, { prehash: false, format: 'der' })).toBe(true);
+  });
+
+  it('when a UTXO is already being spent by a live request, then a second request for it is refused', async () => {
+    const body = btcBody();
+    expect((await submit(body)).status).toBe(201);
+    const again = await submit({ ...body, amount: '2000000' });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('claim_in_use');
+  });
+
+  it('when the fee is over the cap or the PSBT pays an extra output, then it is refused with a clear reason', async () => {
+    const fee = await submit(btcBody({ feeRate: '1000' }));
+    expect(fee.status).toBe(412);
+    expect((fee.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['fee_over_cap']);
+    const key = stack.ceremony.pools.find((p) => p.id === 'client-a')!.keys.find((k) => k.chain === BTC_CHAIN)!;
+    const psbt = new bitcoin.Psbt({ network: bitcoin.networks.testnet });
+    psbt.addInput({ hash: bytesToHex(randomBytes(32)), index: 0, witnessUtxo: { script: bitcoin.payments.p2wpkh({ pubkey: hexToBytes(key.publicKey) }).output as Uint8Array, value: 3_000_000n } });
+    psbt.addOutput({ address: COLD, value: 1_000_000n });
+    psbt.addOutput({ address: 'tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7', value: 1_000_000n });
+    const extra = await submit({ pool: 'client-a', chain: BTC_CHAIN, asset: 'BTC', unsignedTx: psbt.toBase64() });
+    expect(extra.status).toBe(400);
+    expect(extra.body.code).toBe('unsupported_output');
   });
 });
 
