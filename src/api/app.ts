@@ -4,7 +4,8 @@
  */
 import express, { type Express } from 'express';
 import type { ServiceContext } from '../service/context.js';
-import { authenticate } from './auth.js';
+import { authenticate, requireRole } from './auth.js';
+import { createMetrics, isLoopback, metricsHandler, routeLabel } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { problem, problemHandler, sendProblem } from './problem.js';
 import { auditRoutes } from './routes/audit.js';
@@ -20,10 +21,12 @@ export function createApp(ctx: ServiceContext): Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
 
+  const metrics = createMetrics();
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      metrics.httpDuration.observe({ method: req.method, route: routeLabel(req), status: String(res.statusCode) }, ms / 1000);
       ctx.log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
     });
     next();
@@ -35,7 +38,32 @@ export function createApp(ctx: ServiceContext): Express {
     res.json(openapi);
   });
 
-  app.use('/v1', authenticate(ctx.store));
+  // Metrics: anyone on loopback (a local Prometheus agent); from elsewhere, an auditor or admin token.
+  const auth = authenticate(ctx.store);
+  app.get(
+    '/metrics',
+    (req, res, next) => {
+      if (isLoopback(req)) {
+        next();
+        return;
+      }
+      auth(req, res, (error?: unknown) => {
+        if (error) {
+          next(error);
+          return;
+        }
+        try {
+          requireRole(req, 'auditor', 'admin');
+          next();
+        } catch (e) {
+          next(e);
+        }
+      });
+    },
+    metricsHandler(metrics),
+  );
+
+  app.use('/v1', auth);
   app.use(express.json({ limit: BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(poolRoutes(ctx));
   app.use(withdrawalRoutes(ctx));

@@ -122,6 +122,7 @@ export function openApiDocument(): Record<string, unknown> {
     paths: {
       '/healthz': { get: { security: [], summary: 'liveness', responses: { '200': { description: 'alive' } } } },
       '/readyz': { get: { security: [], summary: 'readiness: store and devices answer', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
+      '/metrics': { get: { security: [], summary: 'Prometheus metrics: anyone on loopback, otherwise an auditor or admin token', responses: { '200': { description: 'text exposition format' }, '401': problemResponse('not on loopback and no token'), '403': problemResponse('wrong role') } } },
       '/openapi.json': { get: { security: [], summary: 'this document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
       '/v1/pools': { get: { summary: 'pools (any role)', responses: { '200': { description: 'pools', content: json({ type: 'object', properties: { pools: { type: 'array', items: ref('Pool') } } }) }, ...errors } } },
       '/v1/pools/{pool}': {

@@ -9,7 +9,7 @@ describe('the OpenAPI document', () => {
     const routes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
     expect(routes.sort()).toEqual(
       [
-        'GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /v1/pools', 'GET /v1/pools/{pool}', 'POST /v1/pools/{pool}/freeze',
+        'GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /openapi.json', 'GET /v1/pools', 'GET /v1/pools/{pool}', 'POST /v1/pools/{pool}/freeze',
         'POST /v1/pools/{pool}/unfreeze', 'POST /v1/pools/{pool}/policy', 'POST /v1/pools/{pool}/approvers', 'POST /v1/pools/{pool}/evaluate',
         'POST /v1/withdrawals', 'GET /v1/withdrawals', 'GET /v1/withdrawals/{id}', 'POST /v1/withdrawals/{id}/approvals', 'POST /v1/withdrawals/{id}/cancel',
         'GET /v1/proposals', 'GET /v1/proposals/{id}', 'POST /v1/proposals/{id}/approvals', 'GET /v1/audit', 'GET /v1/audit/verify',

@@ -458,6 +458,16 @@ describe('pools, audit and restarts', () => {
     expect((await stack.api('GET', '/readyz', null)).status).toBe(200);
   }, 40_000);
 
+  it('when /metrics is read on loopback, then Prometheus text with request durations by route comes back', async () => {
+    const res = await fetch(stack.gateway.url + '/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const text = await res.text();
+    expect(text).toMatch(/custody_http_request_duration_seconds_count\{method="POST",route="\/v1\/withdrawals",status="201"\} [1-9]/);
+    expect(text).toContain('process_cpu_user_seconds_total');
+    expect(text).not.toMatch(/route="\/v1\/withdrawals\/[0-9a-f]{8}-/);
+  });
+
   it('when the logs of the whole run are read, then no token, PIN or approval signature appears', async () => {
     const text = stack.allLogs().join('\n');
     expect(text.length).toBeGreaterThan(0);
