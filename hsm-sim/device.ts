@@ -22,6 +22,8 @@ export class DeviceRefusal extends Error {
   }
 }
 
+/** The most hashes one SIGN covers (inputs of one Bitcoin transaction). */
+export const MAX_HASHES = 256;
 const POOL_ID = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
 const CHAIN_ID = /^(eip155|bip122|solana):[-_a-zA-Z0-9]{1,32}$/;
 
@@ -141,7 +143,12 @@ export class SimDevice {
     return Object.keys(this.state.keys).sort().map((h) => this.getKey(h));
   }
 
-  sign(req: SignRequest): { scheme: SchemeName; signature: Uint8Array; recovery: number | null } {
+  /**
+   * Signs once the quorum holds. ECDSA and Schnorr sign 32-byte hashes: the payload is one hash equal to
+   * the digest, or several (a Bitcoin transaction has one sighash per input) whose sha256 is the digest,
+   * so the approvals bind every hash signed. Ed25519 signs the payload, whose sha256 is the digest.
+   */
+  sign(req: SignRequest): { scheme: SchemeName; signatures: Uint8Array[]; recoveries: (number | null)[] } {
     const key = this.state.keys[req.handle];
     if (!key) throw new DeviceRefusal(Status.NOT_FOUND, `no key with handle ${req.handle.slice(0, 80)}`);
     if (key.poolId !== req.poolId) throw new DeviceRefusal(Status.QUORUM_REFUSED, `key ${req.handle} belongs to pool ${key.poolId}, not ${req.poolId}`);
@@ -150,22 +157,37 @@ export class SimDevice {
     if (req.digest.length !== 32) throw new DeviceRefusal(Status.BAD_REQUEST, `digest must be 32 bytes, got ${req.digest.length}`);
     const curveOfScheme: CurveName = req.scheme === 'ed25519' ? 'ed25519' : 'secp256k1';
     if (curveOfScheme !== key.curve) throw new DeviceRefusal(Status.BAD_REQUEST, `scheme ${req.scheme} cannot sign with a ${key.curve} key`);
+    const digestHex = bytesToHex(req.digest);
+    const hashedPayload = bytesToHex(sha256(req.payload));
     if (req.scheme === 'ed25519') {
-      if (bytesToHex(sha256(req.payload)) !== bytesToHex(req.digest)) throw new DeviceRefusal(Status.BAD_REQUEST, 'digest must be sha256 of the payload for ed25519');
-    } else if (bytesToHex(req.payload) !== bytesToHex(req.digest)) {
-      throw new DeviceRefusal(Status.BAD_REQUEST, `payload must equal the 32-byte digest for ${req.scheme}`);
+      if (hashedPayload !== digestHex) throw new DeviceRefusal(Status.BAD_REQUEST, 'digest must be sha256 of the payload for ed25519');
+    } else {
+      const n = req.payload.length / 32;
+      if (!Number.isInteger(n) || n < 1 || n > MAX_HASHES) throw new DeviceRefusal(Status.BAD_REQUEST, `payload must be 1 to ${MAX_HASHES} hashes of 32 bytes for ${req.scheme}`);
+      if (!(n === 1 && bytesToHex(req.payload) === digestHex) && hashedPayload !== digestHex) {
+        throw new DeviceRefusal(Status.BAD_REQUEST, 'digest must equal the payload hash, or be sha256 of the payload hashes');
+      }
     }
     const refusal = quorumRefusal({ poolId: key.poolId, chain: key.chain, digest: req.digest, binding, approvals: req.approvals });
     if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
 
     return withSecret(key.secretKey, (secret) => {
-      if (req.scheme === 'ecdsa-secp256k1') {
-        // RFC 6979 deterministic nonce, low-S; 'recovered' is recovery byte || r || s.
-        const sig = secp256k1.sign(req.payload, secret, { prehash: false, lowS: true, format: 'recovered' });
-        return { scheme: req.scheme, signature: sig.slice(1), recovery: sig[0] as number };
+      if (req.scheme === 'ed25519') return { scheme: req.scheme, signatures: [ed25519.sign(req.payload, secret)], recoveries: [null] };
+      const signatures: Uint8Array[] = [];
+      const recoveries: (number | null)[] = [];
+      for (let i = 0; i < req.payload.length; i += 32) {
+        const hash = req.payload.subarray(i, i + 32);
+        if (req.scheme === 'ecdsa-secp256k1') {
+          // RFC 6979 deterministic nonce, low-S; 'recovered' is recovery byte || r || s.
+          const sig = secp256k1.sign(hash, secret, { prehash: false, lowS: true, format: 'recovered' });
+          signatures.push(sig.slice(1));
+          recoveries.push(sig[0] as number);
+        } else {
+          signatures.push(schnorr.sign(hash, secret));
+          recoveries.push(null);
+        }
       }
-      if (req.scheme === 'schnorr-bip340') return { scheme: req.scheme, signature: schnorr.sign(req.payload, secret), recovery: null };
-      return { scheme: req.scheme, signature: ed25519.sign(req.payload, secret), recovery: null };
+      return { scheme: req.scheme, signatures, recoveries };
     });
   }
 

@@ -159,7 +159,9 @@ export function createSimServer(options: SimServerOptions): Server {
         if (!scheme) throw new ProtocolError('unknown signature scheme code');
         if (payload.length > 65_536) throw new ProtocolError('payload longer than 65536 bytes');
         const sig = requireDevice(session.loggedIn).sign({ handle: handleId, poolId, scheme, payload, digest, approvals });
-        return w.u8(schemeCode(sig.scheme)).bytes(sig.signature).u8(sig.recovery ?? 0xff).toBuffer();
+        const signatures = Buffer.concat(sig.signatures);
+        const recoveries = Uint8Array.from(sig.recoveries.map((r) => r ?? 0xff));
+        return w.u8(schemeCode(sig.scheme)).bytes(signatures).bytes(recoveries).toBuffer();
       }
       case Opcode.ATTEST: {
         const statement = r.bytes('statement');
