@@ -9,19 +9,20 @@ import { parseCeremonyPlan } from '../domain/ceremony-plan.js';
 import { ValidationError } from '../domain/errors.js';
 import { openDevice, openStore } from '../main.js';
 import { runCeremony, type Transcript } from '../service/run-ceremony.js';
+import { verifyTranscript } from '../service/verify-transcript.js';
 import { action, emit } from './output.js';
 
-export function readPlan(path: string): { text: string; json: unknown } {
+export function readJsonFile(path: string, what: string): { text: string; json: unknown } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ValidationError('plan_unreadable', `cannot read ceremony plan ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new ValidationError('file_unreadable', `cannot read ${what} ${path}: ${error instanceof Error ? error.message : String(error)}`);
   }
   try {
     return { text, json: JSON.parse(text) };
   } catch {
-    throw new ValidationError('invalid_plan', `${path} is not valid JSON`);
+    throw new ValidationError('invalid_json', `${what} ${path} is not valid JSON`);
   }
 }
 
@@ -41,7 +42,7 @@ export function registerCeremony(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (planPath: string, opts: { out?: string; json?: boolean }) => {
-        const { text, json } = readPlan(planPath);
+        const { text, json } = readJsonFile(planPath, 'ceremony plan');
         const plan = parseCeremonyPlan(json);
         const config = loadConfig();
         const store = openStore(config);
@@ -62,6 +63,22 @@ export function registerCeremony(program: Command): void {
           await device.close();
           await store.close();
         }
+      }),
+    );
+
+  ceremony
+    .command('verify')
+    .description('check a ceremony transcript offline: device attestation, addresses, device id, and the plan with --plan')
+    .argument('<transcript>', 'transcript JSON written by ceremony run --out')
+    .option('--plan <file>', 'also check the plan it was made from')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (path: string, opts: { plan?: string; json?: boolean }) => {
+        const { json } = readJsonFile(path, 'transcript');
+        const planText = opts.plan ? readJsonFile(opts.plan, 'ceremony plan').text : undefined;
+        const result = verifyTranscript(json, planText);
+        emit(opts, result, () => (result.ok ? [`transcript verifies: ${result.keys} keys, attested by the device`] : [`transcript does NOT verify: ${result.problem}`]));
+        if (!result.ok) process.exitCode = 1;
       }),
     );
 }

@@ -10,13 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createSimDevice } from '../../src/devices/sim/client.js';
 import { canonicalApprovalMessage, parseApprovalMessage } from '../../common/approval-message.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import {
   ALLOWLISTED,
   APPROVER_SECRETS,
+  PLAN,
   SEPOLIA,
   poolAddress,
   signApproval,
@@ -416,6 +417,23 @@ describe('pools, audit and restarts', () => {
     expect(a.keys.map((k) => k.chain).sort()).toEqual(['bip122:000000000933ea01ad0ee984209779ba', SEPOLIA].sort());
     expect(a.keys.find((k) => k.chain === SEPOLIA)!.address).not.toBe(b.keys[0]!.address);
     expect(BigInt(a.usage.find((u) => u.asset === 'ETH' && u.window === '24h')!.used)).toBeGreaterThan(0n);
+  });
+
+  it('when the ceremony is run again, then it keeps every key, and its transcript verifies offline until a byte changes', async () => {
+    const out = join(stack.dataDir, 'transcript.json');
+    const rerun = await stack.cli(['ceremony', 'run', PLAN, '--out', out, '--json']);
+    expect(rerun.code).toBe(0);
+    expect(rerun.stderr).toContain('not making a second one');
+    expect(JSON.parse(rerun.stdout)).toEqual(stack.ceremony);
+    const ok = await stack.cli(['ceremony', 'verify', out, '--plan', PLAN, '--json']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ ok: true, keys: 3 });
+    const text = readFileSync(out, 'utf8');
+    const address = stack.ceremony.pools[0]!.keys[0]!.address;
+    writeFileSync(out, text.replace(address, address.slice(0, -1) + (address.endsWith('a') ? 'b' : 'a')));
+    const bad = await stack.cli(['ceremony', 'verify', out]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/does NOT verify: the device attestation signature does not verify/);
   });
 
   it('when both processes are killed mid-way, then after restart the state is intact and the request completes', async () => {
