@@ -47,7 +47,6 @@ export interface PreparedPayload {
   readonly digest: Uint8Array;
   /** Fee cap of the transaction in the chain's native base units. */
   readonly maxFee: bigint;
-  readonly feeAsset: string;
   readonly signOnceKey: string;
   /** Shared resources only one live request may spend (Bitcoin: `utxo:<txid>:<vout>`). */
   readonly claims: readonly string[];
@@ -72,7 +71,6 @@ function fromEthereum(prepared: PreparedEthereumTx): PreparedPayload {
     unsignedTx: prepared.unsignedTx,
     digest: prepared.digest,
     maxFee: prepared.maxFee,
-    feeAsset: 'ETH',
     signOnceKey: prepared.signOnceKey,
     claims: [],
     scheme: 'ecdsa-secp256k1',
@@ -135,7 +133,6 @@ function fromBitcoin(prepared: PreparedBitcoinTx): PreparedPayload {
     unsignedTx: prepared.psbt,
     digest: prepared.digest,
     maxFee: prepared.fee,
-    feeAsset: 'BTC',
     // The same transaction twice is one request; different ones collide on their inputs' claims.
     signOnceKey: `tx:${bytesToHex(prepared.digest)}`,
     claims: prepared.outpoints.map((o) => `utxo:${o}`),

@@ -11,13 +11,12 @@ import { createHash } from 'node:crypto';
 import { AuthError, ConflictError, ValidationError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Approval, ApprovalDecision, Withdrawal } from '../domain/withdrawal.js';
-import { evaluateWithdrawal } from '../policy/evaluate.js';
 import { approvalMessageFor } from '../quorum/approval-message.js';
 import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
 import { checkApproval, tally } from '../quorum/count.js';
 import { policyOf, requirePool, requireWithdrawal, type ServiceContext } from './context.js';
 import { releaseSignature } from './release-signature.js';
-import { velocityUsage } from './usage.js';
+import { decideNow } from './usage.js';
 
 export interface ApprovalInput {
   readonly signature: string;
@@ -90,17 +89,7 @@ export async function approveWithdrawal(
 
     // Quorum reached: decide again on the current policy and usage, then commit the amount.
     const policy = await policyOf(tx, pool.id, pool.policyVersion);
-    const decision = evaluateWithdrawal({
-      policy,
-      poolStatus: pool.status,
-      asset: w.asset,
-      amount: w.amount,
-      to: w.to,
-      fee: w.maxFee,
-      feeAsset: w.asset,
-      now,
-      usage: await velocityUsage(tx, pool.id, policy, w.asset, now),
-    });
+    const decision = await decideNow(tx, pool, policy, w, now);
     // A frozen pool holds an approved request unsigned until it is unfrozen; it is not a denial here.
     const denials = decision.reasons.filter((r) => r.code !== 'pool_frozen');
     if (denials.length > 0 || decision.requiredApprovals > count.approvals.length) {

@@ -6,38 +6,18 @@
  * enough goes back to pending_approval and frees its amount; a new or longer time lock applies.
  * The approval message is left as it was, so approvals already given stay verifiable.
  */
-import type { Reason, Withdrawal } from '../domain/withdrawal.js';
+import type { Reason } from '../domain/withdrawal.js';
 import type { StoreTx } from '../store/store.js';
-import { evaluateWithdrawal, velocityWindows } from '../policy/evaluate.js';
+import { decideNow } from './usage.js';
 import { tally } from '../quorum/count.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
-
-async function usageExcluding(tx: StoreTx, w: Withdrawal, windows: readonly { window: string; windowMs: number }[], now: number) {
-  const usage = [];
-  for (const win of windows) {
-    let committed = await tx.committedSince(w.poolId, w.asset, now - win.windowMs);
-    if (w.committedAt !== null && w.committedAt > now - win.windowMs) committed -= w.amount;
-    usage.push({ window: win.window, windowMs: win.windowMs, committed });
-  }
-  return usage;
-}
 
 export async function reevaluatePool(ctx: ServiceContext, tx: StoreTx, poolId: string, now: number): Promise<void> {
   const pool = await requirePool(tx, poolId);
   const policy = await policyOf(tx, pool.id, pool.policyVersion);
   const open = (await tx.withdrawalsInStates(['pending_approval', 'approved', 'timelocked'])).filter((w) => w.poolId === pool.id);
   for (const w of open) {
-    const decision = evaluateWithdrawal({
-      policy,
-      poolStatus: pool.status,
-      asset: w.asset,
-      amount: w.amount,
-      to: w.to,
-      fee: w.maxFee,
-      feeAsset: w.asset,
-      now,
-      usage: await usageExcluding(tx, w, velocityWindows(policy, w.asset), now),
-    });
+    const decision = await decideNow(tx, pool, policy, w, now, w);
     const audit = async (type: string, data: Record<string, unknown>) =>
       tx.appendAudit({ type, actor: 'system', subject: `withdrawal:${w.id}`, data: { policyVersion: pool.policyVersion, ...data } }, now);
 

@@ -14,10 +14,10 @@ import { ConflictError, ValidationError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Withdrawal } from '../domain/withdrawal.js';
 import { preparePayload, type PayloadRequest, type PreparedPayload } from '../chains/payload.js';
-import { evaluateWithdrawal, type PolicyDecision } from '../policy/evaluate.js';
+import type { PolicyDecision } from '../policy/evaluate.js';
 import { approvalMessageFor } from '../quorum/approval-message.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
-import { velocityUsage } from './usage.js';
+import { decideNow } from './usage.js';
 
 export interface WithdrawalRequest extends PayloadRequest {
   readonly pool: string;
@@ -62,21 +62,10 @@ async function poolKey(ctx: ServiceContext, poolId: string, chain: ParsedChainId
 }
 
 /** The pool's decision on a decoded payload, with the usage of this moment (read in the caller's transaction). */
-async function decide(tx: StoreTx, poolId: string, payload: PreparedPayload, now: number): Promise<{ pool: Pool; decision: PolicyDecision }> {
+async function decide(tx: StoreTx, poolId: string, chain: ParsedChainId, payload: PreparedPayload, now: number): Promise<{ pool: Pool; decision: PolicyDecision }> {
   const pool = await requirePool(tx, poolId);
   const policy = await policyOf(tx, pool.id, pool.policyVersion);
-  const decision = evaluateWithdrawal({
-    policy,
-    poolStatus: pool.status,
-    asset: payload.asset,
-    amount: payload.amount,
-    to: payload.to,
-    fee: payload.maxFee,
-    feeAsset: payload.feeAsset,
-    now,
-    usage: await velocityUsage(tx, pool.id, policy, payload.asset, now),
-  });
-  return { pool, decision };
+  return { pool, decision: await decideNow(tx, pool, policy, { chain: chain.id, ...payload }, now) };
 }
 
 export interface Evaluation {
@@ -96,7 +85,7 @@ export async function evaluateRequest(ctx: ServiceContext, request: WithdrawalRe
   const chain = parseChainId(request.chain, 'chain');
   const payload = preparePayload(chain, request, (await poolKey(ctx, request.pool, chain)).publicKey);
   return ctx.store.transaction(async (tx) => {
-    const { pool, decision } = await decide(tx, request.pool, payload, ctx.now());
+    const { pool, decision } = await decide(tx, request.pool, chain, payload, ctx.now());
     return {
       pool: pool.id,
       chain: chain.id,
@@ -142,7 +131,7 @@ export async function submitWithdrawal(
     }
 
     const now = ctx.now();
-    const { pool, decision } = await decide(tx, request.pool, payload, now);
+    const { pool, decision } = await decide(tx, request.pool, chain, payload, now);
     const signOnceKey = await replacementKey(tx, request, payload);
 
     const id = randomUUID();
