@@ -5,11 +5,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName } from '../common/sim-protocol.js';
 import { quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { signTaprootKeyPath } from './taproot.js';
 import { SealedStore, type KeyEntry, type SimState } from './sealed-state.js';
 
 export const MODEL = 'custody-hsm-sim';
@@ -144,7 +145,7 @@ export class SimDevice {
   }
 
   /**
-   * Signs once the quorum holds. ECDSA and Schnorr sign 32-byte hashes: the payload is one hash equal to
+   * Signs once the quorum holds. ECDSA and Schnorr (taproot key-path, by the BIP-341-tweaked key) sign 32-byte hashes: the payload is one hash equal to
    * the digest, or several (a Bitcoin transaction has one sighash per input) whose sha256 is the digest,
    * so the approvals bind every hash signed. Ed25519 signs the payload, whose sha256 is the digest.
    */
@@ -157,6 +158,9 @@ export class SimDevice {
     if (req.digest.length !== 32) throw new DeviceRefusal(Status.BAD_REQUEST, `digest must be 32 bytes, got ${req.digest.length}`);
     const curveOfScheme: CurveName = req.scheme === 'ed25519' ? 'ed25519' : 'secp256k1';
     if (curveOfScheme !== key.curve) throw new DeviceRefusal(Status.BAD_REQUEST, `scheme ${req.scheme} cannot sign with a ${key.curve} key`);
+    if (req.scheme === 'schnorr-bip340' && !key.chain.startsWith('bip122:')) {
+      throw new DeviceRefusal(Status.BAD_REQUEST, `scheme ${req.scheme} (taproot key-path) signs for Bitcoin keys only, not ${key.chain}`);
+    }
     const digestHex = bytesToHex(req.digest);
     const hashedPayload = bytesToHex(sha256(req.payload));
     if (req.scheme === 'ed25519') {
@@ -183,7 +187,8 @@ export class SimDevice {
           signatures.push(sig.slice(1));
           recoveries.push(sig[0] as number);
         } else {
-          signatures.push(schnorr.sign(hash, secret));
+          // Taproot key-path: BIP-340 by the tweaked key, whose x-only public key is the output key.
+          signatures.push(signTaprootKeyPath(hash, secret));
           recoveries.push(null);
         }
       }

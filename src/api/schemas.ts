@@ -14,8 +14,8 @@ const decimal = z.string().max(80).regex(/^(0|[1-9][0-9]*)$/, 'expected a non-ne
 export const withdrawalBodySchema = z.strictObject({
   pool: z.string().regex(POOL_ID, 'expected a pool id (lowercase slug)'),
   chain: z.string().min(3).max(80).describe('CAIP-2 chain id, e.g. eip155:11155111'),
-  asset: z.string().min(1).max(80).describe('ETH or erc20:<contract> on EVM chains'),
-  amount: decimal.optional().describe('base units (wei); required unless unsignedTx is given'),
+  asset: z.string().min(1).max(80).describe('ETH or erc20:<contract> on EVM chains, BTC on Bitcoin, SOL on Solana'),
+  amount: decimal.optional().describe('base units (wei, satoshi, lamport); required unless unsignedTx is given'),
   to: z.string().min(1).max(128).optional().describe('destination address; required unless unsignedTx is given'),
   nonce: decimal.optional(),
   gasLimit: decimal.optional(),
@@ -40,12 +40,13 @@ export const withdrawalBodySchema = z.strictObject({
     .optional()
     .describe('Bitcoin: the pool outputs to spend'),
   feeRate: decimal.optional().describe('Bitcoin: fee rate in sat/vB'),
+  recentBlockhash: z.string().min(32).max(44).optional().describe('Solana: base58 of a recent block hash; the transaction is valid for about 150 blocks after it'),
   unsignedTx: z
     .string()
     .min(2)
     .max(200_000)
     .optional()
-    .describe('an unsigned transaction the gateway decodes instead of building one: Ethereum serialized hex, or Bitcoin PSBT base64'),
+    .describe('an unsigned transaction the gateway decodes instead of building one: Ethereum serialized hex, Bitcoin PSBT base64, or Solana wire transaction base64'),
 });
 export type WithdrawalBody = z.infer<typeof withdrawalBodySchema>;
 

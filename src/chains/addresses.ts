@@ -4,16 +4,17 @@
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { bitcoinNetwork, type ParsedChainId } from '../domain/chain-id.js';
 import { assertEthAddress, ethAddressFromPublicKey } from './ethereum/address.js';
-import { assertBitcoinAddress, p2wpkhAddress } from './bitcoin/address.js';
+import { assertBitcoinAddress, poolOutput, type BitcoinAddressType } from './bitcoin/address.js';
 import { assertSolanaAddress, solanaAddressFromPublicKey } from './solana/address.js';
 
-export function addressForKey(chain: ParsedChainId, publicKeyHex: string): string {
+/** The address of a pool key; on Bitcoin, of the pool's address type (P2WPKH unless the plan says P2TR). */
+export function addressForKey(chain: ParsedChainId, publicKeyHex: string, bitcoinAddressType: BitcoinAddressType = 'p2wpkh'): string {
   const publicKey = hexToBytes(publicKeyHex);
   switch (chain.family) {
     case 'eip155':
       return ethAddressFromPublicKey(publicKey);
     case 'bip122':
-      return p2wpkhAddress(publicKey, bitcoinNetwork(chain));
+      return poolOutput(publicKey, bitcoinAddressType, bitcoinNetwork(chain)).address;
     case 'solana':
       return solanaAddressFromPublicKey(publicKey);
   }

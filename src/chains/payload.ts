@@ -3,14 +3,16 @@
  * turn a withdrawal request into the exact unsigned transaction and its digest, and turn the device's
  * signature into the broadcastable transaction. Pure: no I/O.
  */
-import { ValidationError } from '../domain/errors.js';
-import { bitcoinNetwork, evmChainId, nativeAsset, type ParsedChainId } from '../domain/chain-id.js';
+import { CustodyError, ValidationError } from '../domain/errors.js';
+import { bitcoinNetwork, evmChainId, type ChainFamily, type ParsedChainId } from '../domain/chain-id.js';
 import { bytesToHex, concatBytes, hexToBytes } from '@noble/hashes/utils.js';
-import { assertBitcoinAddress } from './bitcoin/address.js';
-import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type PreparedBitcoinTx } from './bitcoin/transaction.js';
+import { assertBitcoinAddress, poolAddressType } from './bitcoin/address.js';
+import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type BitcoinPool, type PreparedBitcoinTx } from './bitcoin/transaction.js';
 import { parseAmount, parsePositiveAmount } from '../domain/amount.js';
 import type { DeviceSignature, SignatureScheme } from '../devices/signing-device.js';
 import { assertEthAddress } from './ethereum/address.js';
+import { assertSolanaAddress } from './solana/address.js';
+import { assembleSolanaSigned, buildSolanaTransfer, decodeSolanaUnsignedTx, type PreparedSolanaTx } from './solana/transaction.js';
 import {
   assembleEthereumSigned,
   buildEthereumTransfer,
@@ -34,8 +36,30 @@ export interface PayloadRequest {
   /** Bitcoin: the pool's outputs to spend, and the fee rate in sat/vB. */
   readonly utxos?: readonly { readonly txid: string; readonly vout: number; readonly value: string }[] | undefined;
   readonly feeRate?: string | undefined;
-  /** Ethereum serialized unsigned transaction (hex), or Bitcoin PSBT (base64). */
+  /** Solana: base58 of a recent block hash, which bounds the transaction's life (about 150 blocks). */
+  readonly recentBlockhash?: string | undefined;
+  /** Ethereum serialized unsigned transaction (hex), Bitcoin PSBT (base64), or Solana wire transaction (base64). */
   readonly unsignedTx?: string | undefined;
+}
+
+/** The chain-specific request fields each family takes; a field of another family is refused, not ignored. */
+const FAMILY_FIELDS = {
+  eip155: ['nonce', 'gasLimit', 'maxFeePerGas', 'maxPriorityFeePerGas', 'gasPrice'],
+  bip122: ['utxos', 'feeRate'],
+  solana: ['recentBlockhash'],
+} as const satisfies Record<ChainFamily, readonly (keyof PayloadRequest)[]>;
+const FAMILY_NAMES: Record<ChainFamily, string> = { eip155: 'Ethereum', bip122: 'Bitcoin', solana: 'Solana' };
+
+function refuseForeignFields(chain: ParsedChainId, request: PayloadRequest): void {
+  for (const [family, fields] of Object.entries(FAMILY_FIELDS) as [ChainFamily, readonly (keyof PayloadRequest)[]][]) {
+    if (family === chain.family) continue;
+    const given = fields.find((f) => request[f] !== undefined);
+    if (given) throw new ValidationError('conflicting_fields', `"${given}" is a ${FAMILY_NAMES[family]} field; ${chain.id} withdrawals take ${FAMILY_FIELDS[chain.family].map((f) => `"${f}"`).join(', ')}`);
+  }
+  if (request.unsignedTx !== undefined) {
+    const given = FAMILY_FIELDS[chain.family].find((f) => request[f] !== undefined);
+    if (given) throw new ValidationError('conflicting_fields', `"${given}" must not be given with "unsignedTx": the transaction already says it`);
+  }
 }
 
 export interface PreparedPayload {
@@ -51,6 +75,12 @@ export interface PreparedPayload {
   /** Shared resources only one live request may spend (Bitcoin: `utxo:<txid>:<vout>`). */
   readonly claims: readonly string[];
   readonly scheme: SignatureScheme;
+}
+
+/** The pool's key on the chain: its public key (hex) and the address it holds coins at. */
+export interface PoolKeyRef {
+  readonly publicKey: string;
+  readonly address: string;
 }
 
 export interface SignedPayload {
@@ -95,10 +125,6 @@ function prepareEthereum(chain: ParsedChainId, request: PayloadRequest): Prepare
   const asset = canonicalEthAsset(request.asset);
   const chainId = evmChainId(chain);
   if (request.unsignedTx !== undefined) {
-    const onlyTxFields = ['nonce', 'gasLimit', 'maxFeePerGas', 'maxPriorityFeePerGas', 'gasPrice'] as const;
-    for (const f of onlyTxFields) {
-      if (request[f] !== undefined) throw new ValidationError('conflicting_fields', `"${f}" must not be given with "unsignedTx": the transaction already says it`);
-    }
     const prepared = fromEthereum(decodeEthereumUnsignedTx(request.unsignedTx, chainId));
     // The requester's description must match what the transaction really does.
     if (prepared.asset !== asset) throw new ValidationError('payload_mismatch', `"asset" is ${asset} but the transaction moves ${prepared.asset}`);
@@ -125,7 +151,14 @@ function prepareEthereum(chain: ParsedChainId, request: PayloadRequest): Prepare
   );
 }
 
-function fromBitcoin(prepared: PreparedBitcoinTx): PreparedPayload {
+function bitcoinPool(chain: ParsedChainId, key: PoolKeyRef): BitcoinPool {
+  const publicKey = hexToBytes(key.publicKey);
+  const type = poolAddressType(publicKey, key.address, bitcoinNetwork(chain));
+  if (type === null) throw new CustodyError('internal', 'key_mismatch', `the pool's address ${key.address} on ${chain.id} is not an address of its key; check the key store`);
+  return { publicKey, type };
+}
+
+function fromBitcoin(prepared: PreparedBitcoinTx, pool: BitcoinPool): PreparedPayload {
   return {
     asset: 'BTC',
     amount: prepared.amount,
@@ -136,21 +169,19 @@ function fromBitcoin(prepared: PreparedBitcoinTx): PreparedPayload {
     // The same transaction twice is one request; different ones collide on their inputs' claims.
     signOnceKey: `tx:${bytesToHex(prepared.digest)}`,
     claims: prepared.outpoints.map((o) => `utxo:${o}`),
-    scheme: 'ecdsa-secp256k1',
+    scheme: bitcoinScheme(pool),
   };
 }
 
-function prepareBitcoin(chain: ParsedChainId, request: PayloadRequest, poolPublicKey: Uint8Array): PreparedPayload {
+function bitcoinScheme(pool: BitcoinPool): SignatureScheme {
+  return pool.type === 'p2tr' ? 'schnorr-bip340' : 'ecdsa-secp256k1';
+}
+
+function prepareBitcoin(chain: ParsedChainId, request: PayloadRequest, pool: BitcoinPool): PreparedPayload {
   if (request.asset !== 'BTC') throw new ValidationError('unsupported_asset', `"asset": only BTC is supported on ${chain.id}, got "${request.asset.slice(0, 80)}"`);
   const network = bitcoinNetwork(chain);
-  for (const f of ['nonce', 'gasLimit', 'maxFeePerGas', 'maxPriorityFeePerGas', 'gasPrice'] as const) {
-    if (request[f] !== undefined) throw new ValidationError('conflicting_fields', `"${f}" is an Ethereum field; Bitcoin withdrawals take "utxos" and "feeRate"`);
-  }
   if (request.unsignedTx !== undefined) {
-    if (request.utxos !== undefined || request.feeRate !== undefined) {
-      throw new ValidationError('conflicting_fields', '"utxos" and "feeRate" must not be given with "unsignedTx": the PSBT already says them');
-    }
-    const prepared = fromBitcoin(decodeBitcoinPsbt(request.unsignedTx, network, poolPublicKey));
+    const prepared = fromBitcoin(decodeBitcoinPsbt(request.unsignedTx, network, pool), pool);
     if (request.amount !== undefined && parseAmount(request.amount, 'amount') !== prepared.amount) {
       throw new ValidationError('payload_mismatch', `"amount" ${request.amount} differs from the PSBT's payment ${prepared.amount}`);
     }
@@ -164,46 +195,82 @@ function prepareBitcoin(chain: ParsedChainId, request: PayloadRequest, poolPubli
   return fromBitcoin(
     buildBitcoinTransfer({
       network,
-      poolPublicKey,
+      pool,
       utxos: utxos.map((u, i) => ({ txid: u.txid.toLowerCase(), vout: u.vout, value: parsePositiveAmount(u.value, `utxos[${i}].value`) })),
       to: requireField(request.to, 'to'),
       amount: parsePositiveAmount(requireField(request.amount, 'amount'), 'amount'),
       feeRate: parsePositiveAmount(requireField(request.feeRate, 'feeRate'), 'feeRate'),
     }),
+    pool,
+  );
+}
+
+function fromSolana(prepared: PreparedSolanaTx): PreparedPayload {
+  return {
+    asset: 'SOL',
+    amount: prepared.transfer.lamports,
+    to: prepared.transfer.to,
+    unsignedTx: prepared.unsignedTx,
+    digest: prepared.digest,
+    maxFee: prepared.fee,
+    // The same message twice is one request; a blockhash bounds its life, so there is no nonce to guard.
+    signOnceKey: `tx:${bytesToHex(prepared.digest)}`,
+    claims: [],
+    scheme: 'ed25519',
+  };
+}
+
+function prepareSolana(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef): PreparedPayload {
+  if (request.asset !== 'SOL') throw new ValidationError('unsupported_asset', `"asset": only SOL is supported on ${chain.id}, got "${request.asset.slice(0, 80)}"`);
+  if (request.unsignedTx !== undefined) {
+    const prepared = fromSolana(decodeSolanaUnsignedTx(request.unsignedTx, key.address));
+    if (request.amount !== undefined && parseAmount(request.amount, 'amount') !== prepared.amount) {
+      throw new ValidationError('payload_mismatch', `"amount" ${request.amount} differs from the transaction's ${prepared.amount} lamports`);
+    }
+    if (request.to !== undefined && assertSolanaAddress(request.to, 'to') !== prepared.to) {
+      throw new ValidationError('payload_mismatch', `"to" differs from the transaction's recipient ${prepared.to}`);
+    }
+    return prepared;
+  }
+  return fromSolana(
+    buildSolanaTransfer({
+      from: key.address,
+      to: requireField(request.to, 'to'),
+      lamports: parsePositiveAmount(requireField(request.amount, 'amount'), 'amount'),
+      recentBlockhash: requireField(request.recentBlockhash, 'recentBlockhash'),
+    }),
   );
 }
 
 /** Builds (or decodes) the exact transaction a withdrawal request asks for, spending from the pool's key. */
-export function preparePayload(chain: ParsedChainId, request: PayloadRequest, poolPublicKeyHex: string): PreparedPayload {
+export function preparePayload(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef): PreparedPayload {
+  refuseForeignFields(chain, request);
   switch (chain.family) {
     case 'eip155':
-      if (request.utxos !== undefined || request.feeRate !== undefined) {
-        throw new ValidationError('conflicting_fields', '"utxos" and "feeRate" are Bitcoin fields');
-      }
       return prepareEthereum(chain, request);
     case 'bip122':
-      return prepareBitcoin(chain, request, hexToBytes(poolPublicKeyHex));
+      return prepareBitcoin(chain, request, bitcoinPool(chain, key));
     case 'solana':
-      throw new ValidationError(
-        'chain_not_supported',
-        `withdrawals on ${chain.id} are not supported by this version of the gateway; the pool's ${nativeAsset(chain.family)} key exists and can be used once support lands`,
-      );
+      return prepareSolana(chain, request, key);
   }
 }
 
-/** What the device signs for a stored transaction: the hash(es) the approvals' digest commits to. */
-export function signingPayload(chain: ParsedChainId, unsignedTx: string, poolPublicKeyHex: string): { payload: Uint8Array; digest: Uint8Array } {
+/** What the device signs for a stored transaction: the hash(es) the approvals' digest commits to, and how. */
+export function signingPayload(chain: ParsedChainId, unsignedTx: string, key: PoolKeyRef): { payload: Uint8Array; digest: Uint8Array; scheme: SignatureScheme } {
   switch (chain.family) {
     case 'eip155': {
       const p = decodeEthereumUnsignedTx(unsignedTx, evmChainId(chain));
-      return { payload: p.digest, digest: p.digest };
+      return { payload: p.digest, digest: p.digest, scheme: 'ecdsa-secp256k1' };
     }
     case 'bip122': {
-      const p = decodeBitcoinPsbt(unsignedTx, bitcoinNetwork(chain), hexToBytes(poolPublicKeyHex));
-      return { payload: concatBytes(...p.sighashes), digest: p.digest };
+      const pool = bitcoinPool(chain, key);
+      const p = decodeBitcoinPsbt(unsignedTx, bitcoinNetwork(chain), pool);
+      return { payload: concatBytes(...p.sighashes), digest: p.digest, scheme: bitcoinScheme(pool) };
     }
-    case 'solana':
-      throw new ValidationError('chain_not_supported', `signing on ${chain.id} is not supported by this version of the gateway`);
+    case 'solana': {
+      const p = decodeSolanaUnsignedTx(unsignedTx, key.address);
+      return { payload: p.message, digest: p.digest, scheme: 'ed25519' };
+    }
   }
 }
 
@@ -218,15 +285,11 @@ export function assembleSignedPayload(
     case 'eip155':
       return assembleEthereumSigned(decodeEthereumUnsignedTx(unsignedTx, evmChainId(chain)), signature, signer.address);
     case 'bip122': {
-      const publicKey = hexToBytes(signer.publicKey);
-      return assembleBitcoinSigned(decodeBitcoinPsbt(unsignedTx, bitcoinNetwork(chain), publicKey), publicKey, signature.parts);
+      const pool = bitcoinPool(chain, signer);
+      const network = bitcoinNetwork(chain);
+      return assembleBitcoinSigned(decodeBitcoinPsbt(unsignedTx, network, pool), pool, network, signature.parts);
     }
     case 'solana':
-      throw new ValidationError('chain_not_supported', `signing on ${chain.id} is not supported by this version of the gateway`);
+      return assembleSolanaSigned(decodeSolanaUnsignedTx(unsignedTx, signer.address), signature.signature, hexToBytes(signer.publicKey));
   }
-}
-
-/** The signature scheme a pool key on this chain signs with. */
-export function preparePayloadScheme(chain: ParsedChainId): SignatureScheme {
-  return chain.family === 'solana' ? 'ed25519' : 'ecdsa-secp256k1';
 }

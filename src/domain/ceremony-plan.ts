@@ -56,6 +56,7 @@ export const ceremonyPlanSchema = z.strictObject({
         chains: z.array(z.string()).min(1),
         approvers: z.array(z.string()).min(1),
         device: z.string().min(1).max(64).optional(),
+        bitcoinAddressType: z.enum(['p2wpkh', 'p2tr']).optional(),
         policy: policyDocumentSchema,
       }),
     )
@@ -68,6 +69,8 @@ export interface PlannedPool {
   readonly chains: readonly ChainId[];
   readonly approvers: readonly string[];
   readonly device: string;
+  /** The pool's Bitcoin address kind: P2WPKH (default) or P2TR key-path. */
+  readonly bitcoinAddressType: 'p2wpkh' | 'p2tr';
   readonly policy: Policy;
   /** The policy exactly as written, stored verbatim as version 1. */
   readonly policyDocument: PolicyDocument;
@@ -222,6 +225,7 @@ export function parseCeremonyPlan(json: unknown): CeremonyPlan {
       chains,
       approvers: pool.approvers,
       device: pool.device ?? p.device,
+      bitcoinAddressType: pool.bitcoinAddressType ?? 'p2wpkh',
       policy,
       policyDocument: pool.policy as PolicyDocument,
     };

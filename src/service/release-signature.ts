@@ -18,7 +18,7 @@ import { isCustodyError, StoreError } from '../domain/errors.js';
 import type { PoolKey } from '../domain/pool.js';
 import type { Reason, Withdrawal } from '../domain/withdrawal.js';
 import type { ApprovalEvidence, DeviceSignature } from '../devices/signing-device.js';
-import { assembleSignedPayload, preparePayloadScheme, signingPayload } from '../chains/payload.js';
+import { assembleSignedPayload, signingPayload } from '../chains/payload.js';
 import { requirePool, requireWithdrawal, type ServiceContext } from './context.js';
 
 interface Claim {
@@ -97,7 +97,7 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
   const { withdrawal: w, key } = claim;
   const chain = parseChainId(w.chain);
   // Decode the stored transaction again: the device signs what it contains, which the digest commits to.
-  const { payload, digest } = signingPayload(chain, w.unsignedTx, key.publicKey);
+  const { payload, digest, scheme } = signingPayload(chain, w.unsignedTx, key);
   if (bytesToHex(digest) !== w.digest) {
     return failSigning(ctx, w.id, { code: 'digest_mismatch', message: 'the stored transaction no longer matches the approved digest' });
   }
@@ -106,7 +106,7 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
     signature = await ctx.device.sign({
       handle: key.handle,
       poolId: w.poolId,
-      scheme: preparePayloadScheme(chain),
+      scheme,
       payload,
       digest,
       approvals: claim.evidence,

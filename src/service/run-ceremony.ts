@@ -10,7 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { curveForChain, parseChainId } from '../domain/chain-id.js';
-import { baseThreshold, type CeremonyPlan } from '../domain/ceremony-plan.js';
+import { baseThreshold, type CeremonyPlan, type PlannedPool } from '../domain/ceremony-plan.js';
 import { ConflictError, ValidationError, isCustodyError } from '../domain/errors.js';
 import type { Pool, PoolKey } from '../domain/pool.js';
 import type { DeviceInfo, DeviceKey, EnrolledApprover, SigningDevice } from '../devices/signing-device.js';
@@ -145,7 +145,7 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
 
     const keys: CeremonyKey[] = [];
     for (const chainId of p.chains) {
-      keys.push(await ensureKey(deps, info, deviceKeys, p.id, chainId, ceremonyId));
+      keys.push(await ensureKey(deps, info, deviceKeys, p, chainId, ceremonyId));
     }
     pools.push({ id: p.id, owner: p.owner, approvers: p.approvers, threshold, keys });
   }
@@ -172,10 +172,11 @@ async function ensureKey(
   deps: CeremonyDeps,
   info: DeviceInfo,
   deviceKeys: readonly DeviceKey[],
-  poolId: string,
+  planned: PlannedPool,
   chainId: string,
   ceremonyId: string,
 ): Promise<CeremonyKey> {
+  const poolId = planned.id;
   const chain = parseChainId(chainId);
   const stored = await deps.store.transaction((tx) => tx.getKey(poolId, chain.id));
   if (stored) {
@@ -189,7 +190,7 @@ async function ensureKey(
     chain: chain.id,
     curve: generated.curve,
     publicKey: generated.publicKey,
-    address: addressForKey(chain, generated.publicKey),
+    address: addressForKey(chain, generated.publicKey, planned.bitcoinAddressType),
     device: info.id,
     handle: generated.handle,
     ceremonyId,

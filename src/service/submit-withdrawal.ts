@@ -83,7 +83,7 @@ export interface Evaluation {
 /** What the policy would decide for this request now, without creating anything (POST /v1/pools/{pool}/evaluate). */
 export async function evaluateRequest(ctx: ServiceContext, request: WithdrawalRequest): Promise<Evaluation> {
   const chain = parseChainId(request.chain, 'chain');
-  const payload = preparePayload(chain, request, (await poolKey(ctx, request.pool, chain)).publicKey);
+  const payload = preparePayload(chain, request, await poolKey(ctx, request.pool, chain));
   return ctx.store.transaction(async (tx) => {
     const { pool, decision } = await decide(tx, request.pool, chain, payload, ctx.now());
     return {
@@ -113,7 +113,7 @@ export async function submitWithdrawal(
   idempotencyKey: string | null,
 ): Promise<SubmitResult> {
   const chain = parseChainId(request.chain, 'chain');
-  const payload = preparePayload(chain, request, (await poolKey(ctx, request.pool, chain)).publicKey);
+  const payload = preparePayload(chain, request, await poolKey(ctx, request.pool, chain));
   const digest = bytesToHex(payload.digest);
 
   return ctx.store.transaction(async (tx) => {

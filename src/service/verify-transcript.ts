@@ -10,6 +10,7 @@ import { hexToBytes } from '@noble/hashes/utils.js';
 import { ATTESTATION_DOMAIN } from '../../common/sim-protocol.js';
 import { parseChainId } from '../domain/chain-id.js';
 import { addressForKey } from '../chains/addresses.js';
+import { BITCOIN_ADDRESS_TYPES } from '../chains/bitcoin/address.js';
 import { TRANSCRIPT_KIND, transcriptStatement, type Transcript, type TranscriptBody } from './run-ceremony.js';
 
 export interface TranscriptCheck {
@@ -51,13 +52,17 @@ export function verifyTranscript(value: unknown, planText?: string): TranscriptC
   let keys = 0;
   for (const pool of body.pools) {
     for (const key of pool.keys) {
-      let address: string;
+      let addresses: string[];
       try {
-        address = addressForKey(parseChainId(key.chain), key.publicKey);
+        const chain = parseChainId(key.chain);
+        // A Bitcoin key's address is its P2WPKH or its P2TR address, whichever the plan chose.
+        addresses = BITCOIN_ADDRESS_TYPES.map((t) => addressForKey(chain, key.publicKey, t));
       } catch (error) {
         return fail(`pool ${pool.id} ${key.chain}: ${error instanceof Error ? error.message : 'bad key'}`, keys);
       }
-      if (address !== key.address) return fail(`pool ${pool.id} ${key.chain}: address ${key.address} is not the address of its public key (${address})`, keys);
+      if (!addresses.includes(key.address)) {
+        return fail(`pool ${pool.id} ${key.chain}: address ${key.address} is not an address of its public key (${[...new Set(addresses)].join(' or ')})`, keys);
+      }
       keys += 1;
     }
   }

@@ -12,13 +12,16 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { Transaction, p2pkh, SigHash } from '@scure/btc-signer';
 import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type Utxo } from '../../src/chains/bitcoin/transaction.js';
-import { p2wpkhAddress } from '../../src/chains/bitcoin/address.js';
+import { poolOutput } from '../../src/chains/bitcoin/address.js';
+
+const p2wpkhAddress = (pub: Uint8Array, network: 'testnet') => poolOutput(pub, 'p2wpkh', network).address;
 
 const vector = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'bip143-p2wpkh.json'), 'utf8')) as Record<string, string>;
 const TESTNET = bitcoin.networks.testnet;
 const SECRET = hexToBytes('11'.repeat(32));
 const PUB = secp256k1.getPublicKey(SECRET, true);
 const POOL = p2wpkhAddress(PUB, 'testnet');
+const SPEND = { publicKey: PUB, type: 'p2wpkh' } as const;
 const DEST = 'tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx';
 const utxo = (value: bigint): Utxo => ({ txid: bytesToHex(randomBytes(32)), vout: 1, value });
 
@@ -46,7 +49,7 @@ describe('BIP-143', () => {
 describe('building and signing a P2WPKH withdrawal', () => {
   it('when two UTXOs pay a destination with change, then bitcoinjs reads the outputs, recomputes every sighash, and each signature verifies', () => {
     const utxos = [utxo(3_000_000n), utxo(2_500_000n)];
-    const p = buildBitcoinTransfer({ network: 'testnet', poolPublicKey: PUB, utxos, to: DEST, amount: 4_000_000n, feeRate: 10n });
+    const p = buildBitcoinTransfer({ network: 'testnet', pool: SPEND, utxos, to: DEST, amount: 4_000_000n, feeRate: 10n });
     const psbt = bitcoin.Psbt.fromBase64(p.psbt, { network: TESTNET });
     const outs = psbt.txOutputs.map((o) => ({ address: o.address, value: o.value }));
     expect(outs).toEqual([
@@ -59,7 +62,7 @@ describe('building and signing a P2WPKH withdrawal', () => {
     const unsigned = bitcoin.Transaction.fromBuffer((psbt.data.globalMap.unsignedTx as unknown as { toBuffer(): Uint8Array }).toBuffer());
     expect(p.sighashes.map(bytesToHex)).toEqual(independentSighashes(unsigned, utxos.map((u) => u.value), PUB));
 
-    const { signedTx, txHash } = assembleBitcoinSigned(p, PUB, deviceSign(p.sighashes));
+    const { signedTx, txHash } = assembleBitcoinSigned(p, SPEND, 'testnet', deviceSign(p.sighashes));
     const final = bitcoin.Transaction.fromHex(signedTx);
     expect(final.getId()).toBe(txHash);
     expect(final.ins.length).toBe(2);
@@ -76,23 +79,23 @@ describe('building and signing a P2WPKH withdrawal', () => {
   });
 
   it('when the change would be dust, then there is no change output and the rest is fee', () => {
-    const p = buildBitcoinTransfer({ network: 'testnet', poolPublicKey: PUB, utxos: [utxo(1_000_900n)], to: DEST, amount: 1_000_000n, feeRate: 5n });
+    const p = buildBitcoinTransfer({ network: 'testnet', pool: SPEND, utxos: [utxo(1_000_900n)], to: DEST, amount: 1_000_000n, feeRate: 5n });
     expect(p.change).toBe(0n);
     expect(p.fee).toBe(900n);
     expect(bitcoin.Psbt.fromBase64(p.psbt, { network: TESTNET }).txOutputs.length).toBe(1);
   });
 
   it('when the UTXOs cannot pay amount and fee, or a UTXO repeats, then the build is refused', () => {
-    expect(() => buildBitcoinTransfer({ network: 'testnet', poolPublicKey: PUB, utxos: [utxo(1_000_000n)], to: DEST, amount: 1_000_000n, feeRate: 5n })).toThrow(/less than/);
+    expect(() => buildBitcoinTransfer({ network: 'testnet', pool: SPEND, utxos: [utxo(1_000_000n)], to: DEST, amount: 1_000_000n, feeRate: 5n })).toThrow(/less than/);
     const u = utxo(5_000_000n);
-    expect(() => buildBitcoinTransfer({ network: 'testnet', poolPublicKey: PUB, utxos: [u, u], to: DEST, amount: 1_000_000n, feeRate: 5n })).toThrow(/twice/);
-    expect(() => buildBitcoinTransfer({ network: 'testnet', poolPublicKey: PUB, utxos: [u], to: 'bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', amount: 1_000_000n, feeRate: 5n })).toThrow(/testnet/);
+    expect(() => buildBitcoinTransfer({ network: 'testnet', pool: SPEND, utxos: [u, u], to: DEST, amount: 1_000_000n, feeRate: 5n })).toThrow(/twice/);
+    expect(() => buildBitcoinTransfer({ network: 'testnet', pool: SPEND, utxos: [u], to: 'bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', amount: 1_000_000n, feeRate: 5n })).toThrow(/testnet/);
   });
 
   it('when a signature is from another key or there are too few, then assembly refuses', () => {
-    const p = buildBitcoinTransfer({ network: 'testnet', poolPublicKey: PUB, utxos: [utxo(3_000_000n)], to: DEST, amount: 1_000_000n, feeRate: 2n });
-    expect(() => assembleBitcoinSigned(p, PUB, deviceSign(p.sighashes, hexToBytes('22'.repeat(32))))).toThrow(expect.objectContaining({ code: 'signature_mismatch' }));
-    expect(() => assembleBitcoinSigned(p, PUB, [])).toThrow(/expected 1 signatures/);
+    const p = buildBitcoinTransfer({ network: 'testnet', pool: SPEND, utxos: [utxo(3_000_000n)], to: DEST, amount: 1_000_000n, feeRate: 2n });
+    expect(() => assembleBitcoinSigned(p, SPEND, 'testnet', deviceSign(p.sighashes, hexToBytes('22'.repeat(32))))).toThrow(expect.objectContaining({ code: 'signature_mismatch' }));
+    expect(() => assembleBitcoinSigned(p, SPEND, 'testnet', [])).toThrow(/expected 1 signatures/);
   });
 });
 
@@ -106,7 +109,7 @@ describe('decoding a requester\'s PSBT', () => {
   }
 
   it('when a PSBT made by bitcoinjs pays one destination with change to the pool, then it is accepted with its exact fee', () => {
-    const p = decodeBitcoinPsbt(psbtWith([{ address: DEST, value: 1_500_000n }, { address: POOL, value: 499_000n }]), 'testnet', PUB);
+    const p = decodeBitcoinPsbt(psbtWith([{ address: DEST, value: 1_500_000n }, { address: POOL, value: 499_000n }]), 'testnet', SPEND);
     expect(p).toMatchObject({ to: DEST, amount: 1_500_000n, change: 499_000n, fee: 1_000n });
   });
 
@@ -120,7 +123,7 @@ describe('decoding a requester\'s PSBT', () => {
   ];
   for (const [name, make, message] of refusals) {
     it(`when the PSBT has ${name}, then it is refused with a clear reason`, () => {
-      expect(() => decodeBitcoinPsbt(make(), 'testnet', PUB)).toThrow(message);
+      expect(() => decodeBitcoinPsbt(make(), 'testnet', SPEND)).toThrow(message);
     });
   }
 });

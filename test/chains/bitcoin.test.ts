@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { assertBitcoinAddress, p2wpkhAddress } from '../../src/chains/bitcoin/address.js';
+import { assertBitcoinAddress, poolOutput } from '../../src/chains/bitcoin/address.js';
 import { assertSolanaAddress, solanaAddressFromPublicKey } from '../../src/chains/solana/address.js';
 import { addressForKey, assertDestination } from '../../src/chains/addresses.js';
 import { parseChainId, type BitcoinNetwork } from '../../src/domain/chain-id.js';
@@ -20,7 +20,7 @@ const v = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'bi
 describe('BIP-173 addresses', () => {
   for (const t of v.p2wpkh) {
     it(`when the BIP-173 example key is encoded for ${t.network}, then the P2WPKH address is ${t.address}`, () => {
-      expect(p2wpkhAddress(hexToBytes(t.publicKey), t.network)).toBe(t.address);
+      expect(poolOutput(hexToBytes(t.publicKey), 'p2wpkh', t.network).address).toBe(t.address);
     });
   }
   for (const t of v.valid) {

@@ -1,21 +1,29 @@
 /**
- * Bitcoin withdrawals from a pool's P2WPKH address (BIP-141/BIP-143): build a PSBT (BIP-174) from the
- * given UTXOs, or decode a requester's PSBT; check that it spends only the pool's outputs and pays
- * exactly the destination plus change back to the pool; compute each input's BIP-143 sighash; and turn
- * the device's signatures into the finalized raw transaction. Encoding, sighashes and finalization are
+ * Bitcoin withdrawals from a pool's address, P2WPKH (BIP-141, BIP-143 sighash, ECDSA) or P2TR key-path
+ * (BIP-341 sighash, BIP-340 Schnorr by the tweaked key): build a PSBT (BIP-174) from the given UTXOs, or
+ * decode a requester's PSBT; check that it spends only the pool's outputs and pays exactly the
+ * destination plus change back to the pool; compute each input's sighash; and turn the device's
+ * signatures into the finalized raw transaction. Encoding, sighashes and finalization are
  * @scure/btc-signer's; nothing here serializes by hand.
  *
  * The device signs one hash per input; the approvals name `digest` = sha256(sighash 1 || … || sighash n),
  * which commits to every input's sighash and so to the whole transaction.
  */
-import { Address, OutScript, SigHash, Transaction, p2pkh, p2wpkh } from '@scure/btc-signer';
+import { SigHash, Transaction, p2pkh } from '@scure/btc-signer';
 import { base64 } from '@scure/base';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
 import { CustodyError, ValidationError } from '../../domain/errors.js';
 import type { BitcoinNetwork } from '../../domain/chain-id.js';
-import { assertBitcoinAddress, btcNetwork } from './address.js';
+import { assertBitcoinAddress, btcNetwork, outputScript, poolOutput, type BitcoinAddressType } from './address.js';
+
+/** The pool's key and which of its addresses holds the coins (inputs) and gets the change. */
+export interface BitcoinPool {
+  /** Compressed secp256k1 public key (33 bytes). */
+  readonly publicKey: Uint8Array;
+  readonly type: BitcoinAddressType;
+}
 
 export interface Utxo {
   /** Transaction id as usually written (big-endian hex). */
@@ -26,8 +34,8 @@ export interface Utxo {
 
 export interface BitcoinTransferInput {
   readonly network: BitcoinNetwork;
-  /** The pool's compressed public key: inputs are its P2WPKH outputs, change goes back to it. */
-  readonly poolPublicKey: Uint8Array;
+  /** Inputs are the pool's outputs of its address type; change goes back to the same address. */
+  readonly pool: BitcoinPool;
   readonly utxos: readonly Utxo[];
   readonly to: string;
   readonly amount: bigint;
@@ -38,7 +46,7 @@ export interface BitcoinTransferInput {
 export interface PreparedBitcoinTx {
   /** The unsigned PSBT, base64. */
   readonly psbt: string;
-  /** BIP-143 sighash of each input, in input order. */
+  /** BIP-143 (P2WPKH) or BIP-341 (P2TR) sighash of each input, in input order. */
   readonly sighashes: readonly Uint8Array[];
   /** sha256 of the concatenated sighashes: what the approvals name. */
   readonly digest: Uint8Array;
@@ -57,15 +65,19 @@ export const MAX_INPUTS = 256;
 const SECP256K1_HALF_N = secp256k1.Point.CURVE().n >> 1n;
 const RBF_SEQUENCE = 0xfffffffd;
 
-function poolScript(poolPublicKey: Uint8Array, network: BitcoinNetwork): Uint8Array {
-  return p2wpkh(poolPublicKey, btcNetwork(network)).script;
+/** Witness bytes spending one input: P2WPKH pushes a DER signature (up to 72 bytes) and the key; P2TR one 64-byte Schnorr signature. */
+const WITNESS_BYTES: Record<BitcoinAddressType, number> = { p2wpkh: 1 + 1 + 72 + 1 + 33, p2tr: 1 + 1 + 64 };
+
+/** Virtual size of a transaction spending `inputs` pool outputs of `type` to outputs with these scripts (BIP-141 weight). */
+export function estimateVsize(inputs: number, outputScripts: readonly Uint8Array[], type: BitcoinAddressType = 'p2wpkh'): bigint {
+  const base = 4 + 1 + inputs * (32 + 4 + 1 + 4) + 1 + outputScripts.reduce((n, s) => n + 8 + 1 + s.length, 0) + 4;
+  const witness = 2 + inputs * WITNESS_BYTES[type];
+  return BigInt(Math.ceil((base * 4 + witness) / 4));
 }
 
-/** Virtual size of a transaction spending `inputs` P2WPKH outputs to outputs with these scripts (BIP-141 weight). */
-export function estimateVsize(inputs: number, outputScripts: readonly Uint8Array[]): bigint {
-  const base = 4 + 1 + inputs * (32 + 4 + 1 + 4) + 1 + outputScripts.reduce((n, s) => n + 8 + 1 + s.length, 0) + 4;
-  const witness = 2 + inputs * (1 + 1 + 72 + 1 + 33);
-  return BigInt(Math.ceil((base * 4 + witness) / 4));
+/** The sighash type the pool's inputs are signed with: SIGHASH_ALL, or SIGHASH_DEFAULT (same coverage, 64-byte signature) for P2TR. */
+function sighashType(type: BitcoinAddressType): number {
+  return type === 'p2tr' ? SigHash.DEFAULT : SigHash.ALL;
 }
 
 function assertUtxos(utxos: readonly Utxo[]): void {
@@ -81,13 +93,21 @@ function assertUtxos(utxos: readonly Utxo[]): void {
   });
 }
 
-function sighashesOf(tx: Transaction, poolPublicKey: Uint8Array, amounts: readonly bigint[]): Uint8Array[] {
-  const scriptCode = p2pkh(poolPublicKey).script;
+function sighashesOf(tx: Transaction, pool: BitcoinPool, network: BitcoinNetwork, amounts: readonly bigint[]): Uint8Array[] {
+  if (pool.type === 'p2tr') {
+    // BIP-341 commits every input's amount and script; all inputs are the pool's own output script.
+    const script = poolOutput(pool.publicKey, 'p2tr', network).script;
+    return amounts.map((_, i) => tx.preimageWitnessV1(i, amounts.map(() => script), SigHash.DEFAULT, [...amounts]));
+  }
+  const scriptCode = p2pkh(pool.publicKey).script;
   return amounts.map((amount, i) => tx.preimageWitnessV0(i, scriptCode, SigHash.ALL, amount));
 }
 
-function prepared(tx: Transaction, input: { poolPublicKey: Uint8Array; to: string; amount: bigint; change: bigint; utxos: readonly Utxo[] }): PreparedBitcoinTx {
-  const sighashes = sighashesOf(tx, input.poolPublicKey, input.utxos.map((u) => u.value));
+function prepared(
+  tx: Transaction,
+  input: { pool: BitcoinPool; network: BitcoinNetwork; to: string; amount: bigint; change: bigint; utxos: readonly Utxo[] },
+): PreparedBitcoinTx {
+  const sighashes = sighashesOf(tx, input.pool, input.network, input.utxos.map((u) => u.value));
   const totalIn = input.utxos.reduce((s, u) => s + u.value, 0n);
   return {
     psbt: base64.encode(tx.toPSBT()),
@@ -107,32 +127,34 @@ export function buildBitcoinTransfer(input: BitcoinTransferInput): PreparedBitco
   const to = assertBitcoinAddress(input.to, input.network, 'to');
   if (input.amount < DUST_LIMIT) throw new ValidationError('out_of_range', `"amount" must be at least ${DUST_LIMIT} satoshis`);
   if (input.feeRate < 1n || input.feeRate > 10_000n) throw new ValidationError('out_of_range', '"feeRate" must be 1 to 10000 sat/vB');
-  const script = poolScript(input.poolPublicKey, input.network);
-  const toScript = OutScript.encode(Address(network).decode(to));
+  const { type } = input.pool;
+  const script = poolOutput(input.pool.publicKey, type, input.network).script;
+  const toScript = outputScript(to, input.network);
   const totalIn = input.utxos.reduce((s, u) => s + u.value, 0n);
 
-  let change = totalIn - input.amount - estimateVsize(input.utxos.length, [toScript, script]) * input.feeRate;
+  let change = totalIn - input.amount - estimateVsize(input.utxos.length, [toScript, script], type) * input.feeRate;
   if (change < DUST_LIMIT) {
     // No change output: whatever is left over pays the fee (bounded by the policy's fee cap).
     change = 0n;
-    const fee = estimateVsize(input.utxos.length, [toScript]) * input.feeRate;
+    const fee = estimateVsize(input.utxos.length, [toScript], type) * input.feeRate;
     if (totalIn < input.amount + fee) {
       throw new ValidationError('insufficient_funds', `the UTXOs hold ${totalIn} sat, less than ${input.amount} plus a fee of ${fee} at ${input.feeRate} sat/vB`);
     }
   }
   const tx = new Transaction({ version: 2 });
-  for (const u of input.utxos) tx.addInput({ txid: u.txid, index: u.vout, sequence: RBF_SEQUENCE, witnessUtxo: { script, amount: u.value } });
+  const tapInternalKey = type === 'p2tr' ? { tapInternalKey: input.pool.publicKey.subarray(1) } : {};
+  for (const u of input.utxos) tx.addInput({ txid: u.txid, index: u.vout, sequence: RBF_SEQUENCE, witnessUtxo: { script, amount: u.value }, ...tapInternalKey });
   tx.addOutputAddress(to, input.amount, network);
   if (change > 0n) tx.addOutput({ script, amount: change });
-  return prepared(tx, { poolPublicKey: input.poolPublicKey, to, amount: input.amount, change, utxos: input.utxos });
+  return prepared(tx, { pool: input.pool, network: input.network, to, amount: input.amount, change, utxos: input.utxos });
 }
 
 /**
- * Decodes an unsigned PSBT and accepts it only if every input is a P2WPKH output of the pool (with its
- * amount), and the outputs are exactly one payment to someone else plus at most one change output back
- * to the pool.
+ * Decodes an unsigned PSBT and accepts it only if every input is an output of the pool's address (with
+ * its amount), and the outputs are exactly one payment to someone else plus at most one change output
+ * back to the pool.
  */
-export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, poolPublicKey: Uint8Array): PreparedBitcoinTx {
+export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, pool: BitcoinPool): PreparedBitcoinTx {
   let tx: Transaction;
   try {
     if (typeof psbtBase64 !== 'string' || psbtBase64.length > 200_000) throw new Error('not a string of reasonable size');
@@ -140,7 +162,8 @@ export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, p
   } catch (error) {
     throw new ValidationError('undecodable_transaction', `"unsignedTx" is not a PSBT: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const script = poolScript(poolPublicKey, network);
+  const script = poolOutput(pool.publicKey, pool.type, network).script;
+  const signWith = sighashType(pool.type);
   const utxos: Utxo[] = [];
   for (let i = 0; i < tx.inputsLength; i++) {
     const input = tx.getInput(i);
@@ -148,12 +171,15 @@ export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, p
       throw new ValidationError('undecodable_transaction', `"unsignedTx" input ${i} lacks its outpoint or witness UTXO`);
     }
     if (bytesToHex(input.witnessUtxo.script) !== bytesToHex(script)) {
-      throw new ValidationError('foreign_input', `"unsignedTx" input ${i} does not spend the pool's own P2WPKH output`);
+      throw new ValidationError('foreign_input', `"unsignedTx" input ${i} does not spend the pool's own ${pool.type.toUpperCase()} output`);
     }
-    if (input.sighashType !== undefined && input.sighashType !== SigHash.ALL) {
-      throw new ValidationError('unsupported_sighash', `"unsignedTx" input ${i} asks for sighash type ${input.sighashType}; only SIGHASH_ALL is signed`);
+    if (input.sighashType !== undefined && input.sighashType !== signWith) {
+      throw new ValidationError('unsupported_sighash', `"unsignedTx" input ${i} asks for sighash type ${input.sighashType}; only ${signWith === SigHash.ALL ? 'SIGHASH_ALL' : 'SIGHASH_DEFAULT'} is signed`);
     }
-    if (input.partialSig?.length || input.finalScriptWitness) throw new ValidationError('undecodable_transaction', `"unsignedTx" input ${i} is already signed`);
+    if (input.tapLeafScript?.length || input.tapMerkleRoot) {
+      throw new ValidationError('unsupported_input', `"unsignedTx" input ${i} carries a taproot script tree; only key-path spends of the pool's key are signed`);
+    }
+    if (input.partialSig?.length || input.tapKeySig || input.finalScriptWitness) throw new ValidationError('undecodable_transaction', `"unsignedTx" input ${i} is already signed`);
     utxos.push({ txid: bytesToHex(input.txid), vout: input.index, value: input.witnessUtxo.amount });
   }
   assertUtxos(utxos);
@@ -184,18 +210,32 @@ export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, p
   const payment = payments[0] as { address: string; amount: bigint };
   const totalIn = utxos.reduce((s, u) => s + u.value, 0n);
   if (totalIn < payment.amount + change) throw new ValidationError('undecodable_transaction', '"unsignedTx" spends more than its inputs hold');
-  return prepared(tx, { poolPublicKey, to: assertBitcoinAddress(payment.address, network, 'to'), amount: payment.amount, change, utxos });
+  return prepared(tx, { pool, network, to: assertBitcoinAddress(payment.address, network, 'to'), amount: payment.amount, change, utxos });
 }
 
 /** Attaches one device signature per input, checks each against its sighash, and finalizes. */
 export function assembleBitcoinSigned(
   p: PreparedBitcoinTx,
-  poolPublicKey: Uint8Array,
+  pool: BitcoinPool,
+  network: BitcoinNetwork,
   signatures: readonly { readonly signature: Uint8Array }[],
 ): { signedTx: string; txHash: string } {
   const mismatch = (why: string) => new CustodyError('internal', 'signature_mismatch', `device signature rejected: ${why}`);
   if (signatures.length !== p.sighashes.length) throw mismatch(`expected ${p.sighashes.length} signatures, got ${signatures.length}`);
   const tx = Transaction.fromPSBT(base64.decode(p.psbt));
+  if (pool.type === 'p2tr') {
+    // The witness program of a P2TR output is the tweaked x-only output key the signature must verify under.
+    const outputKey = poolOutput(pool.publicKey, 'p2tr', network).script.subarray(2);
+    signatures.forEach((part, i) => {
+      if (!schnorr.verify(part.signature, p.sighashes[i] as Uint8Array, outputKey)) {
+        throw mismatch(`input ${i}: the Schnorr signature does not verify against the pool's tweaked output key`);
+      }
+      tx.updateInput(i, { tapKeySig: part.signature });
+    });
+    tx.finalize();
+    return { signedTx: bytesToHex(tx.extract()), txHash: tx.id };
+  }
+  const poolPublicKey = pool.publicKey;
   signatures.forEach((part, i) => {
     const sig = secp256k1.Signature.fromBytes(part.signature, 'compact');
     if (sig.s > SECP256K1_HALF_N) throw mismatch(`input ${i}: s is not low`);
