@@ -64,7 +64,7 @@ async function seedPool(store: Store, history: number): Promise<void> {
   const row = (i: number, committedAt: number): Withdrawal => ({
     id: `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`,
     poolId: planned.id, chain: CHAIN, asset: 'ETH', amount: ETH / 1000n, to: '0x8ba1f109551bD432803012645Ac136ddd64DBA72', requesterId: 'p-ops',
-    idempotencyKey: null, signOnceKey: `nonce:${i}`, unsignedTx: '0x02', digest: '00'.repeat(32), maxFee: 21000n, policyVersion: 1, requiredApprovals: 2,
+    idempotencyKey: null, signOnceKey: `nonce:${i}`, contractCall: null, unsignedTx: '0x02', digest: '00'.repeat(32), maxFee: 21000n, policyVersion: 1, requiredApprovals: 2,
     state: 'signed', reasons: [], approvalMessage: '{}', signedTx: '0x02', txHash: '0x00', createdAt: committedAt, updatedAt: committedAt,
     committedAt, notBefore: null, expiresAt: null,
   });

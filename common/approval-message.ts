@@ -30,6 +30,8 @@ export interface ApprovalMessage {
   readonly digest: string;
   readonly policyVersion: number;
   readonly decision: 'approve' | 'reject';
+  /** Present only when the transaction calls a contract (other than an ERC-20 transfer): the function selector, `0x` + 8 hex. */
+  readonly call?: string;
 }
 
 const FIELDS: readonly (keyof ApprovalMessage)[] = [
@@ -64,7 +66,7 @@ export function parseApprovalMessage(text: string): ApprovalMessage {
   }
   const record = value as Record<string, unknown>;
   const keys = Object.keys(record);
-  const extra = keys.filter((k) => !(FIELDS as readonly string[]).includes(k));
+  const extra = keys.filter((k) => !(FIELDS as readonly string[]).includes(k) && k !== 'call');
   if (extra.length > 0) throw new ApprovalMessageError(`approval message has unknown field "${extra[0]}"`);
   for (const f of FIELDS) if (!(f in record)) throw new ApprovalMessageError(`approval message lacks "${f}"`);
   if (record.kind !== APPROVAL_KIND) throw new ApprovalMessageError(`approval message kind must be "${APPROVAL_KIND}"`);
@@ -80,6 +82,9 @@ export function parseApprovalMessage(text: string): ApprovalMessage {
   }
   if (record.decision !== 'approve' && record.decision !== 'reject') {
     throw new ApprovalMessageError('approval message "decision" must be "approve" or "reject"');
+  }
+  if ('call' in record && (typeof record.call !== 'string' || !/^0x[0-9a-f]{8}$/.test(record.call))) {
+    throw new ApprovalMessageError('approval message "call" must be a 4-byte function selector, 0x and 8 lowercase hex characters');
   }
   const message = record as unknown as ApprovalMessage;
   if (canonicalApprovalMessage(message) !== text) {

@@ -76,6 +76,11 @@ export function openApiDocument(): Record<string, unknown> {
             amount: { type: 'string', description: 'base units' },
             to: { type: 'string' },
             maxFee: { type: 'string' },
+            contractCall: {
+              type: 'object',
+              description: 'present when the transaction calls a contract other than by an ERC-20 transfer: the policy must list it in contractCalls',
+              properties: { contract: { type: 'string' }, selector: { type: 'string' } },
+            },
             state: { type: 'string', enum: [...WITHDRAWAL_STATES] },
             reasons: { type: 'array', items: ref('Reason') },
             requiredApprovals: { type: 'integer' },

@@ -16,6 +16,7 @@ export function withdrawalView(w: Withdrawal, approvals: readonly Approval[]): R
     amount: w.amount.toString(),
     to: w.to,
     maxFee: w.maxFee.toString(),
+    ...(w.contractCall !== null ? { contractCall: w.contractCall } : {}),
     state: w.state,
     reasons: w.reasons,
     requiredApprovals: w.requiredApprovals,

@@ -10,6 +10,7 @@ import { assertBitcoinAddress, poolAddressType } from './bitcoin/address.js';
 import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type BitcoinPool, type PreparedBitcoinTx } from './bitcoin/transaction.js';
 import { parseAmount, parsePositiveAmount } from '../domain/amount.js';
 import type { DeviceSignature, SignatureScheme } from '../devices/signing-device.js';
+import type { ContractCall } from '../domain/withdrawal.js';
 import { assertEthAddress } from './ethereum/address.js';
 import { assertSolanaAddress } from './solana/address.js';
 import { assembleSolanaSigned, buildSolanaTransfer, decodeSolanaUnsignedTx, type PreparedSolanaTx } from './solana/transaction.js';
@@ -72,6 +73,8 @@ export interface PreparedPayload {
   /** Fee cap of the transaction in the chain's native base units. */
   readonly maxFee: bigint;
   readonly signOnceKey: string;
+  /** The contract call the transaction makes, other than an ERC-20 transfer; null for transfers. */
+  readonly contractCall: ContractCall | null;
   /** Shared resources only one live request may spend (Bitcoin: `utxo:<txid>:<vout>`). */
   readonly claims: readonly string[];
   readonly scheme: SignatureScheme;
@@ -94,6 +97,7 @@ function requireField(value: string | undefined, field: string): string {
 }
 
 function fromEthereum(prepared: PreparedEthereumTx): PreparedPayload {
+  const intent = prepared.transfer.intent;
   return {
     asset: prepared.transfer.intent.asset,
     amount: prepared.transfer.intent.amount,
@@ -102,6 +106,7 @@ function fromEthereum(prepared: PreparedEthereumTx): PreparedPayload {
     digest: prepared.digest,
     maxFee: prepared.maxFee,
     signOnceKey: prepared.signOnceKey,
+    contractCall: intent.data === undefined ? null : { contract: intent.recipient, selector: '0x' + intent.data.slice(0, 8) },
     claims: [],
     scheme: 'ecdsa-secp256k1',
   };
@@ -168,6 +173,7 @@ function fromBitcoin(prepared: PreparedBitcoinTx, pool: BitcoinPool): PreparedPa
     maxFee: prepared.fee,
     // The same transaction twice is one request; different ones collide on their inputs' claims.
     signOnceKey: `tx:${bytesToHex(prepared.digest)}`,
+    contractCall: null,
     claims: prepared.outpoints.map((o) => `utxo:${o}`),
     scheme: bitcoinScheme(pool),
   };
@@ -215,6 +221,7 @@ function fromSolana(prepared: PreparedSolanaTx): PreparedPayload {
     maxFee: prepared.fee,
     // The same message twice is one request; a blockhash bounds its life, so there is no nonce to guard.
     signOnceKey: `tx:${bytesToHex(prepared.digest)}`,
+    contractCall: null,
     claims: [],
     scheme: 'ed25519',
   };

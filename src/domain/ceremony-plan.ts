@@ -10,7 +10,7 @@ import { parseAmount } from './amount.js';
 import { parseDuration } from './duration.js';
 import { parseChainId, type ChainId } from './chain-id.js';
 import { APPROVER_ID, POOL_ID, type Approver } from './pool.js';
-import type { AllowlistEntry, AssetAmounts, AssetPolicy, Policy, PolicyDocument, QuorumTier } from './policy.js';
+import type { AllowlistEntry, AssetAmounts, AssetPolicy, ContractCallRule, Policy, PolicyDocument, QuorumTier } from './policy.js';
 
 const decimal = z.string().regex(/^(0|[1-9][0-9]*)$/, 'expected a decimal string of base units');
 const duration = z.string().regex(/^[1-9][0-9]{0,6}[smhd]$/, 'expected a duration <n>s|m|h|d such as "24h"');
@@ -35,6 +35,16 @@ export const policyDocumentSchema = z.strictObject({
   timelock: z.strictObject({ above: assetAmounts, delay: duration }).optional(),
   maxFee: assetAmounts.optional(),
   requestExpiry: duration.optional(),
+  contractCalls: z
+    .array(
+      z.strictObject({
+        contract: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte contract address'),
+        selector: z.string().regex(/^0x[0-9a-fA-F]{8}$/, 'expected a 4-byte function selector such as "0x095ea7b3"'),
+        label: z.string().max(200).optional(),
+      }),
+    )
+    .max(1000)
+    .optional(),
 });
 
 const approverSchema = z.strictObject({
@@ -149,6 +159,16 @@ export function parsePolicyDocument(doc: unknown, path = 'policy'): Policy {
   const maxFee = amounts(d.maxFee, `${path}.maxFee`);
   if (maxFee !== undefined) policy.maxFee = maxFee;
   if (d.requestExpiry !== undefined) policy.requestExpiryMs = parseDuration(d.requestExpiry, `${path}.requestExpiry`);
+  if (d.contractCalls !== undefined) {
+    const seen = new Set<string>();
+    policy.contractCalls = d.contractCalls.map((c, i): ContractCallRule => {
+      const rule = { contract: c.contract.toLowerCase(), selector: c.selector.toLowerCase() };
+      const key = `${rule.contract}:${rule.selector}`;
+      if (seen.has(key)) throw new ValidationError('invalid_policy', `${path}.contractCalls[${i}]: ${c.selector} on ${c.contract} is listed twice`);
+      seen.add(key);
+      return c.label !== undefined ? { ...rule, label: c.label } : rule;
+    });
+  }
   return policy;
 }
 

@@ -32,6 +32,13 @@ export interface AllowlistEntry {
   readonly addedAt?: number;
 }
 
+/** A contract call the pool may make: the contract (lowercase hex) and function selector (`0x` + 8 hex). */
+export interface ContractCallRule {
+  readonly contract: string;
+  readonly selector: string;
+  readonly label?: string;
+}
+
 export interface Policy {
   readonly quorum: readonly QuorumTier[];
   /** Allowed assets: an asset not listed here is refused. */
@@ -42,6 +49,8 @@ export interface Policy {
   readonly timelock?: { readonly above: AssetAmounts; readonly delayMs: number };
   readonly maxFee?: AssetAmounts;
   readonly requestExpiryMs?: number;
+  /** Contract calls allowed besides ERC-20 transfers; when absent, every other call is refused. */
+  readonly contractCalls?: readonly ContractCallRule[];
 }
 
 /** The wire form of a policy, exactly as in a ceremony plan: decimal strings and `<n>s|m|h|d` durations. */
@@ -53,4 +62,5 @@ export interface PolicyDocument {
   timelock?: { above: Record<string, string>; delay: string };
   maxFee?: Record<string, string>;
   requestExpiry?: string;
+  contractCalls?: { contract: string; selector: string; label?: string }[];
 }

@@ -68,6 +68,14 @@ export interface EthereumParams {
   readonly maxPriorityFeePerGas: bigint;
 }
 
+/** A contract call other than an ERC-20 transfer: which contract and which function (4-byte selector). */
+export interface ContractCall {
+  /** EIP-55 contract address (also the withdrawal's `to`). */
+  readonly contract: string;
+  /** `0x` and 8 lowercase hex digits. */
+  readonly selector: string;
+}
+
 export interface Withdrawal {
   readonly id: string;
   readonly poolId: string;
@@ -81,6 +89,8 @@ export interface Withdrawal {
   readonly idempotencyKey: string | null;
   /** The chain's replay key claimed by this request: `nonce:<n>` on Ethereum. Unique per (pool, chain) among live requests. */
   readonly signOnceKey: string;
+  /** Set when the transaction calls a contract (other than an ERC-20 transfer); the policy must allow it. */
+  readonly contractCall: ContractCall | null;
   /** The exact unsigned transaction the device will sign, hex. */
   readonly unsignedTx: string;
   /** Hex (no 0x) of the 32-byte digest the device signs. */

@@ -8,7 +8,7 @@
  */
 import type { Policy, VelocityLimit } from '../domain/policy.js';
 import type { PoolStatus } from '../domain/pool.js';
-import type { Reason } from '../domain/withdrawal.js';
+import type { ContractCall, Reason } from '../domain/withdrawal.js';
 
 export interface WindowUsage {
   readonly window: string;
@@ -27,6 +27,8 @@ export interface PolicyInput {
   /** The most the transaction can pay in fees, in `feeAsset` base units. */
   readonly fee: bigint;
   readonly feeAsset: string;
+  /** The contract call the transaction makes besides an ERC-20 transfer, if any. */
+  readonly contractCall: ContractCall | null;
   readonly now: number;
   readonly usage: readonly WindowUsage[];
 }
@@ -117,6 +119,17 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
       reasons.push({
         code: 'destination_cooling_off',
         message: `destination ${input.to} was added to the allowlist recently and is usable from ${new Date(entry.addedAt + policy.newAddressCoolingOffMs).toISOString()}`,
+      });
+    }
+  }
+
+  const call = input.contractCall;
+  if (call !== null) {
+    const contract = call.contract.toLowerCase();
+    if (!policy.contractCalls?.some((r) => r.contract === contract && r.selector === call.selector)) {
+      reasons.push({
+        code: 'contract_call_not_allowed',
+        message: `the transaction calls function ${call.selector} of contract ${call.contract}, which the pool's policy does not allow (a governed policy change can add it to "contractCalls")`,
       });
     }
   }

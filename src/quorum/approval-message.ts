@@ -5,7 +5,7 @@
 import { APPROVAL_KIND, APPROVAL_VERSION, canonicalApprovalMessage } from '../../common/approval-message.js';
 import type { ApprovalDecision, Withdrawal } from '../domain/withdrawal.js';
 
-export type ApprovalSubject = Pick<Withdrawal, 'id' | 'poolId' | 'chain' | 'asset' | 'amount' | 'to' | 'maxFee' | 'digest' | 'policyVersion'>;
+export type ApprovalSubject = Pick<Withdrawal, 'id' | 'poolId' | 'chain' | 'asset' | 'amount' | 'to' | 'maxFee' | 'digest' | 'policyVersion' | 'contractCall'>;
 
 export function approvalMessageFor(w: ApprovalSubject, decision: ApprovalDecision): string {
   return canonicalApprovalMessage({
@@ -21,5 +21,6 @@ export function approvalMessageFor(w: ApprovalSubject, decision: ApprovalDecisio
     digest: w.digest.toLowerCase().replace(/^0x/, ''),
     policyVersion: w.policyVersion,
     decision,
+    ...(w.contractCall !== null ? { call: w.contractCall.selector } : {}),
   });
 }

@@ -145,6 +145,7 @@ export async function submitWithdrawal(
       maxFee: payload.maxFee,
       digest,
       policyVersion: pool.policyVersion,
+      contractCall: payload.contractCall,
     };
     const withdrawal: Withdrawal = {
       ...base,

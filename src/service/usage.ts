@@ -7,7 +7,7 @@
 import { nativeAsset, parseChainId } from '../domain/chain-id.js';
 import type { Policy } from '../domain/policy.js';
 import type { Pool } from '../domain/pool.js';
-import type { Withdrawal } from '../domain/withdrawal.js';
+import type { ContractCall, Withdrawal } from '../domain/withdrawal.js';
 import type { StoreTx } from '../store/store.js';
 import { evaluateWithdrawal, velocityWindows, type PolicyDecision, type WindowUsage } from '../policy/evaluate.js';
 
@@ -18,6 +18,7 @@ export interface DecisionSubject {
   readonly amount: bigint;
   readonly to: string;
   readonly maxFee: bigint;
+  readonly contractCall: ContractCall | null;
 }
 
 /**
@@ -43,6 +44,7 @@ export async function decideNow(tx: StoreTx, pool: Pool, policy: Policy, subject
     to: subject.to,
     fee: subject.maxFee,
     feeAsset: nativeAsset(parseChainId(subject.chain).family),
+    contractCall: subject.contractCall,
     now,
     usage: await velocityUsage(tx, pool.id, policy, subject.asset, now, self),
   });

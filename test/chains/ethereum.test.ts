@@ -164,11 +164,18 @@ describe('decoding an unsigned transaction', () => {
     expect(decodeEthereumUnsignedTx(legacy, 11155111n).transfer).toMatchObject({ fees: { kind: 'legacy', gasPrice: 7n }, nonce: 3n });
   });
 
+  it('when the transaction calls another function, then it is decoded as a contract call (contract, selector, value) for the policy to judge', () => {
+    const data = erc20.encodeFunctionData('approve', [HOT, 1n]);
+    const p = decodeEthereumUnsignedTx(unsignedOf({ to: TOKEN, value: 7n, data }), 11155111n);
+    expect(p.transfer.intent).toEqual({ asset: 'ETH', recipient: getAddress(TOKEN), amount: 7n, data: data.slice(2) });
+    expect(data.slice(0, 10)).toBe(erc20.getFunction('approve')?.selector);
+  });
+
   const refusals: [string, () => string, bigint, RegExp][] = [
     ['another chain id', () => unsignedOf({ chainId: 1n }), 11155111n, /chain id 1, not 11155111/],
-    ['a call with another selector', () => unsignedOf({ to: TOKEN, value: 0n, data: erc20.encodeFunctionData('approve', [HOT, 1n]) }), 11155111n, /only ERC-20 transfer\(address,uint256\)/],
     ['a truncated ERC-20 call', () => unsignedOf({ to: TOKEN, value: 0n, data: '0xa9059cbb' }), 11155111n, /exactly 68 bytes/],
-    ['ETH sent with a call', () => unsignedOf({ to: TOKEN, value: 1n, data: erc20.encodeFunctionData('transfer', [HOT, 1n]) }), 11155111n, /sends ETH together with a contract call/],
+    ['ETH sent with a call', () => unsignedOf({ to: TOKEN, value: 1n, data: erc20.encodeFunctionData('transfer', [HOT, 1n]) }), 11155111n, /sends ETH together with an ERC-20 transfer/],
+    ['call data shorter than a selector', () => unsignedOf({ to: TOKEN, value: 0n, data: '0x0102' }), 11155111n, /shorter than a 4-byte selector/],
     ['a legacy transaction without chain id', () => EthersTx.from({ type: 0, nonce: 1, gasLimit: 21000n, gasPrice: 2n, to: HOT, value: 5n }).unsignedSerialized, 11155111n, /no chain id|chain id/],
     ['an EIP-2930 type', () => EthersTx.from({ type: 1, chainId: 11155111n, nonce: 1, gasLimit: 21000n, gasPrice: 2n, to: HOT, value: 5n }).unsignedSerialized, 11155111n, /type 0x01/],
     ['an access list', () => unsignedOf({ accessList: [{ address: HOT, storageKeys: [] }] }), 11155111n, /access list/],

@@ -31,6 +31,7 @@ function input(over: Partial<PolicyInput> = {}): PolicyInput {
     to: HOT,
     fee: 21000n * 30_000_000_000n,
     feeAsset: 'ETH',
+    contractCall: null,
     now: NOW,
     usage: [
       { window: '1h', windowMs: 3_600_000, committed: 0n },
@@ -95,6 +96,17 @@ describe('each rule at its boundary', () => {
     expect(requiredApprovals(policy, 'ETH', ETH)).toBe(2);
     expect(requiredApprovals(policy, 'ETH', ETH + 1n)).toBe(3);
     expect(requiredApprovals(policy, 'BTC', 1n)).toBe(3);
+  });
+
+  it('when the transaction calls a contract, then it is denied unless the policy lists that contract and selector', () => {
+    const call = { contract: HOT, selector: '0x095ea7b3' };
+    const denied = evaluateWithdrawal(input({ amount: 0n, contractCall: call }));
+    expect(denied.reasons.map((r) => r.code)).toEqual(['contract_call_not_allowed']);
+    expect(denied.reasons[0]?.message).toMatch(/0x095ea7b3 of contract 0x8ba1/);
+    const allowing = { ...policy, contractCalls: parsePolicyDocument({ quorum: [{ approvals: 1 }], assets: {}, contractCalls: [{ contract: HOT.toLowerCase(), selector: '0x095EA7B3' }] }).contractCalls ?? [] };
+    expect(evaluateWithdrawal(input({ policy: allowing, amount: 0n, contractCall: call })).allowed).toBe(true);
+    expect(evaluateWithdrawal(input({ policy: allowing, amount: 0n, contractCall: { ...call, selector: '0xa22cb465' } })).allowed).toBe(false);
+    expect(evaluateWithdrawal(input({ policy: allowing, amount: 0n, contractCall: { ...call, contract: NEW } })).allowed).toBe(false);
   });
 
   it('when several rules fail, then every reason is listed', () => {

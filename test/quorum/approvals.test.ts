@@ -28,6 +28,7 @@ const subject: ApprovalSubject = {
   maxFee: 630000000000000n,
   digest: 'ab'.repeat(32),
   policyVersion: 1,
+  contractCall: null,
 };
 
 describe('RFC 8032 vectors', () => {
@@ -46,6 +47,14 @@ describe('approval messages', () => {
       `"{"amount":"500000000000000000","asset":"ETH","chain":"eip155:11155111","decision":"approve","digest":"abababababababababababababababababababababababababababababababab","kind":"custody.approval","maxFee":"630000000000000","policyVersion":1,"pool":"client-a","requestId":"6f1c1f4e-3c1a-4c59-9a4e-2b9f4f3e8d10","to":"0x8ba1f109551bD432803012645Ac136ddd64DBA72","version":1}"`,
     );
     expect(parseApprovalMessage(approvalMessageFor(subject, 'reject')).decision).toBe('reject');
+  });
+
+  it('when the request calls a contract, then the message names the function selector and parses back', () => {
+    const call = { ...subject, contractCall: { contract: subject.to, selector: '0x095ea7b3' } };
+    const text = approvalMessageFor(call, 'approve');
+    expect(text).toContain('"call":"0x095ea7b3"');
+    expect(parseApprovalMessage(text).call).toBe('0x095ea7b3');
+    expect(() => parseApprovalMessage(text.replace('0x095ea7b3', '0x095EA7B3'))).toThrow(/"call" must be a 4-byte function selector/);
   });
 
   it('when a message is re-spaced, reordered or given an extra field, then parsing refuses it', () => {

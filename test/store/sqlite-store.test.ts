@@ -38,7 +38,7 @@ function withdrawal(over: Partial<Withdrawal> = {}): Withdrawal {
   return {
     id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, poolId: 'client-a', chain: SEPOLIA, asset: 'ETH',
     amount: (1n << 255n) + BigInt(n), to: '0x8ba1f109551bD432803012645Ac136ddd64DBA72', requesterId: 'p1', idempotencyKey: null,
-    signOnceKey: `nonce:${n}`, unsignedTx: '0x02', digest: 'ab'.repeat(32), maxFee: 630000000000000n, policyVersion: 1, requiredApprovals: 2,
+    signOnceKey: `nonce:${n}`, contractCall: null, unsignedTx: '0x02', digest: 'ab'.repeat(32), maxFee: 630000000000000n, policyVersion: 1, requiredApprovals: 2,
     state: 'pending_approval', reasons: [], approvalMessage: '{}', signedTx: null, txHash: null, createdAt: 1000 + n, updatedAt: 1000 + n,
     committedAt: null, notBefore: null, expiresAt: null, ...over,
   };
@@ -69,7 +69,7 @@ describe('the SQLite store', () => {
     expect(await again.transaction((tx) => tx.principalByTokenHash('h1'))).toMatchObject({ name: 'ops' });
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
     db.close();
   });
 

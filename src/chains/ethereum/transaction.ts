@@ -22,12 +22,18 @@ export type EthereumFees =
   | { readonly kind: 'eip1559'; readonly maxFeePerGas: bigint; readonly maxPriorityFeePerGas: bigint }
   | { readonly kind: 'legacy'; readonly gasPrice: bigint };
 
-/** What the transaction does for the owner of the pool: pay `amount` of `asset` to `recipient`. */
+/**
+ * What the transaction does for the owner of the pool: pay `amount` of `asset` to `recipient`; or, with
+ * `data`, call contract `recipient` sending `amount` wei (possibly 0) with that call data, which only a
+ * policy that names the contract and selector allows.
+ */
 export interface EthereumIntent {
-  /** `ETH` or `erc20:<EIP-55 contract>`. */
+  /** `ETH` or `erc20:<EIP-55 contract>`; always `ETH` for a contract call. */
   readonly asset: string;
   readonly recipient: string;
   readonly amount: bigint;
+  /** Call data (hex, no 0x) of a contract call other than an ERC-20 transfer. */
+  readonly data?: string;
 }
 
 export interface EthereumTransfer {
@@ -88,12 +94,13 @@ function validateTransfer(t: EthereumTransfer): void {
   } else {
     assertRange(t.fees.gasPrice, 'gasPrice', 1n, MAX_UINT256);
   }
-  assertRange(t.intent.amount, 'amount', 1n, MAX_UINT256);
+  assertRange(t.intent.amount, 'amount', t.intent.data === undefined ? 1n : 0n, MAX_UINT256);
   if (t.gasLimit * feePerGas(t.fees) > MAX_UINT256) throw new ValidationError('out_of_range', 'the fee per gas × "gasLimit" overflows uint256');
 }
 
 /** The transaction-level `to`, `value` and `data` that carry an intent. */
 function callOf(intent: EthereumIntent): { to: string; value: bigint; data: string } {
+  if (intent.data !== undefined) return { to: intent.recipient, value: intent.amount, data: intent.data };
   if (intent.asset === 'ETH') return { to: intent.recipient, value: intent.amount, data: '' };
   const data = ERC20_CONTRACT.transfer.encodeInput({ to: intent.recipient, value: intent.amount });
   return { to: intent.asset.slice(ERC20_PREFIX.length), value: 0n, data: bytesToHex(data) };
@@ -157,8 +164,9 @@ function readErc20Transfer(contract: string, data: string): EthereumIntent {
 }
 
 /**
- * Decodes an unsigned EIP-1559 or legacy EIP-155 transaction and accepts only a native transfer or an
- * ERC-20 transfer on the expected chain, whose re-serialization is exactly the input.
+ * Decodes an unsigned EIP-1559 or legacy EIP-155 transaction on the expected chain, whose
+ * re-serialization is exactly the input: a native transfer, an ERC-20 transfer, or another contract
+ * call (which the policy must allow by contract and selector).
  */
 export function decodeEthereumUnsignedTx(hex: string, expectedChainId: bigint): PreparedEthereumTx {
   if (typeof hex !== 'string' || !/^0x(?:[0-9a-fA-F]{2})+$/.test(hex)) {
@@ -187,13 +195,17 @@ export function decodeEthereumUnsignedTx(hex: string, expectedChainId: bigint): 
   if (typeof raw.to !== 'string' || raw.to === '' || raw.to === '0x') {
     throw new ValidationError('unsupported_call', '"unsignedTx" has no destination (contract creation is not accepted)');
   }
-  const hasData = raw.data !== '' && raw.data !== '0x';
+  const data = raw.data.replace(/^0x/, '').toLowerCase();
   let intent: EthereumIntent;
-  if (!hasData) {
+  if (data === '') {
     intent = { asset: 'ETH', recipient: assertEthAddress(raw.to, 'unsignedTx.to'), amount: raw.value };
+  } else if (data.startsWith(TRANSFER_SELECTOR)) {
+    if (raw.value !== 0n) throw new ValidationError('unsupported_call', '"unsignedTx" sends ETH together with an ERC-20 transfer');
+    intent = readErc20Transfer(raw.to, data);
   } else {
-    if (raw.value !== 0n) throw new ValidationError('unsupported_call', '"unsignedTx" sends ETH together with a contract call');
-    intent = readErc20Transfer(raw.to, raw.data);
+    if (data.length < 8) throw new ValidationError('unsupported_call', '"unsignedTx" call data is shorter than a 4-byte selector');
+    // Any other call: decoded as far as it can be (contract, selector, value); the policy decides.
+    intent = { asset: 'ETH', recipient: assertEthAddress(raw.to, 'unsignedTx.to'), amount: raw.value, data };
   }
   const fees: EthereumFees =
     tx.type === 'eip1559'

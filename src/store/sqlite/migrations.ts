@@ -161,4 +161,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX withdrawal_claims_lookup ON withdrawal_claims (pool_id, chain, claim);
     `,
   },
+  {
+    version: 4,
+    description: 'the contract call a withdrawal makes (contract and selector, JSON), so re-evaluation checks it against the policy',
+    sql: `
+      ALTER TABLE withdrawals ADD COLUMN contract_call TEXT;
+    `,
+  },
 ];

@@ -11,7 +11,7 @@ import { ConflictError, CustodyError, StoreError } from '../../domain/errors.js'
 import type { Approver, Pool, PoolKey, PoolStatus } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
 import type { Principal, Role } from '../../domain/principal.js';
-import { COMMITTED_STATES, LIVE_STATES, type Approval, type Reason, type Withdrawal, type WithdrawalState } from '../../domain/withdrawal.js';
+import { COMMITTED_STATES, LIVE_STATES, type Approval, type ContractCall, type Reason, type Withdrawal, type WithdrawalState } from '../../domain/withdrawal.js';
 import type { ChainId } from '../../domain/chain-id.js';
 import type { Proposal, ProposalApproval, ProposalChange, ProposalState } from '../../domain/proposal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
@@ -36,6 +36,7 @@ function rowToWithdrawal(r: Row): Withdrawal {
     requesterId: str(r.requester_id),
     idempotencyKey: (r.idempotency_key as string | null) ?? null,
     signOnceKey: str(r.sign_once_key),
+    contractCall: r.contract_call === null || r.contract_call === undefined ? null : (JSON.parse(str(r.contract_call)) as ContractCall),
     unsignedTx: str(r.unsigned_tx),
     digest: str(r.digest),
     maxFee: BigInt(str(r.max_fee)),
@@ -190,7 +191,7 @@ function prepareStatements(db: Db) {
     getKey: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? AND chain = ?'),
     insertWithdrawal: db.prepare(`INSERT INTO withdrawals (id, pool_id, chain, asset, amount, to_address, requester_id, idempotency_key, sign_once_key,
       unsigned_tx, digest, max_fee, policy_version, required_approvals, state, reasons, approval_message, signed_tx, tx_hash, created_at, updated_at,
-      committed_at, not_before, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      committed_at, not_before, expires_at, contract_call) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     getWithdrawal: db.prepare('SELECT * FROM withdrawals WHERE id = ?'),
     byIdempotencyKey: db.prepare('SELECT * FROM withdrawals WHERE requester_id = ? AND idempotency_key = ?'),
     liveClaim: db.prepare(`SELECT w.id FROM withdrawal_claims c JOIN withdrawals w ON w.id = c.withdrawal_id
@@ -374,6 +375,7 @@ function createTx(db: Db, s: Statements): StoreTx {
         w.id, w.poolId, w.chain, w.asset, w.amount.toString(), w.to, w.requesterId, w.idempotencyKey, w.signOnceKey,
         w.unsignedTx, w.digest, w.maxFee.toString(), w.policyVersion, w.requiredApprovals, w.state, JSON.stringify(w.reasons),
         w.approvalMessage, w.signedTx, w.txHash, w.createdAt, w.updatedAt, w.committedAt, w.notBefore, w.expiresAt,
+        w.contractCall === null ? null : JSON.stringify(w.contractCall),
       );
       for (const claim of claims) s.insertClaim.run(w.id, w.poolId, w.chain, claim);
     },
