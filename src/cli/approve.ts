@@ -72,6 +72,7 @@ async function approveWithdrawalById(t: Target, key: ApproverKeyFile): Promise<R
     `  chain     ${message.chain}`,
     `  amount    ${formatUnits(message.amount, message.asset)} (${message.amount})`,
     `  to        ${message.to}`,
+    ...(message.call !== undefined ? [`  call      function ${message.call} of contract ${message.to} (check the call data in "unsignedTx")`] : []),
     `  max fee   ${formatUnits(message.maxFee, nativeAsset(parseChainId(message.chain).family))} (${message.maxFee})`,
     `  digest    ${message.digest}`,
     `  policy    version ${message.policyVersion}`,
