@@ -60,6 +60,12 @@ export interface SignRequest {
   readonly payload: Uint8Array;
   readonly digest: Uint8Array;
   readonly approvals: readonly ApprovalEvidence[];
+  /**
+   * The whole unsigned transaction, for devices that parse and show it before signing (a Ledger's
+   * Ethereum app signs the transaction, not a hash): its CAIP-2 chain and its stored form (Ethereum:
+   * 0x-hex of the unsigned serialization, whose keccak256 is `digest`).
+   */
+  readonly transaction: { readonly chain: string; readonly unsignedTx: string };
 }
 
 export interface DeviceSignature {

@@ -110,6 +110,7 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
       payload,
       digest,
       approvals: claim.evidence,
+      transaction: { chain: w.chain, unsignedTx: w.unsignedTx },
     });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

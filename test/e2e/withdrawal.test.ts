@@ -344,7 +344,7 @@ describe('refusals', () => {
         const text = submitted.body.approvalMessage as string;
         return { publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[who] as string))), message: text, signature: signApproval(text, who) };
       };
-      const request = { handle: key!.handle, poolId: 'client-a', scheme: 'ecdsa-secp256k1' as const, payload: digest, digest };
+      const request = { handle: key!.handle, poolId: 'client-a', scheme: 'ecdsa-secp256k1' as const, payload: digest, digest, transaction: { chain: SEPOLIA, unsignedTx: submitted.body.unsignedTx as string } };
       await expect(device.sign({ ...request, approvals: [approvalOf('alice')] })).rejects.toMatchObject({ code: 'device_quorum_refused' });
       const forged = { ...approvalOf('bob'), signature: approvalOf('alice').signature };
       await expect(device.sign({ ...request, approvals: [approvalOf('alice'), forged] })).rejects.toMatchObject({ code: 'device_quorum_refused' });

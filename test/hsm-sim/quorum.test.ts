@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 function request(digest: Uint8Array, approvals: SignRequest['approvals'], over: Partial<SignRequest> = {}): SignRequest {
-  return { handle: keyA.handle, poolId: 'pool-a', scheme: 'ecdsa-secp256k1', payload: digest, digest, approvals, ...over };
+  return { handle: keyA.handle, poolId: 'pool-a', scheme: 'ecdsa-secp256k1', payload: digest, digest, approvals, transaction: { chain: SEPOLIA, unsignedTx: '0x' }, ...over };
 }
 
 describe('signing with a quorum', () => {
