@@ -60,9 +60,9 @@ describe('signing with a quorum', () => {
     const digest = sha256(payload);
     const m = messageFor(digest, { chain });
     const approvals = [evidence('alice', m), evidence('bob', m)];
-    const sig = await device.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ed25519', payload, digest, approvals });
+    const sig = await device.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ed25519', payload, digest, approvals, transaction: { chain, unsignedTx: '' } });
     expect(ed25519.verify(sig.signature, payload, hexToBytes(key.publicKey))).toBe(true);
-    await expect(device.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ed25519', payload, digest: randomBytes(32), approvals })).rejects.toMatchObject({ code: 'device_bad_request' });
+    await expect(device.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ed25519', payload, digest: randomBytes(32), approvals, transaction: { chain, unsignedTx: '' } })).rejects.toMatchObject({ code: 'device_bad_request' });
   });
 });
 
