@@ -71,7 +71,7 @@ describe('sealed state', () => {
     await expect(d2.enrollPool('pool-a', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_already_exists' });
     const digest = randomBytes(32);
     const m = messageFor(digest);
-    const sig = await d2.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ecdsa-secp256k1', payload: digest, digest, approvals: [evidence('alice', m), evidence('bob', m)] });
+    const sig = await d2.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ecdsa-secp256k1', payload: digest, digest, approvals: [evidence('alice', m), evidence('bob', m)], transaction: { chain: SEPOLIA, unsignedTx: '0x' } });
     expect(sig.signature.length).toBe(64);
   });
 
