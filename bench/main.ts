@@ -25,6 +25,7 @@ import type { Store } from '../src/store/store.js';
 import { evaluateRequest } from '../src/service/submit-withdrawal.js';
 import type { ServiceContext } from '../src/service/context.js';
 import { readFileSync } from 'node:fs';
+import { createDeviceSet } from '../src/devices/device-set.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHAIN = 'eip155:11155111' as ChainId;
@@ -59,7 +60,7 @@ async function seedPool(store: Store, history: number): Promise<void> {
     await tx.insertPrincipal({ id: 'p-ops', name: 'ops', role: 'requester', tokenHash: 'h', createdAt: 0 });
     for (const a of plan.approvers) await tx.insertApprover(a);
     await tx.insertPool({ id: planned.id, owner: planned.owner, chains: [CHAIN], status: 'active', approvers: planned.approvers, policyVersion: 1, createdAt: 0 }, planned.policyDocument);
-    await tx.insertKey({ poolId: planned.id, chain: CHAIN, curve: 'secp256k1', publicKey, address: addressForKey(parseChainId(CHAIN), publicKey), device: 'bench', handle: 'k', ceremonyId: 'bench', createdAt: 0 });
+    await tx.insertKey({ poolId: planned.id, chain: CHAIN, curve: 'secp256k1', publicKey, address: addressForKey(parseChainId(CHAIN), publicKey), device: 'sim-bench', handle: 'k', ceremonyId: 'bench', createdAt: 0 });
   });
   const row = (i: number, committedAt: number): Withdrawal => ({
     id: `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`,
@@ -95,7 +96,7 @@ async function seeded(history: number): Promise<Seeded> {
   await seedPool(store, history);
   return {
     history,
-    ctx: { store, device: noDevice, now: () => NOW, log: pino({ level: 'silent' }) },
+    ctx: { store, devices: createDeviceSet({ sim: () => noDevice }), now: () => NOW, log: pino({ level: 'silent' }) },
     async close() {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import { requireHsmPin, type Config } from './config.js';
 import { ValidationError } from './domain/errors.js';
 import { createLogger, type Logger } from './logger.js';
 import type { SigningDevice } from './devices/signing-device.js';
+import { createDeviceSet, type DeviceSet, type DeviceType } from './devices/device-set.js';
 import { createSimDevice } from './devices/sim/client.js';
 import type { Store } from './store/store.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -30,9 +31,15 @@ export function openStore(config: Config): Store {
   return openSqliteStore({ path: sqlitePath(config.dataDir) });
 }
 
-/** The key device the configuration names. */
-export function openDevice(config: Config): SigningDevice {
-  return createSimDevice({ url: config.hsmUrl, pin: requireHsmPin(config) });
+/**
+ * The key devices the configuration names, each opened on first use: the simulator when a PIN is
+ * known. With no device configured at all, the simulator's missing PIN is the error to fix.
+ */
+export function openDevices(config: Config): DeviceSet {
+  const factories: Partial<Record<DeviceType, () => SigningDevice>> = {};
+  if (config.hsmPin !== null) factories.sim = () => createSimDevice({ url: config.hsmUrl, pin: requireHsmPin(config) });
+  if (Object.keys(factories).length === 0) requireHsmPin(config);
+  return createDeviceSet(factories);
 }
 
 export interface RunningGateway {
@@ -52,8 +59,8 @@ export interface GatewayOptions {
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
   const log = options.log ?? createLogger(config.logLevel);
   const store = openStore(config);
-  const device = openDevice(config);
-  const ctx: ServiceContext = { store, device, now: options.now ?? Date.now, log };
+  const devices = openDevices(config);
+  const ctx: ServiceContext = { store, devices, now: options.now ?? Date.now, log };
   const app = createApp(ctx);
 
   const server: Server = await new Promise((resolve, reject) => {
@@ -90,7 +97,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       await closed;
       const pending: Promise<void> | null = running;
       if (pending) await pending;
-      await device.close();
+      await devices.close();
       await store.close();
     },
   };

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { demoPinPath, loadConfig, type Config } from './config.js';
 import { parseCeremonyPlan } from './domain/ceremony-plan.js';
 import { createLogger } from './logger.js';
-import { openDevice, openStore, startGateway } from './main.js';
+import { openDevices, openStore, startGateway } from './main.js';
 import { runCeremony } from './service/run-ceremony.js';
 import { createToken } from './service/tokens.js';
 import { approverKeyFromSecret, writeApproverKeyFile } from './cli/approver-key-file.js';
@@ -67,10 +67,10 @@ async function runDemoCeremony(config: Config): Promise<DemoTokens> {
   const planText = readFileSync(PLAN, 'utf8');
   const plan = parseCeremonyPlan(JSON.parse(planText));
   const store = openStore(config);
-  const device = openDevice(config);
+  const devices = openDevices(config);
   try {
     say('First start: running the demo ceremony from examples/ceremony-plan.json');
-    const transcript = await runCeremony({ store, device, now: Date.now, progress: (line) => say(`  ceremony: ${line}`) }, plan, planText);
+    const transcript = await runCeremony({ store, devices, now: Date.now, progress: (line) => say(`  ceremony: ${line}`) }, plan, planText);
     writeFileSync(join(demoDir, 'transcript.json'), JSON.stringify(transcript, null, 2) + '\n');
 
     const secrets = (JSON.parse(readFileSync(DEMO_KEYS, 'utf8')) as { keys: Record<string, string> }).keys;
@@ -90,7 +90,7 @@ async function runDemoCeremony(config: Config): Promise<DemoTokens> {
     writeFileSync(join(demoDir, 'tokens.json'), JSON.stringify(tokens, null, 2) + '\n', { mode: 0o600 });
     return tokens;
   } finally {
-    await device.close();
+    await devices.close();
     await store.close();
   }
 }

@@ -10,7 +10,7 @@ import { openApiDocument } from './openapi.js';
 import { problem, problemHandler, sendProblem } from './problem.js';
 import { auditRoutes } from './routes/audit.js';
 import { governanceRoutes } from './routes/governance.js';
-import { healthRoutes } from './routes/health.js';
+import { deviceRoutes, healthRoutes } from './routes/health.js';
 import { poolRoutes } from './routes/pools.js';
 import { withdrawalRoutes } from './routes/withdrawals.js';
 
@@ -69,6 +69,7 @@ export function createApp(ctx: ServiceContext): Express {
   app.use(withdrawalRoutes(ctx));
   app.use(governanceRoutes(ctx));
   app.use(auditRoutes(ctx));
+  app.use(deviceRoutes(ctx));
 
   app.use((req, res) => {
     sendProblem(res, problem(404, 'no_route', `no route ${req.method} ${req.path}`));

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { parseCeremonyPlan } from '../domain/ceremony-plan.js';
 import { ValidationError } from '../domain/errors.js';
-import { openDevice, openStore } from '../main.js';
+import { openDevices, openStore } from '../main.js';
 import { runCeremony, type Transcript } from '../service/run-ceremony.js';
 import { verifyTranscript } from '../service/verify-transcript.js';
 import { action, emit } from './output.js';
@@ -46,10 +46,10 @@ export function registerCeremony(program: Command): void {
         const plan = parseCeremonyPlan(json);
         const config = loadConfig();
         const store = openStore(config);
-        const device = openDevice(config);
+        const devices = openDevices(config);
         try {
           const transcript = await runCeremony(
-            { store, device, now: Date.now, progress: (line) => process.stderr.write(`ceremony: ${line}\n`) },
+            { store, devices, now: Date.now, progress: (line) => process.stderr.write(`ceremony: ${line}\n`) },
             plan,
             text,
           );
@@ -60,7 +60,7 @@ export function registerCeremony(program: Command): void {
             ...(opts.out ? [`transcript written to ${opts.out}`] : []),
           ]);
         } finally {
-          await device.close();
+          await devices.close();
           await store.close();
         }
       }),

@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { openDevice, openStore, sqlitePath } from '../main.js';
+import { openDevices, openStore, sqlitePath } from '../main.js';
 import { action, emit } from './output.js';
 
 export function registerInit(program: Command): void {
@@ -17,23 +17,22 @@ export function registerInit(program: Command): void {
         const store = openStore(config);
         try {
           const ok = await store.ping();
-          let device: { id: string; type: string } | { error: string };
+          let devices: { type: string; id?: string; error?: string }[];
           try {
-            const d = openDevice(config);
+            const set = openDevices(config);
             try {
-              const info = await d.info();
-              device = { id: info.id, type: info.type };
+              devices = (await set.status(5_000)).map((d) => (d.info ? { type: d.type, id: d.info.id } : { type: d.type, error: d.error ?? 'down' }));
             } finally {
-              await d.close();
+              await set.close();
             }
           } catch (error) {
-            device = { error: error instanceof Error ? error.message : String(error) };
+            devices = [{ type: 'sim', error: error instanceof Error ? error.message : String(error) }];
           }
-          const result = { dataDir: config.dataDir, store: sqlitePath(config.dataDir), storeOk: ok, hsmUrl: config.hsmUrl, device };
+          const result = { dataDir: config.dataDir, store: sqlitePath(config.dataDir), storeOk: ok, hsmUrl: config.hsmUrl, devices };
           emit(opts, result, () => [
             `data directory: ${config.dataDir}`,
             `store: ${result.store} (${ok ? 'ready' : 'not answering'})`,
-            'error' in device ? `device at ${config.hsmUrl}: not reachable (${device.error})` : `device at ${config.hsmUrl}: ${device.id}`,
+            ...devices.map((d) => (d.error !== undefined ? `${d.type} device: not reachable (${d.error})` : `${d.type} device: ${d.id}`)),
           ]);
         } finally {
           await store.close();

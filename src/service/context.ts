@@ -1,8 +1,8 @@
 /**
- * What every use case needs, built once by main.ts (no DI framework): the store, the key device, a
+ * What every use case needs, built once by main.ts (no DI framework): the store, the key devices, a
  * clock and the logger.
  */
-import type { SigningDevice } from '../devices/signing-device.js';
+import type { DeviceSet } from '../devices/device-set.js';
 import type { Logger } from '../logger.js';
 import type { Store, StoreTx } from '../store/store.js';
 import type { Pool } from '../domain/pool.js';
@@ -13,7 +13,8 @@ import { parsePolicyDocument } from '../domain/ceremony-plan.js';
 
 export interface ServiceContext {
   readonly store: Store;
-  readonly device: SigningDevice;
+  /** The configured key devices; each key is signed with by the device that holds it. */
+  readonly devices: DeviceSet;
   readonly now: () => number;
   readonly log: Logger;
 }

@@ -186,7 +186,10 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
   });
   if (bindingHash(current.binding) !== bindingHash(p.binding)) {
     try {
-      await ctx.device.rebindPool(p.poolId, p.binding.approvers, p.binding.threshold, current.evidence);
+      // Every device holding one of the pool's keys gets the new binding (devices that check no quorum ignore it).
+      const keys = await ctx.store.transaction((tx) => tx.keysOfPool(p.poolId));
+      const types = [...new Set(keys.map((k) => k.device))].map((device) => ctx.devices.forKey({ device }));
+      for (const device of new Set(types)) await device.rebindPool(p.poolId, p.binding.approvers, p.binding.threshold, current.evidence);
     } catch (error) {
       const reason = `the device refused the new binding: ${error instanceof Error ? error.message : String(error)}`;
       if (isCustodyError(error) && error.kind === 'unavailable') throw error;

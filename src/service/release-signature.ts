@@ -103,7 +103,8 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
   }
   let signature: DeviceSignature;
   try {
-    signature = await ctx.device.sign({
+    // Inside the try: an unconfigured or unreachable device leaves the outcome to resumption.
+    signature = await ctx.devices.forKey(key).sign({
       handle: key.handle,
       poolId: w.poolId,
       scheme,

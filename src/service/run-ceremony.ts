@@ -1,10 +1,11 @@
 /**
  * Use case: a key ceremony from a plan (SPEC sections 7 and 9).
  *
- * Enroll the approvers, bind each pool to its approvers and base threshold inside the device,
- * generate each pool's key per chain inside the device, record pools, policies and keys with their
- * audit entries, and return a transcript signed by the device's attestation key. Safe to re-run:
- * what exists is kept and reported, never made twice.
+ * Enroll the approvers, bind each pool to its approvers and base threshold inside its device (the
+ * plan's `device`, or the pool's own), generate each pool's key per chain inside that device, record
+ * pools, policies and keys with their audit entries, and return a transcript signed by the attestation
+ * key of the plan's device (when it has one). Safe to re-run: what exists is kept and reported, never
+ * made twice.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
@@ -14,6 +15,7 @@ import { baseThreshold, type CeremonyPlan, type PlannedPool } from '../domain/ce
 import { ConflictError, ValidationError, isCustodyError } from '../domain/errors.js';
 import type { Pool, PoolKey } from '../domain/pool.js';
 import type { DeviceInfo, DeviceKey, EnrolledApprover, SigningDevice } from '../devices/signing-device.js';
+import type { DeviceSet } from '../devices/device-set.js';
 import type { Store } from '../store/store.js';
 import { addressForKey, assertDestination } from '../chains/addresses.js';
 
@@ -26,6 +28,8 @@ export interface CeremonyKey {
   readonly curve: string;
   readonly address: string;
   readonly publicKey: string;
+  /** Id of the device that holds the key. */
+  readonly device: string;
   readonly handle: string;
   readonly created: boolean;
 }
@@ -50,26 +54,34 @@ export interface TranscriptBody {
 }
 
 export interface Transcript extends TranscriptBody {
-  readonly attestation: { readonly publicKey: string | null; readonly signature: string };
+  /** The plan device's attestation over the body; null when that device has no attestation key (Ledger, PKCS#11). */
+  readonly attestation: { readonly publicKey: string; readonly signature: string } | null;
 }
 
 export interface CeremonyDeps {
   readonly store: Store;
-  readonly device: SigningDevice;
+  readonly devices: DeviceSet;
   readonly now: () => number;
   readonly progress: (line: string) => void;
 }
 
 export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planText: string): Promise<Transcript> {
-  const { store, device, progress } = deps;
+  const { store, devices, progress } = deps;
   const ceremonyId = randomUUID();
-  const info = await device.info();
-  if (info.type !== plan.device) {
-    throw new ValidationError('device_mismatch', `the plan names device "${plan.device}" but the configured device is "${info.type}" (${info.id})`);
-  }
-  progress(`device ${info.id} (${info.model} ${info.firmware}) unlocked`);
-
   validateAllowlists(plan);
+  validateDevices(plan);
+
+  // Every device the plan names answers before anything is written; the plan's own device attests.
+  const types = [...new Set([plan.device, ...plan.pools.map((p) => p.device)])];
+  const infos = new Map<string, DeviceInfo>();
+  for (const type of types) {
+    const info = await devices.get(type).info();
+    if (info.type !== type) throw new ValidationError('device_mismatch', `the plan names device "${type}" but the configured ${type} device says it is "${info.type}" (${info.id})`);
+    infos.set(type, info);
+    progress(`device ${info.id} (${info.model} ${info.firmware}) unlocked`);
+  }
+  const info = infos.get(plan.device) as DeviceInfo;
+  const device = devices.get(plan.device);
 
   // 1. Approvers and governance.
   await store.transaction(async (tx) => {
@@ -93,16 +105,20 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
   progress(`approvers enrolled: ${plan.approvers.map((a) => a.id).join(', ')}`);
   if (plan.admins.length > 0) {
     const admins = plan.admins.map((id) => plan.approvers.find((a) => a.id === id) as EnrolledApprover);
-    try {
-      await device.enrollGovernance(admins, plan.adminQuorum);
-      progress(`admins bound in the device: ${plan.admins.join(', ')}, quorum ${plan.adminQuorum}`);
-    } catch (error) {
-      if (!(isCustodyError(error) && error.kind === 'conflict')) throw error;
-      progress('admins already bound in the device, keeping them');
+    for (const type of types) {
+      const id = (infos.get(type) as DeviceInfo).id;
+      try {
+        await devices.get(type).enrollGovernance(admins, plan.adminQuorum);
+        progress(`admins bound in device ${id}: ${plan.admins.join(', ')}, quorum ${plan.adminQuorum}`);
+      } catch (error) {
+        if (!(isCustodyError(error) && error.kind === 'conflict')) throw error;
+        progress(`admins already bound in device ${id}, keeping them`);
+      }
     }
   }
 
-  const deviceKeys = await device.listKeys();
+  const deviceKeys = new Map<string, readonly DeviceKey[]>();
+  for (const type of types) deviceKeys.set(type, await devices.get(type).listKeys());
   const pools: CeremonyPool[] = [];
   for (const p of plan.pools) {
     const approvers = p.approvers.map((id) => {
@@ -113,10 +129,12 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     const threshold = baseThreshold(p.policy);
     const existing = await store.transaction((tx) => tx.getPool(p.id));
 
+    const poolDevice = devices.get(p.device);
+    const poolInfo = infos.get(p.device) as DeviceInfo;
     if (!existing) {
       try {
-        await device.enrollPool(p.id, approvers, threshold);
-        progress(`pool ${p.id}: bound in the device to ${approvers.length} approvers, threshold ${threshold}`);
+        await poolDevice.enrollPool(p.id, approvers, threshold);
+        progress(`pool ${p.id}: bound in device ${poolInfo.id} to ${approvers.length} approvers, threshold ${threshold}`);
       } catch (error) {
         // A ceremony that stopped after binding but before recording resumes with the device's binding.
         if (!(isCustodyError(error) && error.kind === 'conflict')) throw error;
@@ -145,7 +163,7 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
 
     const keys: CeremonyKey[] = [];
     for (const chainId of p.chains) {
-      keys.push(await ensureKey(deps, info, deviceKeys, p, chainId, ceremonyId));
+      keys.push(await ensureKey(deps, { device: poolDevice, info: poolInfo, keys: deviceKeys.get(p.device) ?? [] }, p, chainId, ceremonyId));
     }
     pools.push({ id: p.id, owner: p.owner, approvers: p.approvers, threshold, keys });
   }
@@ -160,18 +178,22 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     approvers: plan.approvers,
     pools,
   };
-  const signature = await device.attest(transcriptStatement(body));
-  progress('transcript signed by the device attestation key');
+  let attestation: Transcript['attestation'] = null;
+  if (info.attestationPublicKey !== null) {
+    attestation = { publicKey: info.attestationPublicKey, signature: bytesToHex(await device.attest(transcriptStatement(body))) };
+    progress('transcript signed by the device attestation key');
+  } else {
+    progress(`device ${info.id} has no attestation key: the transcript is not attested`);
+  }
   await store.transaction((tx) =>
     tx.appendAudit({ type: 'ceremony.completed', actor: 'ceremony', subject: `ceremony:${ceremonyId}`, data: { planSha256: body.planSha256, transcriptSha256: sha256Hex(canonicalize(body)) } }, deps.now()),
   );
-  return { ...body, attestation: { publicKey: info.attestationPublicKey, signature: bytesToHex(signature) } };
+  return { ...body, attestation };
 }
 
 async function ensureKey(
   deps: CeremonyDeps,
-  info: DeviceInfo,
-  deviceKeys: readonly DeviceKey[],
+  on: { readonly device: SigningDevice; readonly info: DeviceInfo; readonly keys: readonly DeviceKey[] },
   planned: PlannedPool,
   chainId: string,
   ceremonyId: string,
@@ -181,10 +203,11 @@ async function ensureKey(
   const stored = await deps.store.transaction((tx) => tx.getKey(poolId, chain.id));
   if (stored) {
     deps.progress(`pool ${poolId}: key on ${chain.id} exists (${stored.address}), not making a second one`);
-    return { chain: chain.id, curve: stored.curve, address: stored.address, publicKey: stored.publicKey, handle: stored.handle, created: false };
+    return { chain: chain.id, curve: stored.curve, address: stored.address, publicKey: stored.publicKey, device: stored.device, handle: stored.handle, created: false };
   }
-  const onDevice = deviceKeys.find((k) => k.poolId === poolId && k.chain === chain.id);
-  const generated = onDevice ?? (await deps.device.generateKey(poolId, chain.id, curveForChain(chain.family)));
+  const { info } = on;
+  const onDevice = on.keys.find((k) => k.poolId === poolId && k.chain === chain.id);
+  const generated = onDevice ?? (await on.device.generateKey(poolId, chain.id, curveForChain(chain.family)));
   const key: PoolKey = {
     poolId,
     chain: chain.id,
@@ -204,7 +227,22 @@ async function ensureKey(
     );
   });
   deps.progress(`pool ${poolId}: key generated on ${chain.id}: ${key.address}`);
-  return { chain: key.chain, curve: key.curve, address: key.address, publicKey: key.publicKey, handle: key.handle, created: true };
+  return { chain: key.chain, curve: key.curve, address: key.address, publicKey: key.publicKey, device: key.device, handle: key.handle, created: true };
+}
+
+/** What a backend cannot hold, refused before anything is written. */
+function validateDevices(plan: CeremonyPlan): void {
+  for (const p of plan.pools) {
+    for (const c of p.chains) {
+      const family = parseChainId(c).family;
+      if (p.device === 'ledger' && family !== 'eip155') {
+        throw new ValidationError('invalid_plan', `pool "${p.id}": a Ledger signs with its Ethereum app, so it holds EVM keys only, not ${c}; put this pool on another device`);
+      }
+      if (p.device === 'pkcs11' && family === 'bip122' && p.bitcoinAddressType === 'p2tr') {
+        throw new ValidationError('invalid_plan', `pool "${p.id}": PKCS#11 has no BIP-340 Schnorr mechanism, so a P2TR pool cannot live on a PKCS#11 token; use "bitcoinAddressType": "p2wpkh" or another device`);
+      }
+    }
+  }
 }
 
 /** Every allowlist address must be valid on at least one of the pool's chains. */

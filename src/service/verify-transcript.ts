@@ -25,9 +25,11 @@ export function verifyTranscript(value: unknown, planText?: string): TranscriptC
   if (typeof value !== 'object' || value === null) return fail('the transcript is not a JSON object');
   const t = value as Partial<Transcript>;
   if (t.kind !== TRANSCRIPT_KIND || t.version !== 1) return fail(`not a ${TRANSCRIPT_KIND} version 1 document`);
+  if (t.attestation === null) return fail('the transcript is not attested: the ceremony\'s device has no attestation key (Ledger, PKCS#11), so only its addresses can be checked');
   if (!t.attestation || typeof t.attestation.signature !== 'string' || typeof t.attestation.publicKey !== 'string') return fail('the transcript has no device attestation');
   if (!t.device || !Array.isArray(t.pools)) return fail('the transcript lacks its device or pools');
-  const { attestation, ...body } = t as Transcript;
+  const { attestation: attested, ...body } = t as Transcript;
+  const attestation = attested as NonNullable<Transcript['attestation']>;
   let signatureOk = false;
   try {
     const statement = transcriptStatement(body as TranscriptBody);

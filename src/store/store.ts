@@ -93,6 +93,8 @@ export interface StoreTx {
    */
   insertKey(key: PoolKey): Promise<void>;
   keysOfPool(poolId: string): Promise<readonly PoolKey[]>;
+  /** Every pool key, by pool then chain. */
+  allKeys(): Promise<readonly PoolKey[]>;
   getKey(poolId: string, chain: string): Promise<PoolKey | null>;
 
   // withdrawals

@@ -35,6 +35,7 @@ import { requiredApprovals } from '../../src/policy/evaluate.js';
 import { parsePolicyDocument } from '../../src/domain/ceremony-plan.js';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
 import { APPROVER_SECRETS, ALLOWLISTED } from '../helpers/gateway-stack.js';
+import { createDeviceSet } from '../../src/devices/device-set.js';
 
 const ETH = 10n ** 18n;
 const HOUR = 3_600_000;
@@ -96,7 +97,7 @@ async function scenario(ops: Op[]): Promise<void> {
   const poolId = `prop-${run}`;
   let clock = Date.parse('2026-11-25T00:00:00Z');
   const store = openSqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'prop-')), 'custody.db') });
-  const ctx: ServiceContext = { store, device, now: () => clock, log: pino({ level: 'silent' }) };
+  const ctx: ServiceContext = { store, devices: createDeviceSet({ sim: () => device }), now: () => clock, log: pino({ level: 'silent' }) };
   const principal = (id: string, name: string, role: Principal['role']): Principal => ({ id, name, role, tokenHash: `h-${id}`, createdAt: 0 });
   const ops_ = principal('p-ops', 'ops', 'requester');
   const carolRequester = principal('p-carol-req', 'carol', 'requester');

@@ -1,8 +1,12 @@
 /**
- * Liveness and readiness (SPEC section 6): readiness checks that the store and the device answer.
+ * Liveness, readiness and device state (SPEC section 6): readiness checks that the store and every
+ * configured key device answer; `GET /v1/devices` shows each device, its state and the pool keys it
+ * holds, to auditors and admins.
  */
 import { Router } from 'express';
 import type { ServiceContext } from '../../service/context.js';
+import { deviceTypeOfId } from '../../devices/device-set.js';
+import { requireRole } from '../auth.js';
 
 const READY_TIMEOUT_MS = 2_000;
 
@@ -20,12 +24,29 @@ export function healthRoutes(ctx: ServiceContext): Router {
       (ok) => (ok ? { status: 'ok' } : { status: 'down' }),
       (e: unknown) => ({ status: 'down', error: e instanceof Error ? e.message : String(e) }),
     );
-    const device = await withTimeout(ctx.device.info(), READY_TIMEOUT_MS).then(
-      (info) => ({ status: 'ok', id: info.id, type: info.type }),
-      (e: unknown) => ({ status: 'down', error: e instanceof Error ? e.message : String(e) }),
+    const devices = (await ctx.devices.status(READY_TIMEOUT_MS)).map((d) =>
+      d.info ? { type: d.type, status: d.status, id: d.info.id } : { type: d.type, status: d.status, error: d.error },
     );
-    const ready = store.status === 'ok' && device.status === 'ok';
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', store, devices: [device] });
+    const ready = store.status === 'ok' && devices.every((d) => d.status === 'ok');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', store, devices });
+  });
+  return router;
+}
+
+export function deviceRoutes(ctx: ServiceContext): Router {
+  const router = Router();
+  router.get('/v1/devices', async (req, res) => {
+    requireRole(req, 'auditor', 'admin');
+    const keys = await ctx.store.transaction((tx) => tx.allKeys());
+    const devices = (await ctx.devices.status(READY_TIMEOUT_MS)).map((d) => ({
+      type: d.type,
+      status: d.status,
+      ...(d.info ? { id: d.info.id, model: d.info.model, firmware: d.info.firmware, checksQuorum: d.info.checksQuorum, attestationPublicKey: d.info.attestationPublicKey } : { error: d.error }),
+      keys: keys
+        .filter((k) => deviceTypeOfId(k.device) === d.type)
+        .map((k) => ({ pool: k.poolId, chain: k.chain, address: k.address, device: k.device, handle: k.handle })),
+    }));
+    res.json({ devices });
   });
   return router;
 }

@@ -188,6 +188,7 @@ function prepareStatements(db: Db) {
       'SELECT pool_id, chain, public_key, address, device, handle FROM pool_keys WHERE (pool_id = ? AND chain = ?) OR public_key = ? OR lower(address) = lower(?) OR (device = ? AND handle = ?) LIMIT 1',
     ),
     keysOfPool: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? ORDER BY chain'),
+    allKeys: db.prepare('SELECT * FROM pool_keys ORDER BY pool_id, chain'),
     getKey: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? AND chain = ?'),
     insertWithdrawal: db.prepare(`INSERT INTO withdrawals (id, pool_id, chain, asset, amount, to_address, requester_id, idempotency_key, sign_once_key,
       unsigned_tx, digest, max_fee, policy_version, required_approvals, state, reasons, approval_message, signed_tx, tx_hash, created_at, updated_at,
@@ -341,6 +342,9 @@ function createTx(db: Db, s: Statements): StoreTx {
       return (s.proposalApprovalsOf.all(proposalId) as Row[]).map(rowToProposalApproval);
     },
 
+    async allKeys() {
+      return (s.allKeys.all() as Row[]).map(rowToKey);
+    },
     async keysOfPool(poolId) {
       return (s.keysOfPool.all(poolId) as Row[]).map(rowToKey);
     },
