@@ -19,7 +19,9 @@ export interface Config {
   /** The simulator PIN: HSM_PIN, else the demo PIN file `DATA_DIR/hsm-pin` written by `npm start`. */
   readonly hsmPin: string | null;
   readonly logLevel: LogLevel;
-  readonly pkcs11: { readonly module: string; readonly tokenLabel: string | null; readonly pin: string | null } | null;
+  readonly pkcs11: { readonly module: string; readonly tokenLabel: string; readonly pin: string } | null;
+  /** LEDGER_URL: `hid` for a Ledger on USB, or tcp://HOST:PORT for Speculos or `hsm-sim --mode ledger`; null when no Ledger is used. */
+  readonly ledgerUrl: string | null;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -35,6 +37,21 @@ function parsePort(value: string | undefined, name: string, fallback: number): n
     throw new ValidationError('invalid_config', `${name} must be a TCP port number 0-65535, got "${value}"`);
   }
   return Number(value);
+}
+
+function parsePkcs11(env: Env): Config['pkcs11'] {
+  if (!env.PKCS11_MODULE) return null;
+  const missing = (['PKCS11_TOKEN_LABEL', 'PKCS11_PIN'] as const).filter((name) => !env[name]);
+  if (missing.length > 0) throw new ValidationError('invalid_config', `PKCS11_MODULE is set, so ${missing.join(' and ')} must be set too`);
+  return { module: env.PKCS11_MODULE, tokenLabel: env.PKCS11_TOKEN_LABEL as string, pin: env.PKCS11_PIN as string };
+}
+
+function parseLedgerUrl(value: string | undefined): string | null {
+  if (!value) return null;
+  if (value !== 'hid' && !/^tcp:\/\/[^:/\s]+:[0-9]{1,5}$/.test(value)) {
+    throw new ValidationError('invalid_config', `LEDGER_URL must be "hid" or tcp://HOST:PORT, got "${value.slice(0, 80)}"`);
+  }
+  return value;
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -63,9 +80,8 @@ export function loadConfig(env: Env = process.env): Config {
     hsmUrl,
     hsmPin,
     logLevel,
-    pkcs11: env.PKCS11_MODULE
-      ? { module: env.PKCS11_MODULE, tokenLabel: env.PKCS11_TOKEN_LABEL || null, pin: env.PKCS11_PIN || null }
-      : null,
+    pkcs11: parsePkcs11(env),
+    ledgerUrl: parseLedgerUrl(env.LEDGER_URL),
   };
 }
 

@@ -24,6 +24,15 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL must be one of/);
     expect(() => loadConfig({ HSM_URL: 'http://x' })).toThrow(/HSM_URL must look like tcp:\/\/HOST:PORT/);
     expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);
+    expect(() => loadConfig({ LEDGER_URL: 'usb' })).toThrow(/LEDGER_URL must be "hid" or tcp:\/\/HOST:PORT/);
+    expect(() => loadConfig({ PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so', PKCS11_PIN: '1234' })).toThrow(/PKCS11_TOKEN_LABEL must be set too/);
+  });
+
+  it('when a Ledger and a PKCS#11 token are configured, then both are in the configuration and the PIN is kept as given', () => {
+    const c = loadConfig({ LEDGER_URL: 'tcp://127.0.0.1:40000', PKCS11_MODULE: '/m.so', PKCS11_TOKEN_LABEL: 'custody', PKCS11_PIN: '1234' });
+    expect(c.ledgerUrl).toBe('tcp://127.0.0.1:40000');
+    expect(c.pkcs11).toEqual({ module: '/m.so', tokenLabel: 'custody', pin: '1234' });
+    expect(loadConfig({ LEDGER_URL: 'hid' }).ledgerUrl).toBe('hid');
   });
 
   it('when no PIN can be found, then requireHsmPin says how to give one', () => {

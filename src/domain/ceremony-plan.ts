@@ -47,6 +47,9 @@ export const policyDocumentSchema = z.strictObject({
     .optional(),
 });
 
+/** The key device backends a plan may name (SPEC section 9: the simulator, a Ledger, a PKCS#11 token). */
+const planDevice = z.enum(['sim', 'ledger', 'pkcs11'], 'expected a device type: "sim", "ledger" or "pkcs11"');
+
 const approverSchema = z.strictObject({
   id: z.string().regex(APPROVER_ID, 'expected an approver id (letters, digits, ".", "_", "-")'),
   publicKey: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected a 32-byte Ed25519 public key in hex'),
@@ -54,7 +57,7 @@ const approverSchema = z.strictObject({
 
 export const ceremonyPlanSchema = z.strictObject({
   version: z.literal(1),
-  device: z.string().min(1).max(64),
+  device: planDevice,
   approvers: z.array(approverSchema).min(1),
   admins: z.array(z.string()).optional(),
   adminQuorum: z.number().int().min(1).optional(),
@@ -65,7 +68,7 @@ export const ceremonyPlanSchema = z.strictObject({
         owner: z.string().min(1).max(200),
         chains: z.array(z.string()).min(1),
         approvers: z.array(z.string()).min(1),
-        device: z.string().min(1).max(64).optional(),
+        device: planDevice.optional(),
         bitcoinAddressType: z.enum(['p2wpkh', 'p2tr']).optional(),
         policy: policyDocumentSchema,
       }),
