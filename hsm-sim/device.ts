@@ -11,6 +11,7 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName } from '../common/sim-protocol.js';
 import { quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
 import { signTaprootKeyPath } from './taproot.js';
+import { isValidApproverKey } from '../common/approver-key.js';
 import { SealedStore, type KeyEntry, type SimState } from './sealed-state.js';
 
 export const MODEL = 'custody-hsm-sim';
@@ -79,11 +80,8 @@ export class SimDevice {
     const keys = new Set<string>();
     const ids = new Set<string>();
     return members.map((a) => {
-      if (a.publicKey.length !== 32) throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: ${a.id}'s public key must be 32 bytes`);
-      try {
-        ed25519.Point.fromBytes(a.publicKey);
-      } catch {
-        throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: ${a.id}'s key is not a valid Ed25519 public key`);
+      if (!isValidApproverKey(a.publicKey)) {
+        throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: ${a.id}'s key is neither a 32-byte Ed25519 nor a 33-byte secp256k1 public key`);
       }
       const hex = bytesToHex(a.publicKey);
       if (keys.has(hex) || ids.has(a.id)) throw new DeviceRefusal(Status.BAD_REQUEST, `${what}: ${a.id} is listed twice`);

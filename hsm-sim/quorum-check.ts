@@ -2,10 +2,11 @@
  * The device's own quorum check (SPEC rule 2): before it signs, the simulator verifies every approval
  * itself, so a gateway that skips its checks still cannot get a signature. Each approval must be a
  * canonical approval message (RFC 8785) naming this pool, this key's chain and exactly this digest
- * with decision "approve", all for one request, each signed (Ed25519, RFC 8032, strict) by a distinct
+ * with decision "approve", all for one request, each signed (Ed25519 strict, or EIP-191 by a hardware
+ * wallet's key: common/approver-key.ts) by a distinct
  * approver enrolled for the pool; at least the pool's threshold of them.
  */
-import { ed25519 } from '@noble/curves/ed25519.js';
+import { verifyApproverSignature } from '../common/approver-key.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { parseApprovalMessage } from '../common/approval-message.js';
 import { bindingHash, parseGovernanceMessage, type Binding } from '../common/governance-message.js';
@@ -47,13 +48,7 @@ export function quorumRefusal(input: QuorumInput): string | null {
     if (message.decision !== 'approve') return `approval ${n}: decision is "${message.decision}", not "approve"`;
     if (requestId !== null && message.requestId !== requestId) return `approval ${n}: names another request than approval 1`;
     requestId = message.requestId;
-    let valid = false;
-    try {
-      valid = a.signature.length === 64 && ed25519.verify(a.signature, new TextEncoder().encode(a.message), a.publicKey, { zip215: false });
-    } catch {
-      valid = false;
-    }
-    if (!valid) return `approval ${n}: the signature does not verify with ${enrolled.id}'s key`;
+    if (!verifyApproverSignature(a.publicKey, a.message, a.signature)) return `approval ${n}: the signature does not verify with ${enrolled.id}'s key`;
     if (signers.has(publicKey)) return `approval ${n}: ${enrolled.id} is counted already (one approval per approver)`;
     signers.add(publicKey);
   }
@@ -95,13 +90,7 @@ export function rebindRefusal(input: RebindInput): string | null {
     if (message.decision !== 'approve') return `governance approval ${n}: decision is "${message.decision}"`;
     if (proposalId !== null && message.proposalId !== proposalId) return `governance approval ${n}: names another proposal`;
     proposalId = message.proposalId;
-    let valid = false;
-    try {
-      valid = a.signature.length === 64 && ed25519.verify(a.signature, new TextEncoder().encode(a.message), a.publicKey, { zip215: false });
-    } catch {
-      valid = false;
-    }
-    if (!valid) return `governance approval ${n}: the signature does not verify with ${admin.id}'s key`;
+    if (!verifyApproverSignature(a.publicKey, a.message, a.signature)) return `governance approval ${n}: the signature does not verify with ${admin.id}'s key`;
     if (signers.has(publicKey)) return `governance approval ${n}: ${admin.id} is counted already`;
     signers.add(publicKey);
   }

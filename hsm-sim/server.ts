@@ -22,6 +22,7 @@ import {
   type Frame,
 } from '../common/sim-protocol.js';
 import { MAX_APPROVAL_MESSAGE_BYTES } from '../common/approval-message.js';
+import { APPROVER_SIGNATURE_BYTES, approverKeyScheme, type ApproverKeyScheme } from '../common/approver-key.js';
 import { DeviceRefusal, FIRMWARE, MODEL, SimDevice, freshState } from './device.js';
 import { SealedStore, WrongPinError } from './sealed-state.js';
 
@@ -101,7 +102,7 @@ export function createSimServer(options: SimServerOptions): Server {
         const count = r.u16('approver count');
         if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvers`);
         const approvers = [];
-        for (let i = 0; i < count; i++) approvers.push({ id: r.str('approver id', 64), publicKey: r.bytes('approver key', 32) });
+        for (let i = 0; i < count; i++) approvers.push({ id: r.str('approver id', 64), publicKey: approverKey(r, 'approver key') });
         r.end();
         requireDevice(session.loggedIn).enrollPool(poolId, approvers, threshold);
         return w.toBuffer();
@@ -111,7 +112,7 @@ export function createSimServer(options: SimServerOptions): Server {
         const count = r.u16('admin count');
         if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} admins`);
         const admins = [];
-        for (let i = 0; i < count; i++) admins.push({ id: r.str('admin id', 64), publicKey: r.bytes('admin key', 32) });
+        for (let i = 0; i < count; i++) admins.push({ id: r.str('admin id', 64), publicKey: approverKey(r, 'admin key') });
         r.end();
         requireDevice(session.loggedIn).enrollGovernance(admins, quorum);
         return w.toBuffer();
@@ -122,7 +123,7 @@ export function createSimServer(options: SimServerOptions): Server {
         const count = r.u16('approver count');
         if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvers`);
         const approvers = [];
-        for (let i = 0; i < count; i++) approvers.push({ id: r.str('approver id', 64), publicKey: r.bytes('approver key', 32) });
+        for (let i = 0; i < count; i++) approvers.push({ id: r.str('approver id', 64), publicKey: approverKey(r, 'approver key') });
         const approvals = readApprovals(r);
         r.end();
         requireDevice(session.loggedIn).rebindPool(poolId, approvers, threshold, approvals);
@@ -250,15 +251,23 @@ export function createSimServer(options: SimServerOptions): Server {
   });
 }
 
-/** `u16 n`, n × (`bytes publicKey` (32), `str message`, `bytes signature` (64)). */
+/** An approver's public key: 32 bytes (Ed25519) or 33 (compressed secp256k1, EIP-191 approvals). */
+function approverKey(r: FieldReader, what: string): Uint8Array {
+  const key = r.bytes(what);
+  if (approverKeyScheme(key) === null) throw new ProtocolError(`${what} must be 32 or 33 bytes, got ${key.length}`);
+  return key;
+}
+
+/** `u16 n`, n × (`bytes publicKey` (32 or 33), `str message`, `bytes signature` (64 or 65, by the key's scheme)). */
 function readApprovals(r: FieldReader): { publicKey: Uint8Array; message: string; signature: Uint8Array }[] {
   const count = r.u16('approval count');
   if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvals`);
   const approvals = [];
   for (let i = 0; i < count; i++) {
-    const publicKey = r.bytes('approval public key', 32);
+    const publicKey = approverKey(r, 'approval public key');
     const message = r.str('approval message', MAX_APPROVAL_MESSAGE_BYTES);
-    const signature = r.bytes('approval signature', 64);
+    const scheme = approverKeyScheme(publicKey) as ApproverKeyScheme;
+    const signature = r.bytes('approval signature', APPROVER_SIGNATURE_BYTES[scheme]);
     approvals.push({ publicKey, message, signature });
   }
   return approvals;

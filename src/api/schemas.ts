@@ -51,7 +51,7 @@ export const withdrawalBodySchema = z.strictObject({
 export type WithdrawalBody = z.infer<typeof withdrawalBodySchema>;
 
 export const approvalBodySchema = z.strictObject({
-  signature: z.string().regex(/^(0x)?[0-9a-fA-F]{128}$/, 'expected a 64-byte Ed25519 signature in hex'),
+  signature: z.string().regex(/^(0x)?(?:[0-9a-fA-F]{128}|[0-9a-fA-F]{130})$/, 'expected a 64-byte Ed25519 or 65-byte EIP-191 signature in hex'),
   decision: z.enum(['approve', 'reject']),
 });
 export type ApprovalBody = z.infer<typeof approvalBodySchema>;
@@ -97,7 +97,7 @@ export const approversProposalSchema = z.strictObject({
     .array(
       z.strictObject({
         id: z.string().regex(APPROVER_ID, 'expected an approver id'),
-        publicKey: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected a 32-byte Ed25519 public key in hex'),
+        publicKey: z.string().regex(/^(?:[0-9a-fA-F]{64}|0[23][0-9a-fA-F]{64})$/, 'expected a 32-byte Ed25519 public key, or a 33-byte compressed secp256k1 key of a hardware wallet (EIP-191), in hex'),
       }),
     )
     .max(64)

@@ -24,7 +24,7 @@ export interface DeviceInfo {
 
 export interface EnrolledApprover {
   readonly id: string;
-  /** Ed25519 public key, hex (32 bytes). */
+  /** Approver public key, hex: Ed25519 (32 bytes), or compressed secp256k1 (33 bytes) for EIP-191 approvals by a hardware wallet. */
   readonly publicKey: string;
 }
 
@@ -41,11 +41,11 @@ export interface DeviceKey extends GeneratedKey {
 }
 
 export interface ApprovalEvidence {
-  /** Approver's Ed25519 public key, hex. */
+  /** Approver public key, hex (Ed25519 32 bytes, or secp256k1 33 bytes). */
   readonly publicKey: string;
   /** The approval message text exactly as signed (RFC 8785 canonical JSON). */
   readonly message: string;
-  /** Ed25519 signature over the UTF-8 bytes of `message`, hex. */
+  /** Ed25519 (64 bytes) or EIP-191 (65 bytes, r || s || v) signature over the UTF-8 bytes of `message`, hex. */
   readonly signature: string;
 }
 

@@ -4,7 +4,8 @@
  * Errors name the JSON path at fault.
  */
 import { z } from 'zod';
-import { ed25519 } from '@noble/curves/ed25519.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import { isValidApproverKey } from '../../common/approver-key.js';
 import { ValidationError } from './errors.js';
 import { parseAmount } from './amount.js';
 import { parseDuration } from './duration.js';
@@ -52,7 +53,7 @@ const planDevice = z.enum(['sim', 'ledger', 'pkcs11'], 'expected a device type: 
 
 const approverSchema = z.strictObject({
   id: z.string().regex(APPROVER_ID, 'expected an approver id (letters, digits, ".", "_", "-")'),
-  publicKey: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected a 32-byte Ed25519 public key in hex'),
+  publicKey: z.string().regex(/^(?:[0-9a-fA-F]{64}|0[23][0-9a-fA-F]{64})$/, 'expected a 32-byte Ed25519 public key, or a 33-byte compressed secp256k1 key of a hardware wallet (EIP-191), in hex'),
 });
 
 export const ceremonyPlanSchema = z.strictObject({
@@ -196,10 +197,8 @@ export function parseCeremonyPlan(json: unknown): CeremonyPlan {
 
   const approvers: Approver[] = p.approvers.map((a, i) => {
     const publicKey = a.publicKey.toLowerCase();
-    try {
-      ed25519.Point.fromHex(publicKey);
-    } catch {
-      throw new ValidationError('invalid_plan', `approvers[${i}].publicKey: not a valid Ed25519 public key`);
+    if (!isValidApproverKey(hexToBytes(publicKey))) {
+      throw new ValidationError('invalid_plan', `approvers[${i}].publicKey: not a valid ${publicKey.length === 64 ? 'Ed25519' : 'secp256k1'} public key`);
     }
     return { id: a.id, publicKey };
   });

@@ -38,6 +38,6 @@ export interface PoolKey {
 
 export interface Approver {
   readonly id: string;
-  /** Ed25519 public key, hex, 32 bytes. */
+  /** Ed25519 public key (32 bytes), or a hardware wallet's compressed secp256k1 key (33 bytes) for EIP-191 approvals; hex. */
   readonly publicKey: string;
 }

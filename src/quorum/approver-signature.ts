@@ -1,14 +1,15 @@
 /**
- * Approver signatures: Ed25519 (RFC 8032) over the UTF-8 bytes of the approval message, verified
- * strictly (canonical S, no small-order keys: noble's zip215=false mode).
+ * Approver signatures as the gateway receives them: hex of a 64-byte Ed25519 signature or a 65-byte
+ * EIP-191 signature (a hardware wallet), verified by the scheme of the approver's key
+ * (common/approver-key.ts, the same check the simulator makes).
  */
-import { ed25519 } from '@noble/curves/ed25519.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { ValidationError } from '../domain/errors.js';
+import { verifyApproverSignature as verify } from '../../common/approver-key.js';
 
 export function assertSignatureHex(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !/^(0x)?[0-9a-fA-F]{128}$/.test(value)) {
-    throw new ValidationError('invalid_signature', `"${field}" expected a 64-byte Ed25519 signature as 128 hex characters`);
+  if (typeof value !== 'string' || !/^(0x)?(?:[0-9a-fA-F]{128}|[0-9a-fA-F]{130})$/.test(value)) {
+    throw new ValidationError('invalid_signature', `"${field}" expected a 64-byte Ed25519 signature (128 hex characters) or a 65-byte EIP-191 signature (130)`);
   }
   return value.replace(/^0x/, '').toLowerCase();
 }
@@ -16,7 +17,7 @@ export function assertSignatureHex(value: unknown, field: string): string {
 /** True only for a valid signature; never throws on malformed input. */
 export function verifyApproverSignature(publicKeyHex: string, message: string, signatureHex: string): boolean {
   try {
-    return ed25519.verify(hexToBytes(signatureHex), new TextEncoder().encode(message), hexToBytes(publicKeyHex), { zip215: false });
+    return verify(hexToBytes(publicKeyHex), message, hexToBytes(signatureHex));
   } catch {
     return false;
   }

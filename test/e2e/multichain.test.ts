@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as bitcoin from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import * as web3 from '@solana/web3.js';
-import { Interface, Transaction as EthersTx } from 'ethers';
+import { Interface, Transaction as EthersTx, Wallet } from 'ethers';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { signApproval, startStack, type Stack } from '../helpers/gateway-stack.js';
 
@@ -120,6 +120,33 @@ describe('a Solana pool key', () => {
     const over = await submit({ chain: SOLANA_DEVNET, asset: 'SOL', amount: '10000000001', to, recentBlockhash: blockhash });
     expect(over.status).toBe(412);
     expect((over.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['over_max_per_tx']);
+  });
+});
+
+describe('an approver with a hardware wallet key (EIP-191)', () => {
+  // dave's plan key is the compressed secp256k1 key of this wallet; a Ledger's Ethereum app signs the
+  // same EIP-191 personal message (its APDU path is tested against the simulator's Ledger mode).
+  const dave = new Wallet('0x' + '42'.repeat(32));
+
+  it('when alice (Ed25519) and dave (EIP-191) approve, then gateway and device both accept dave\'s signature and the withdrawal is signed', async () => {
+    const token = await stack.cli(['token', 'create', '--role', 'approver', '--name', 'dave', '--json']);
+    expect(token.code).toBe(0);
+    const daveToken = (JSON.parse(token.stdout) as { token: string }).token;
+    const submitted = await submit({ chain: SOLANA_DEVNET, asset: 'SOL', amount: '7000', to: 'FDwkzWGxx6LfCfzcmVVLEk3QUMxNhuFuKEMRwzR4Dtys', recentBlockhash: 'J2BjKU6L83eehHVgoze6uTXGCBu6nbxsqEro9QvWpU52' });
+    expect(submitted.status).toBe(201);
+    const id = submitted.body.id as string;
+    const message = submitted.body.approvalMessage as string;
+
+    const forged = await Wallet.createRandom().signMessage(message);
+    const refused = await stack.api('POST', `/v1/withdrawals/${id}/approvals`, daveToken, { signature: forged, decision: 'approve' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.code).toBe("bad_approval_signature");
+
+    const byDave = await stack.api('POST', `/v1/withdrawals/${id}/approvals`, daveToken, { signature: await dave.signMessage(message), decision: 'approve' });
+    expect(byDave.status).toBe(200);
+    const signed = await stack.api('POST', `/v1/withdrawals/${id}/approvals`, stack.tokens.alice, { signature: signApproval(message, 'alice'), decision: 'approve' });
+    expect(signed.body.state).toBe('signed');
+    expect((signed.body.approvals as { approver: string }[]).map((a) => a.approver).sort()).toEqual(['alice', 'dave']);
   });
 });
 

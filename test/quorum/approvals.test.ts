@@ -67,6 +67,22 @@ describe('approval messages', () => {
 });
 
 describe('approver signatures', () => {
+  it('when a hardware wallet key signs the message as an EIP-191 personal message (made by ethers), then it verifies; another message, key or a high-S twin does not', async () => {
+    const { Wallet, Signature } = await import('ethers');
+    const wallet = new Wallet('0x' + '42'.repeat(32));
+    const pub = wallet.signingKey.compressedPublicKey.slice(2);
+    const text = approvalMessageFor(subject, 'approve');
+    const sig = await wallet.signMessage(text);
+    expect(verifyApproverSignature(pub, text, sig.slice(2))).toBe(true);
+    expect(verifyApproverSignature(pub, approvalMessageFor(subject, 'reject'), sig.slice(2))).toBe(false);
+    expect(verifyApproverSignature(Wallet.createRandom().signingKey.compressedPublicKey.slice(2), text, sig.slice(2))).toBe(false);
+    const s = Signature.from(sig);
+    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+    const highS = s.r.slice(2) + (n - BigInt(s.s)).toString(16).padStart(64, '0') + (s.v === 27 ? '1c' : '1b');
+    expect(verifyApproverSignature(pub, text, highS)).toBe(false);
+    expect(() => assertSignatureHex('ab'.repeat(66), 'signature')).toThrow(/65-byte EIP-191 signature/);
+  });
+
   const secret = hexToBytes(rfc.vectors[0]!.secretKey);
   const pub = rfc.vectors[0]!.publicKey;
   const text = approvalMessageFor(subject, 'approve');
@@ -93,7 +109,7 @@ describe('approver signatures', () => {
 
   it('when a signature is not 64 bytes of hex, then it is refused naming the field', () => {
     expect(assertSignatureHex('0x' + sig.toUpperCase(), 'signature')).toBe(sig);
-    expect(() => assertSignatureHex(sig.slice(2), 'signature')).toThrowErrorMatchingInlineSnapshot(`[ValidationError: "signature" expected a 64-byte Ed25519 signature as 128 hex characters]`);
+    expect(() => assertSignatureHex(sig.slice(2), 'signature')).toThrowErrorMatchingInlineSnapshot(`[ValidationError: "signature" expected a 64-byte Ed25519 signature (128 hex characters) or a 65-byte EIP-191 signature (130)]`);
   });
 });
 

@@ -4,7 +4,7 @@
  * creating it.
  */
 import { Router } from 'express';
-import { ed25519 } from '@noble/curves/ed25519.js';
+import { isValidApproverKey } from '../../../common/approver-key.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { NotFoundError, ValidationError } from '../../domain/errors.js';
 import { POOL_ID } from '../../domain/pool.js';
@@ -77,10 +77,8 @@ export function governanceRoutes(ctx: ServiceContext): Router {
     const body = parseWith(approversProposalSchema, req.body, 'body');
     const add = (body.add ?? []).map((a) => ({ id: a.id, publicKey: a.publicKey.toLowerCase() }));
     for (const a of add) {
-      try {
-        ed25519.Point.fromBytes(hexToBytes(a.publicKey));
-      } catch {
-        throw new ValidationError('invalid_public_key', `"add": the key of "${a.id}" is not a valid Ed25519 public key`);
+      if (!isValidApproverKey(hexToBytes(a.publicKey))) {
+        throw new ValidationError('invalid_public_key', `"add": the key of "${a.id}" is not a valid Ed25519 or secp256k1 public key`);
       }
     }
     const p = await proposeChange(ctx, admin, poolId(req.params.pool), { action: 'approvers', add, remove: body.remove ?? [] });

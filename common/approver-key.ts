@@ -1,0 +1,51 @@
+/**
+ * Approver keys and their signatures over approval and governance messages (SPEC section 5), shared by
+ * the gateway and the HSM simulator, which both verify every approval:
+ * - Ed25519 (RFC 8032): a 32-byte public key; a 64-byte signature over the message's UTF-8 bytes,
+ *   verified strictly (canonical S, no small-order keys: noble's zip215=false mode);
+ * - a hardware wallet's secp256k1 key (a Ledger's Ethereum app): a 33-byte compressed public key; a
+ *   65-byte `r || s || v` EIP-191 personal-message signature of the same UTF-8 bytes, as the app's
+ *   SIGN PERSONAL MESSAGE returns it (micro-eth-signer's EIP-191 hashing and recovery).
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { addr, eip191Signer } from 'micro-eth-signer';
+
+export type ApproverKeyScheme = 'ed25519' | 'eip191';
+
+/** Signature length in bytes for each scheme. */
+export const APPROVER_SIGNATURE_BYTES: Readonly<Record<ApproverKeyScheme, number>> = { ed25519: 64, eip191: 65 };
+
+/** The scheme of a public key by its length, or null for neither; says nothing of the key's validity. */
+export function approverKeyScheme(publicKey: Uint8Array): ApproverKeyScheme | null {
+  return publicKey.length === 32 ? 'ed25519' : publicKey.length === 33 ? 'eip191' : null;
+}
+
+/** Whether the bytes are a usable approver public key of either scheme (a point on its curve). */
+export function isValidApproverKey(publicKey: Uint8Array): boolean {
+  try {
+    const scheme = approverKeyScheme(publicKey);
+    if (scheme === 'ed25519') ed25519.Point.fromBytes(publicKey);
+    else if (scheme === 'eip191') secp256k1.Point.fromBytes(publicKey);
+    else return false;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True only for a valid signature of `message` by `publicKey`; never throws on malformed input. */
+export function verifyApproverSignature(publicKey: Uint8Array, message: string, signature: Uint8Array): boolean {
+  try {
+    const scheme = approverKeyScheme(publicKey);
+    if (scheme === null || signature.length !== APPROVER_SIGNATURE_BYTES[scheme]) return false;
+    if (scheme === 'ed25519') return ed25519.verify(signature, new TextEncoder().encode(message), publicKey, { zip215: false });
+    // Low S only, so that one approval has one encoding (EIP-2).
+    const s = BigInt('0x' + bytesToHex(signature.subarray(32, 64)));
+    if (s > secp256k1.Point.CURVE().n >> 1n) return false;
+    return eip191Signer.verify('0x' + bytesToHex(signature), message, addr.fromPublicKey(bytesToHex(publicKey)));
+  } catch {
+    return false;
+  }
+}
