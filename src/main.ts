@@ -11,6 +11,10 @@ import { ValidationError } from './domain/errors.js';
 import { createLogger, type Logger } from './logger.js';
 import type { SigningDevice } from './devices/signing-device.js';
 import { createDeviceSet, type DeviceSet, type DeviceType } from './devices/device-set.js';
+import { createPkcs11Device } from './devices/pkcs11/pkcs11-device.js';
+import { createLedgerDevice } from './devices/ledger/ledger-device.js';
+import { createSpeculosTransport, type ApduTransport } from './devices/ledger/transport.js';
+import { createNodeHidTransport } from './devices/ledger/transport-node-hid.js';
 import { createSimDevice } from './devices/sim/client.js';
 import type { Store } from './store/store.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -31,13 +35,24 @@ export function openStore(config: Config): Store {
   return openSqliteStore({ path: sqlitePath(config.dataDir) });
 }
 
+/** The Ledger transport LEDGER_URL names: USB HID (node-hid loaded only now), or APDU over TCP. */
+export function ledgerTransport(url: string): ApduTransport {
+  if (url === 'hid') return createNodeHidTransport();
+  const { hostname, port } = new URL(url);
+  return createSpeculosTransport({ host: hostname, port: Number(port) });
+}
+
 /**
  * The key devices the configuration names, each opened on first use: the simulator when a PIN is
- * known. With no device configured at all, the simulator's missing PIN is the error to fix.
+ * known, a PKCS#11 token when PKCS11_MODULE is set, a Ledger when LEDGER_URL is. With no device
+ * configured at all, the simulator's missing PIN is the error to fix.
  */
 export function openDevices(config: Config): DeviceSet {
   const factories: Partial<Record<DeviceType, () => SigningDevice>> = {};
   if (config.hsmPin !== null) factories.sim = () => createSimDevice({ url: config.hsmUrl, pin: requireHsmPin(config) });
+  const { pkcs11, ledgerUrl } = config;
+  if (pkcs11 !== null) factories.pkcs11 = () => createPkcs11Device(pkcs11);
+  if (ledgerUrl !== null) factories.ledger = () => createLedgerDevice({ transport: ledgerTransport(ledgerUrl) });
   if (Object.keys(factories).length === 0) requireHsmPin(config);
   return createDeviceSet(factories);
 }
