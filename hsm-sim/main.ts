@@ -2,13 +2,19 @@
 /**
  * `hsm-sim --port P --data DIR [--pin PIN] [--mode custody|ledger]` (SPEC section 9): the HSM
  * simulator as its own process on loopback. Prints exactly `listening on 127.0.0.1:P` once ready.
- * The PIN may also come from HSM_PIN; without one the device starts locked and the first correct
- * LOGIN unseals it.
+ * The PIN may also come from HSM_PIN; without one the custody device starts locked and the first
+ * correct LOGIN unseals it. `--mode ledger` emulates a Ledger's Ethereum app behind a Speculos-style
+ * APDU port (docs/device-protocol.md "Ledger mode"); it needs the PIN at start, as a Ledger is
+ * unlocked on the device rather than over the wire.
  */
+import type { Server } from 'node:net';
 import { resolve } from 'node:path';
 import { SealedStore, WrongPinError } from './sealed-state.js';
 import { SimDevice, freshState } from './device.js';
 import { createSimServer } from './server.js';
+import { createLedgerApp } from './ledger/ledger-app.js';
+import { openLedgerSeed } from './ledger/ledger-seed.js';
+import { createLedgerServer } from './ledger/ledger-server.js';
 
 const USAGE = 'usage: hsm-sim --port P --data DIR [--pin PIN] [--mode custody|ledger]';
 
@@ -34,36 +40,54 @@ function parseArgs(argv: string[]): { port: number; data: string; pin: string | 
   if (out.port === undefined || !/^[0-9]{1,5}$/.test(out.port) || Number(out.port) > 65535) fail(2, `--port must be a TCP port 0-65535; ${USAGE}`);
   if (out.data === undefined || out.data === '') fail(2, `--data DIR is required; ${USAGE}`);
   const mode = out.mode ?? 'custody';
-  if (mode === 'ledger') fail(2, 'this build supports only --mode custody (the Ledger mode comes with a later version)');
-  if (mode !== 'custody') fail(2, `--mode must be custody or ledger, got "${mode}"`);
+  if (mode !== 'custody' && mode !== 'ledger') fail(2, `--mode must be custody or ledger, got "${mode}"`);
   return { port: Number(out.port), data: resolve(out.data), pin: out.pin ?? process.env.HSM_PIN ?? null, mode };
 }
 
 const args = parseArgs(process.argv.slice(2));
 const log = (line: string) => process.stderr.write(`hsm-sim: ${line}\n`);
 
-let device: SimDevice | null = null;
-if (args.pin !== null && args.pin !== '') {
+process.on('uncaughtException', (error) => log(`uncaught: ${error.message}`));
+process.on('unhandledRejection', (error) => log(`unhandled: ${error instanceof Error ? error.message : String(error)}`));
+
+function openOrFail<T>(open: () => T): T {
   try {
-    const opened = SealedStore.open(args.data, args.pin, freshState);
-    device = new SimDevice(opened.store, opened.state);
+    return open();
   } catch (error) {
     if (error instanceof WrongPinError) fail(1, `wrong PIN: cannot unseal ${args.data} (${error.message})`);
     fail(1, error instanceof Error ? error.message : String(error));
   }
 }
 
-process.on('uncaughtException', (error) => log(`uncaught: ${error.message}`));
-process.on('unhandledRejection', (error) => log(`unhandled: ${error instanceof Error ? error.message : String(error)}`));
+function custodyServer(): { server: Server; started: () => void } {
+  let device: SimDevice | null = null;
+  if (args.pin !== null && args.pin !== '') {
+    const pin = args.pin;
+    const opened = openOrFail(() => SealedStore.open(args.data, pin, freshState));
+    device = new SimDevice(opened.store, opened.state);
+  }
+  return {
+    server: createSimServer({ dataDir: args.data, device, log }),
+    started: () => (device ? log(`device ${device.id} unsealed from ${args.data}`) : log('started locked: the first LOGIN with the PIN unseals the state')),
+  };
+}
 
-const server = createSimServer({ dataDir: args.data, device, log });
+function ledgerServer(): { server: Server; started: () => void } {
+  const pin = args.pin;
+  if (pin === null || pin === '') fail(2, '--mode ledger needs the PIN (--pin PIN or HSM_PIN) to unseal its seed at start');
+  const seed = openOrFail(() => openLedgerSeed(args.data, pin));
+  const app = createLedgerApp(seed);
+  seed.fill(0);
+  return { server: createLedgerServer({ app, log }), started: () => log(`Ledger mode: Ethereum app emulated, seed unsealed from ${args.data}`) };
+}
+
+const { server, started } = args.mode === 'ledger' ? ledgerServer() : custodyServer();
 server.on('error', (error) => fail(1, `cannot listen on 127.0.0.1:${args.port}: ${error.message}`));
 server.listen(args.port, '127.0.0.1', () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : args.port;
   process.stdout.write(`listening on 127.0.0.1:${port}\n`);
-  if (device) log(`device ${device.id} unsealed from ${args.data}`);
-  else log('started locked: the first LOGIN with the PIN unseals the state');
+  started();
 });
 
 // Every change is sealed durably before it is answered, so stopping at once loses nothing.
