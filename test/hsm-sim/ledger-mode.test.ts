@@ -153,11 +153,15 @@ describe('the gateway\'s Ledger device over createSpeculosTransport', () => {
     }
   });
 
-  it('when two operations overlap, then the second fails at once with ledger_busy', async () => {
+  it('when two operations overlap, then the second fails at once with ledger_busy; a readiness check during a signing gets the last info', async () => {
     const d = device();
     const first = d.info();
     await expect(d.info()).rejects.toMatchObject({ code: 'ledger_busy', kind: 'conflict' });
-    await first;
+    const info = await first;
+    const busy = d.publicKey("m/44'/60'/5'/0/0");
+    await expect(d.generateKey('pool-x', 'eip155:1', 'secp256k1')).rejects.toMatchObject({ code: 'ledger_busy' });
+    expect(await d.info()).toEqual(info);
+    await busy;
     const exchange = transport.exchange(bytes('b001000000'));
     await expect(transport.exchange(bytes('b001000000'))).rejects.toMatchObject({ code: 'ledger_busy' });
     await exchange;

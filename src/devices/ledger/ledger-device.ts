@@ -16,7 +16,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { addr } from 'micro-eth-signer';
-import { DeviceError } from '../../domain/errors.js';
+import { DeviceError, isCustodyError } from '../../domain/errors.js';
 import type { Curve } from '../../domain/pool.js';
 import type { DeviceInfo, DeviceKey, DeviceSignature, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
 import {
@@ -135,22 +135,32 @@ export function createLedgerDevice(options: LedgerDeviceOptions) {
   const call = async (apdu: Uint8Array, command: string) => responseData(await transport.exchange(apdu), command);
 
   const keyAt = (path: string) => readPublicKey(transport, path);
+  const readInfo = (): Promise<DeviceInfo> =>
+    oneAtATime(async () => {
+      const app = parseAppAndVersion(await call(GET_APP_AND_VERSION, 'GET APP AND VERSION'));
+      if (app.name !== ETHEREUM_APP) throw wrongAppError(app.name);
+      const identity = await keyAt(IDENTITY_PATH);
+      return {
+        id: 'ledger-' + bytesToHex(sha256(identity)).slice(0, 16),
+        type: 'ledger',
+        model: `Ledger ${app.name} ${app.version}`,
+        firmware: app.version,
+        attestationPublicKey: null,
+        checksQuorum: false,
+      };
+    });
+  // A Ledger busy with a signing is alive: readiness checks get what it said last rather than a busy error.
+  let lastInfo: DeviceInfo | null = null;
 
   const device = {
-    info(): Promise<DeviceInfo> {
-      return oneAtATime(async () => {
-        const app = parseAppAndVersion(await call(GET_APP_AND_VERSION, 'GET APP AND VERSION'));
-        if (app.name !== ETHEREUM_APP) throw wrongAppError(app.name);
-        const identity = await keyAt(IDENTITY_PATH);
-        return {
-          id: 'ledger-' + bytesToHex(sha256(identity)).slice(0, 16),
-          type: 'ledger',
-          model: `Ledger ${app.name} ${app.version}`,
-          firmware: app.version,
-          attestationPublicKey: null,
-          checksQuorum: false,
-        };
-      });
+    async info(): Promise<DeviceInfo> {
+      try {
+        lastInfo = await readInfo();
+        return lastInfo;
+      } catch (error) {
+        if (lastInfo !== null && isCustodyError(error) && error.code === 'ledger_busy') return lastInfo;
+        throw error;
+      }
     },
 
     /** Nothing to bind: the Ledger keeps no approvers; the gateway checks the quorum before it signs. */
