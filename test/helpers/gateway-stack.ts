@@ -131,12 +131,12 @@ async function startGatewayProcess(env: Record<string, string>, logs: string[]):
   };
 }
 
-/** `plan`: the ceremony plan file to run (the example plan by default). */
-export async function startStack(options: { plan?: string } = {}): Promise<Stack> {
+/** `plan`: the ceremony plan file to run (the example plan by default); `env`: more configuration (other devices). */
+export async function startStack(options: { plan?: string; env?: Record<string, string> } = {}): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'custody-e2e-'));
   const pin = 'e2e-pin-' + Math.random().toString(36).slice(2);
   let sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin });
-  const env: Record<string, string> = { DATA_DIR: dataDir, HSM_URL: sim.url, HSM_PIN: pin, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' };
+  const env: Record<string, string> = { DATA_DIR: dataDir, HSM_URL: sim.url, HSM_PIN: pin, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...options.env };
 
   const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, { ...env, ...extraEnv });
   const ceremonyRun = await cli(['ceremony', 'run', options.plan ?? PLAN, '--json']);
