@@ -1,14 +1,15 @@
 /**
- * `custody approve ID --key FILE [--url URL --token T] [--reject]` (SPEC sections 5 and 7): fetch the
- * request's approval message, check it is well-formed and names this request, show what it approves,
- * sign it offline with the approver's key, and post the signature.
+ * `custody approve ID (--key FILE | --ledger [--path P]) [--url URL --token T] [--reject]` (SPEC
+ * sections 5 and 7): fetch the request's approval message, check it is well-formed and names this
+ * request, show what it approves, sign it offline with the approver's key file or on a Ledger (EIP-191),
+ * and post the signature.
  */
 import type { Command } from 'commander';
 import { parseApprovalMessage, canonicalApprovalMessage, type ApprovalMessage } from '../../common/approval-message.js';
 import { loadConfig } from '../config.js';
 import { nativeAsset, parseChainId } from '../domain/chain-id.js';
 import { CustodyError, ValidationError } from '../domain/errors.js';
-import { readApproverKeyFile, signWithApproverKey, type ApproverKeyFile } from './approver-key-file.js';
+import { DEFAULT_APPROVER_PATH, keyFileSigner, ledgerSigner, type ApprovalSigner } from './approval-signer.js';
 import { bindingHash, canonicalGovernanceMessage, parseGovernanceMessage, sha256Canonical, type Binding, type GovernanceMessage } from '../../common/governance-message.js';
 import { action, emit } from './output.js';
 
@@ -57,7 +58,7 @@ function say(target: Target, lines: string[]): void {
   if (!target.json) for (const line of lines) process.stdout.write(line + '\n');
 }
 
-async function approveWithdrawalById(t: Target, key: ApproverKeyFile): Promise<Record<string, unknown>> {
+async function approveWithdrawalById(t: Target, key: ApprovalSigner): Promise<Record<string, unknown>> {
   const w = await call(`${t.base}/v1/withdrawals/${t.id}`, t.token, { method: 'GET' });
   if (typeof w.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
   const message: ApprovalMessage = parseApprovalMessage(w.approvalMessage);
@@ -65,7 +66,6 @@ async function approveWithdrawalById(t: Target, key: ApproverKeyFile): Promise<R
   for (const [field, value] of [['pool', w.pool], ['chain', w.chain], ['asset', w.asset], ['amount', w.amount], ['to', w.to], ['digest', w.digest]] as const) {
     if (message[field] !== value) throw new CustodyError('invalid', 'message_mismatch', `the approval message's ${field} differs from the request's; refusing to sign`);
   }
-  const signature = signWithApproverKey(key, canonicalApprovalMessage({ ...message, decision: t.decision }));
   say(t, [
     `withdrawal ${message.requestId}`,
     `  pool      ${message.pool}`,
@@ -78,10 +78,11 @@ async function approveWithdrawalById(t: Target, key: ApproverKeyFile): Promise<R
     `  policy    version ${message.policyVersion}`,
     `signing "${t.decision}" with key ${key.publicKey.slice(0, 16)}…`,
   ]);
+  const signature = await key.sign(canonicalApprovalMessage({ ...message, decision: t.decision }));
   return call(`${t.base}/v1/withdrawals/${t.id}/approvals`, t.token, { method: 'POST', body: { signature, decision: t.decision } });
 }
 
-async function approveProposalById(t: Target, key: ApproverKeyFile): Promise<Record<string, unknown>> {
+async function approveProposalById(t: Target, key: ApprovalSigner): Promise<Record<string, unknown>> {
   const p = await call(`${t.base}/v1/proposals/${t.id}`, t.token, { method: 'GET' });
   if (typeof p.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
   const message: GovernanceMessage = parseGovernanceMessage(p.approvalMessage);
@@ -91,7 +92,6 @@ async function approveProposalById(t: Target, key: ApproverKeyFile): Promise<Rec
   if (message.change !== sha256Canonical(p.change) || message.binding !== bindingHash(binding)) {
     throw new CustodyError('invalid', 'message_mismatch', 'the governance message does not commit to the change and binding shown; refusing to sign');
   }
-  const signature = signWithApproverKey(key, canonicalGovernanceMessage({ ...message, decision: t.decision }));
   say(t, [
     `proposal ${message.proposalId}`,
     `  pool      ${message.pool}`,
@@ -100,27 +100,30 @@ async function approveProposalById(t: Target, key: ApproverKeyFile): Promise<Rec
     `  binding   approvers ${binding.approvers.map((a) => a.id).join(', ')}; base threshold ${binding.threshold}`,
     `signing "${t.decision}" with key ${key.publicKey.slice(0, 16)}…`,
   ]);
+  const signature = await key.sign(canonicalGovernanceMessage({ ...message, decision: t.decision }));
   return call(`${t.base}/v1/proposals/${t.id}/approvals`, t.token, { method: 'POST', body: { signature, decision: t.decision } });
 }
 
 export function registerApprove(program: Command): void {
   program
     .command('approve')
-    .description('check, show, sign offline with your approver key, and post an approval of a withdrawal (or, with --proposal, of a governance proposal)')
+    .description('check, show, sign offline with your approver key (or on your Ledger), and post an approval of a withdrawal (or, with --proposal, of a governance proposal)')
     .argument('<id>', 'withdrawal id (or proposal id with --proposal)')
-    .requiredOption('--key <file>', 'your approver key file (custody approver keygen)')
+    .option('--key <file>', 'your approver key file (custody approver keygen)')
+    .option('--ledger', 'sign on a Ledger (Ethereum app, EIP-191 personal message) reached through LEDGER_URL')
+    .option('--path <path>', `BIP32 path of your key on the Ledger (default ${DEFAULT_APPROVER_PATH})`)
     .option('--url <url>', 'gateway URL (default http://HOST:PORT from the environment)')
     .option('--token <token>', 'your approver (or admin) token (default $CUSTODY_TOKEN)')
     .option('--proposal', 'the id is a governance proposal; sign as an admin')
     .option('--reject', 'reject instead of approve')
     .option('--json', 'print JSON')
     .action(
-      action(async (id: string, opts: { key: string; url?: string; token?: string; proposal?: boolean; reject?: boolean; json?: boolean }) => {
+      action(async (id: string, opts: { key?: string; ledger?: boolean; path?: string; url?: string; token?: string; proposal?: boolean; reject?: boolean; json?: boolean }) => {
         const config = loadConfig();
         const token = opts.token ?? process.env.CUSTODY_TOKEN;
         if (!token) throw new ValidationError('missing_token', 'give --token or set CUSTODY_TOKEN to your token');
         if (!/^[0-9a-f-]{36}$/.test(id)) throw new ValidationError('invalid_id', `"${id}" is not a ${opts.proposal ? 'proposal' : 'withdrawal'} id`);
-        const key = readApproverKeyFile(opts.key);
+        if ((opts.key === undefined) === (opts.ledger !== true)) throw new ValidationError('missing_key', 'give either --key FILE or --ledger');
         const target: Target = {
           base: (opts.url ?? `http://${config.host}:${config.port}`).replace(/\/+$/, ''),
           token,
@@ -128,7 +131,13 @@ export function registerApprove(program: Command): void {
           decision: opts.reject ? 'reject' : 'approve',
           json: opts.json === true,
         };
-        const after = opts.proposal ? await approveProposalById(target, key) : await approveWithdrawalById(target, key);
+        const key = opts.key !== undefined ? keyFileSigner(opts.key) : await ledgerSigner(config, opts.path ?? DEFAULT_APPROVER_PATH);
+        let after: Record<string, unknown>;
+        try {
+          after = opts.proposal ? await approveProposalById(target, key) : await approveWithdrawalById(target, key);
+        } finally {
+          await key.close();
+        }
         const done = target.decision === 'approve' ? 'approved' : 'rejected';
         emit(opts, { id, decision: target.decision, state: after.state, txHash: after.txHash ?? null }, () => [
           `${done}; the ${opts.proposal ? 'proposal' : 'request'} is now "${String(after.state)}"${after.txHash ? ` (tx ${String(after.txHash)})` : ''}`,

@@ -14,12 +14,14 @@ import * as web3 from '@solana/web3.js';
 import pkcs11js from 'pkcs11js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { signApproval, startStack, type Stack } from '../helpers/gateway-stack.js';
+import { runCli, signApproval, startStack, type Stack } from '../helpers/gateway-stack.js';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
 import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
 import { createSpeculosTransport, type ApduTransport } from '../../src/devices/ledger/transport.js';
 
-const PLAN = join(import.meta.dirname, '..', 'fixtures', 'devices-plan.json');
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'devices-plan.json');
 const SEPOLIA = 'eip155:11155111';
 const BTC_TESTNET = 'bip122:000000000933ea01ad0ee984209779ba';
 const SOLANA_DEVNET = 'solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1';
@@ -30,6 +32,7 @@ let ledger: SimProcess;
 let ledgerControl: ApduTransport;
 let stack: Stack;
 let nonce = 0;
+let erinKey: string;
 
 function keyOf(pool: string, chain = SEPOLIA): { address: string; publicKey: string } {
   const key = stack.ceremony.pools.find((p) => p.id === pool)?.keys.find((k) => k.chain === chain);
@@ -55,8 +58,17 @@ beforeAll(async () => {
   token = createSoftHsmToken();
   ledger = await startSim({ args: ['--mode', 'ledger'] });
   ledgerControl = createSpeculosTransport({ port: ledger.port, timeoutMs: 5_000 });
+  // erin approves with a Ledger: the plan gets the key her device reports (custody approver ledger-key).
+  const ledgerKey = await runCli(['approver', 'ledger-key', '--json'], { LEDGER_URL: `tcp://127.0.0.1:${ledger.port}` });
+  if (ledgerKey.code !== 0) throw new Error(`approver ledger-key failed: ${ledgerKey.stderr}`);
+  erinKey = (JSON.parse(ledgerKey.stdout) as { publicKey: string }).publicKey;
+  const plan = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { approvers: { id: string; publicKey: string }[]; pools: { id: string; approvers: string[] }[] };
+  plan.approvers.push({ id: 'erin', publicKey: erinKey });
+  plan.pools.find((p) => p.id === 'hsm-pool')?.approvers.push('erin');
+  const planPath = join(mkdtempSync(join(tmpdir(), 'devices-plan-')), 'plan.json');
+  writeFileSync(planPath, JSON.stringify(plan));
   stack = await startStack({
-    plan: PLAN,
+    plan: planPath,
     env: { PKCS11_MODULE: token.module, PKCS11_TOKEN_LABEL: token.tokenLabel, PKCS11_PIN: token.pin, SOFTHSM2_CONF: token.conf, LEDGER_URL: `tcp://127.0.0.1:${ledger.port}` },
   });
 }, 120_000);
@@ -139,6 +151,30 @@ describe('a pool per backend in one gateway', () => {
     } finally {
       lib.C_Finalize();
     }
+  });
+
+  it('when erin approves on her Ledger with custody approve --ledger, then the simulator accepts her EIP-191 approval and signs; refused on the device, nothing is posted', async () => {
+    expect(erinKey).toMatch(/^0[23][0-9a-f]{64}$/);
+    const created = await stack.cli(['token', 'create', '--role', 'approver', '--name', 'erin', '--json']);
+    const erinToken = (JSON.parse(created.stdout) as { token: string }).token;
+    const approveOnLedger = (id: string) =>
+      stack.cli(['approve', id, '--ledger', '--token', erinToken, '--url', stack.gateway.url, '--json'], { LEDGER_URL: `tcp://127.0.0.1:${ledger.port}` });
+
+    const refused = await stack.api('POST', '/v1/withdrawals', stack.tokens.requester, { pool: 'hsm-pool', ...ethBody() });
+    expect(Buffer.from(await ledgerControl.exchange(Uint8Array.of(0xf0, 0x01, 0x00, 0x00, 0x00))).toString('hex')).toBe('9000');
+    const no = await approveOnLedger(refused.body.id as string);
+    expect(no.code).not.toBe(0);
+    expect(no.stderr).toMatch(/rejected on the device|refused on the device|rejected/i);
+    expect(((await stack.api('GET', `/v1/withdrawals/${refused.body.id as string}`, stack.tokens.requester)).body.approvals as unknown[]).length).toBe(0);
+
+    const submitted = await stack.api('POST', '/v1/withdrawals', stack.tokens.requester, { pool: 'hsm-pool', ...ethBody() });
+    const id = submitted.body.id as string;
+    await stack.api('POST', `/v1/withdrawals/${id}/approvals`, stack.tokens.alice, { signature: signApproval(submitted.body.approvalMessage as string, 'alice'), decision: 'approve' });
+    const yes = await approveOnLedger(id);
+    expect(yes.code).toBe(0);
+    expect(JSON.parse(yes.stdout)).toMatchObject({ id, decision: 'approve', state: 'signed' });
+    const w = await stack.api('GET', `/v1/withdrawals/${id}`, stack.tokens.requester);
+    expect(EthersTx.from(w.body.signedTx as string).from).toBe(keyOf('hsm-pool').address);
   });
 
   it('when the person at the Ledger rejects the transaction, then the request fails with that reason and nothing is signed', async () => {

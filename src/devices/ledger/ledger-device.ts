@@ -65,7 +65,7 @@ function evmChainId(chain: string): bigint {
 }
 
 /** The key at `path`: its compressed form, checked against the address the device computed. */
-async function readPublicKey(transport: ApduTransport, path: string): Promise<Uint8Array> {
+export async function readPublicKey(transport: ApduTransport, path: string): Promise<Uint8Array> {
   const command = 'GET ETH PUBLIC ADDRESS';
   const { publicKey, address } = parseAddressResponse(responseData(await transport.exchange(getAddressApdu(path)), command));
   let point;
