@@ -61,6 +61,9 @@ async function startSimulator(config: Config, pin: string): Promise<ChildProcess
   return child;
 }
 
+/** The passphrase of the demo approver key files (they hold the published RFC 8032 test keys anyway). */
+const DEMO_KEY_PASSPHRASE = 'demo-passphrase';
+
 async function runDemoCeremony(config: Config): Promise<DemoTokens> {
   const demoDir = join(config.dataDir, 'demo');
   mkdirSync(demoDir, { recursive: true, mode: 0o700 });
@@ -78,7 +81,7 @@ async function runDemoCeremony(config: Config): Promise<DemoTokens> {
     for (const a of plan.approvers) {
       const secret = secrets[a.id];
       if (secret === undefined) continue;
-      writeApproverKeyFile(join(demoDir, `${a.id}.key`), approverKeyFromSecret(secret, a.id));
+      writeApproverKeyFile(join(demoDir, `${a.id}.key`), approverKeyFromSecret(secret, a.id), DEMO_KEY_PASSPHRASE);
       approvers[a.id] = (await createToken(store, 'approver', a.id, Date.now())).token;
     }
     const tokens: DemoTokens = {
@@ -130,7 +133,7 @@ async function main(): Promise<void> {
       for (const [id, token] of Object.entries(tokens.approvers)) say(`  approver ${id.padEnd(9)} ${token}`);
       say(`  admin              ${tokens.admin}`);
       say(`  auditor            ${tokens.auditor}`);
-      say(`Approver key files (RFC 8032 test keys, never for real funds): ${join(demoDir, '*.key')}`);
+      say(`Approver key files (RFC 8032 test keys, never for real funds): ${join(demoDir, '*.key')}, passphrase "${DEMO_KEY_PASSPHRASE}"`);
     }
     say('See README.md for a withdrawal end to end. Ctrl-C stops both processes.');
     say('');

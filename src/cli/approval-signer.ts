@@ -8,7 +8,7 @@ import { ValidationError } from '../domain/errors.js';
 import { readPublicKey, signPersonalMessage } from '../devices/ledger/ledger-device.js';
 import { ledgerTransport } from '../main.js';
 import type { Config } from '../config.js';
-import { readApproverKeyFile, signWithApproverKey } from './approver-key-file.js';
+import { readApproverKeyFile, readPassphrase, signWithApproverKey } from './approver-key-file.js';
 
 /** The standard first Ethereum account: where an approver's Ledger key is unless `--path` says otherwise. */
 export const DEFAULT_APPROVER_PATH = "m/44'/60'/0'/0/0";
@@ -21,8 +21,8 @@ export interface ApprovalSigner {
   close(): Promise<void>;
 }
 
-export function keyFileSigner(path: string): ApprovalSigner {
-  const key = readApproverKeyFile(path);
+export async function keyFileSigner(path: string, passphraseFile: string | undefined): Promise<ApprovalSigner> {
+  const key = readApproverKeyFile(path, await readPassphrase(passphraseFile, `passphrase of ${path}: `));
   return { publicKey: key.publicKey, sign: async (message) => signWithApproverKey(key, message), close: async () => {} };
 }
 

@@ -110,6 +110,7 @@ export function registerApprove(program: Command): void {
     .description('check, show, sign offline with your approver key (or on your Ledger), and post an approval of a withdrawal (or, with --proposal, of a governance proposal)')
     .argument('<id>', 'withdrawal id (or proposal id with --proposal)')
     .option('--key <file>', 'your approver key file (custody approver keygen)')
+    .option('--passphrase-file <file>', 'read the key file passphrase from FILE (default $CUSTODY_KEY_PASSPHRASE, else asked)')
     .option('--ledger', 'sign on a Ledger (Ethereum app, EIP-191 personal message) reached through LEDGER_URL')
     .option('--path <path>', `BIP32 path of your key on the Ledger (default ${DEFAULT_APPROVER_PATH})`)
     .option('--url <url>', 'gateway URL (default http://HOST:PORT from the environment)')
@@ -118,7 +119,7 @@ export function registerApprove(program: Command): void {
     .option('--reject', 'reject instead of approve')
     .option('--json', 'print JSON')
     .action(
-      action(async (id: string, opts: { key?: string; ledger?: boolean; path?: string; url?: string; token?: string; proposal?: boolean; reject?: boolean; json?: boolean }) => {
+      action(async (id: string, opts: { key?: string; passphraseFile?: string; ledger?: boolean; path?: string; url?: string; token?: string; proposal?: boolean; reject?: boolean; json?: boolean }) => {
         const config = loadConfig();
         const token = opts.token ?? process.env.CUSTODY_TOKEN;
         if (!token) throw new ValidationError('missing_token', 'give --token or set CUSTODY_TOKEN to your token');
@@ -131,7 +132,7 @@ export function registerApprove(program: Command): void {
           decision: opts.reject ? 'reject' : 'approve',
           json: opts.json === true,
         };
-        const key = opts.key !== undefined ? keyFileSigner(opts.key) : await ledgerSigner(config, opts.path ?? DEFAULT_APPROVER_PATH);
+        const key = opts.key !== undefined ? await keyFileSigner(opts.key, opts.passphraseFile) : await ledgerSigner(config, opts.path ?? DEFAULT_APPROVER_PATH);
         let after: Record<string, unknown>;
         try {
           after = opts.proposal ? await approveProposalById(target, key) : await approveWithdrawalById(target, key);

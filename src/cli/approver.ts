@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { ValidationError } from '../domain/errors.js';
 import { APPROVER_ID } from '../domain/pool.js';
-import { generateApproverKey, writeApproverKeyFile } from './approver-key-file.js';
+import { generateApproverKey, PASSPHRASE_ENV, readPassphrase, writeApproverKeyFile } from './approver-key-file.js';
 import { action, emit } from './output.js';
 import { loadConfig } from '../config.js';
 import { ethAddressFromPublicKey } from '../chains/ethereum/address.js';
@@ -17,15 +17,20 @@ export function registerApprover(program: Command): void {
   const approver = program.command('approver').description('approver keys');
   approver
     .command('keygen')
-    .description('generate an Ed25519 approval key into FILE (mode 0600) and print its public key')
+    .description('generate an Ed25519 approval key into FILE (mode 0600, secret key encrypted under a passphrase) and print its public key')
     .requiredOption('--out <file>', 'where to write the key file')
     .option('--id <id>', 'the approver id this key is for')
+    .option('--passphrase-file <file>', 'read the passphrase from FILE (default $CUSTODY_KEY_PASSPHRASE, else asked twice)')
     .option('--json', 'print JSON')
     .action(
-      action(async (opts: { out: string; id?: string; json?: boolean }) => {
+      action(async (opts: { out: string; id?: string; passphraseFile?: string; json?: boolean }) => {
         if (opts.id !== undefined && !APPROVER_ID.test(opts.id)) throw new ValidationError('invalid_id', `--id "${opts.id}" is not a valid approver id`);
+        const passphrase = await readPassphrase(opts.passphraseFile, 'new key file passphrase: ');
+        if (opts.passphraseFile === undefined && !process.env[PASSPHRASE_ENV] && (await readPassphrase(undefined, 'again: ')) !== passphrase) {
+          throw new ValidationError('passphrase_mismatch', 'the two passphrases differ; nothing was written');
+        }
         const key = generateApproverKey(opts.id ?? null);
-        writeApproverKeyFile(opts.out, key);
+        writeApproverKeyFile(opts.out, key, passphrase);
         emit(opts, { publicKey: key.publicKey, file: opts.out, id: key.id }, () => [
           `public key: ${key.publicKey}`,
           `key file:   ${opts.out} (keep it secret; put only the public key in the ceremony plan)`,

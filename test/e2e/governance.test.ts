@@ -3,6 +3,7 @@
  * policy versions only with the admin quorum, approver changes bound in the device, re-evaluation of
  * open requests, and the policy's decision on a request without creating it.
  */
+import { approverKeyFromSecret, writeApproverKeyFile } from '../../src/cli/approver-key-file.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,9 +134,8 @@ describe('the CLI for admins', () => {
     const proposal = await stack.api('POST', '/v1/pools/client-b/unfreeze', admins.alice as string, {});
     for (const who of ['bob', 'carol'] as const) {
       const file = join(stack.dataDir, `${who}-admin.key`);
-      const publicKey = bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[who] as string)));
-      writeFileSync(file, JSON.stringify({ kind: 'custody.approver-key', version: 1, id: who, publicKey, secretKey: APPROVER_SECRETS[who] }));
-      const r = await stack.cli(['approve', proposal.body.id as string, '--proposal', '--key', file, '--url', stack.gateway.url, '--token', admins[who] as string]);
+      writeApproverKeyFile(file, approverKeyFromSecret(APPROVER_SECRETS[who] as string, who), 'admin key passphrase');
+      const r = await stack.cli(['approve', proposal.body.id as string, '--proposal', '--key', file, '--url', stack.gateway.url, '--token', admins[who] as string], { CUSTODY_KEY_PASSPHRASE: 'admin key passphrase' });
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('action    unfreeze (proposed by alice)');
     }

@@ -3,6 +3,7 @@
  * SQLite file): a withdrawal from submit to signed, checked by ethers, and the refusals that the
  * core rules promise (SPEC section 3).
  */
+import { approverKeyFromSecret, writeApproverKeyFile } from '../../src/cli/approver-key-file.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Transaction, getAddress } from 'ethers';
 import * as bitcoin from 'bitcoinjs-lib';
@@ -528,18 +529,22 @@ describe('the CLI approve command', () => {
     const keyFiles: Record<string, string> = {};
     for (const who of ['alice', 'bob']) {
       const path = join(stack.dataDir, `${who}-test.key`);
-      const pub = bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[who] as string)));
-      writeFileSync(path, JSON.stringify({ kind: 'custody.approver-key', version: 1, id: who, publicKey: pub, secretKey: APPROVER_SECRETS[who] }));
+      writeApproverKeyFile(path, approverKeyFromSecret(APPROVER_SECRETS[who] as string, who), 'e2e key passphrase');
       keyFiles[who] = path;
     }
     const url = stack.gateway.url;
-    const a = await stack.cli(['approve', id, '--key', keyFiles.alice!, '--url', url, '--token', stack.tokens.alice]);
+    const wrongPassphrase = await stack.cli(['approve', id, '--key', keyFiles.alice!, '--url', url, '--token', stack.tokens.alice], { CUSTODY_KEY_PASSPHRASE: 'not the passphrase' });
+    expect(wrongPassphrase.code).not.toBe(0);
+    expect(wrongPassphrase.stderr).toMatch(/the passphrase does not open/);
+    const passphraseFile = join(stack.dataDir, 'passphrase.txt');
+    writeFileSync(passphraseFile, 'e2e key passphrase\n');
+    const a = await stack.cli(['approve', id, '--key', keyFiles.alice!, '--passphrase-file', passphraseFile, '--url', url, '--token', stack.tokens.alice]);
     expect(a.code).toBe(0);
     expect(a.stdout).toContain('0.5 ETH');
-    const b = await stack.cli(['approve', id, '--key', keyFiles.bob!, '--url', url, '--token', stack.tokens.bob, '--json']);
+    const b = await stack.cli(['approve', id, '--key', keyFiles.bob!, '--url', url, '--token', stack.tokens.bob, '--json'], { CUSTODY_KEY_PASSPHRASE: 'e2e key passphrase' });
     expect(b.code).toBe(0);
     expect(JSON.parse(b.stdout).state).toBe('signed');
-    const wrongKey = await stack.cli(['approve', id, '--key', keyFiles.alice!, '--url', url, '--token', stack.tokens.carol]);
+    const wrongKey = await stack.cli(['approve', id, '--key', keyFiles.alice!, '--url', url, '--token', stack.tokens.carol], { CUSTODY_KEY_PASSPHRASE: 'e2e key passphrase' });
     expect(wrongKey.code).not.toBe(0);
     expect(wrongKey.stderr).toMatch(/^custody: /);
   });
