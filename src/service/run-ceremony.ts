@@ -30,7 +30,10 @@ export interface CeremonyKey {
   readonly publicKey: string;
   /** Id of the device that holds the key. */
   readonly device: string;
+  /** Key handle (simulator), BIP32 path (Ledger) or label (PKCS#11). */
   readonly handle: string;
+  /** When the key was generated (ISO 8601), by this ceremony or an earlier one. */
+  readonly createdAt: string;
   readonly created: boolean;
 }
 
@@ -203,7 +206,7 @@ async function ensureKey(
   const stored = await deps.store.transaction((tx) => tx.getKey(poolId, chain.id));
   if (stored) {
     deps.progress(`pool ${poolId}: key on ${chain.id} exists (${stored.address}), not making a second one`);
-    return { chain: chain.id, curve: stored.curve, address: stored.address, publicKey: stored.publicKey, device: stored.device, handle: stored.handle, created: false };
+    return { chain: chain.id, curve: stored.curve, address: stored.address, publicKey: stored.publicKey, device: stored.device, handle: stored.handle, createdAt: new Date(stored.createdAt).toISOString(), created: false };
   }
   const { info } = on;
   const onDevice = on.keys.find((k) => k.poolId === poolId && k.chain === chain.id);
@@ -227,7 +230,7 @@ async function ensureKey(
     );
   });
   deps.progress(`pool ${poolId}: key generated on ${chain.id}: ${key.address}`);
-  return { chain: key.chain, curve: key.curve, address: key.address, publicKey: key.publicKey, device: key.device, handle: key.handle, created: true };
+  return { chain: key.chain, curve: key.curve, address: key.address, publicKey: key.publicKey, device: key.device, handle: key.handle, createdAt: new Date(key.createdAt).toISOString(), created: true };
 }
 
 /** What a backend cannot hold, refused before anything is written. */
