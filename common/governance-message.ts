@@ -1,6 +1,6 @@
 /**
  * The governance message: the exact text admins sign to approve a change to a pool (a policy version,
- * unfreezing, a change of approvers). RFC 8785 canonical JSON, Ed25519 over its UTF-8 bytes, like the
+ * unfreezing, a change of approvers) or a proof of control (the pool's keys signing a challenge). RFC 8785 canonical JSON, Ed25519 over its UTF-8 bytes, like the
  * approval message of a withdrawal. Shared by the gateway and the HSM simulator, which checks it
  * before it changes a pool's binding.
  *
@@ -19,7 +19,7 @@ export interface GovernanceMessage {
   readonly version: typeof GOVERNANCE_VERSION;
   readonly proposalId: string;
   readonly pool: string;
-  readonly action: 'policy' | 'unfreeze' | 'approvers';
+  readonly action: 'policy' | 'unfreeze' | 'approvers' | 'attest-control';
   readonly change: string;
   readonly binding: string;
   readonly decision: 'approve' | 'reject';
@@ -64,7 +64,7 @@ export function parseGovernanceMessage(text: string): GovernanceMessage {
   if (extra) throw new GovernanceMessageError(`governance message has unknown field "${extra}"`);
   if (r.kind !== GOVERNANCE_KIND || r.version !== GOVERNANCE_VERSION) throw new GovernanceMessageError('not a custody.governance version 1 message');
   for (const f of ['proposalId', 'pool', 'change', 'binding'] as const) if (typeof r[f] !== 'string') throw new GovernanceMessageError(`governance message "${f}" must be a string`);
-  if (r.action !== 'policy' && r.action !== 'unfreeze' && r.action !== 'approvers') throw new GovernanceMessageError('governance message "action" is unknown');
+  if (!['policy', 'unfreeze', 'approvers', 'attest-control'].includes(r.action as string)) throw new GovernanceMessageError('governance message "action" is unknown');
   if (r.decision !== 'approve' && r.decision !== 'reject') throw new GovernanceMessageError('governance message "decision" must be approve or reject');
   const message = r as unknown as GovernanceMessage;
   if (canonicalGovernanceMessage(message) !== text) throw new GovernanceMessageError('governance message is not in RFC 8785 canonical form');

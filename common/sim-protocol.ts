@@ -25,6 +25,7 @@ export const Opcode = {
   ENROLL_GOVERNANCE: 0x14,
   REBIND_POOL: 0x15,
   SIGN: 0x20,
+  SIGN_MESSAGE: 0x22,
   ATTEST: 0x30,
 } as const;
 export type Opcode = (typeof Opcode)[keyof typeof Opcode];

@@ -9,7 +9,8 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName } from '../common/sim-protocol.js';
-import { quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { controlRefusal, quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { challengeProblem, controlFormat, controlSigningInput } from '../common/control-message.js';
 import { signTaprootKeyPath } from './taproot.js';
 import { isValidApproverKey } from '../common/approver-key.js';
 import { SealedStore, type KeyEntry, type SimState } from './sealed-state.js';
@@ -191,6 +192,31 @@ export class SimDevice {
         }
       }
       return { scheme: req.scheme, signatures, recoveries };
+    });
+  }
+
+  /**
+   * Proof of control: signs `challenge` with a pool key in its chain's message format
+   * (common/control-message.ts) once the admin quorum approved exactly this challenge for this pool.
+   */
+  signMessage(handle: string, poolId: string, challenge: string, approvals: readonly ApprovalEvidence[]): { signature: Uint8Array; recovery: number | null } {
+    const key = this.state.keys[handle];
+    if (!key) throw new DeviceRefusal(Status.NOT_FOUND, `no key with handle ${handle.slice(0, 80)}`);
+    if (key.poolId !== poolId) throw new DeviceRefusal(Status.QUORUM_REFUSED, `key ${handle} belongs to pool ${key.poolId}, not ${poolId}`);
+    const problem = challengeProblem(challenge);
+    if (problem) throw new DeviceRefusal(Status.BAD_REQUEST, problem);
+    const binding = this.state.pools[key.poolId];
+    const governance = this.state.governance;
+    if (!binding) throw new DeviceRefusal(Status.INTERNAL, `pool ${key.poolId} has a key but no binding`);
+    if (!governance) throw new DeviceRefusal(Status.QUORUM_REFUSED, 'no admins are enrolled in this device: no proof of control can be approved');
+    const refusal = controlRefusal({ poolId, binding, challenge, governance, approvals });
+    if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
+    const format = controlFormat(key.chain);
+    const input = controlSigningInput(format, challenge);
+    return withSecret(key.secretKey, (secret) => {
+      if (format === 'ed25519') return { signature: ed25519.sign(input, secret), recovery: null };
+      const sig = secp256k1.sign(input, secret, { prehash: false, lowS: true, format: 'recovered' });
+      return { signature: sig.slice(1), recovery: sig[0] as number };
     });
   }
 

@@ -9,7 +9,7 @@
 import { verifyApproverSignature } from '../common/approver-key.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { parseApprovalMessage } from '../common/approval-message.js';
-import { bindingHash, parseGovernanceMessage, type Binding } from '../common/governance-message.js';
+import { bindingHash, parseGovernanceMessage, sha256Canonical, type Binding, type GovernanceMessage } from '../common/governance-message.js';
 import type { GovernanceBinding, PoolBinding } from './sealed-state.js';
 
 export interface ApprovalEvidence {
@@ -58,20 +58,22 @@ export function quorumRefusal(input: QuorumInput): string | null {
   return null;
 }
 
-export interface RebindInput {
+export interface GovernanceInput {
   readonly poolId: string;
-  readonly binding: Binding;
+  /** sha256 of the canonical binding the messages must name. */
+  readonly binding: string;
+  /** When set, the messages must name this action and this change hash (proofs of control). */
+  readonly exact?: { readonly action: GovernanceMessage['action']; readonly change: string };
   readonly governance: GovernanceBinding;
   readonly approvals: readonly ApprovalEvidence[];
 }
 
 /**
- * Null when the admin quorum approved exactly this new binding of this pool: each governance message
- * canonical, naming the pool and the sha256 of the new binding, decision approve, one proposal, signed
- * by distinct enrolled admins, at least the admin quorum of them.
+ * Null when the admin quorum approved it: each governance message canonical, naming the pool, the
+ * expected binding (and action and change, when given), decision approve, one proposal, signed by
+ * distinct enrolled admins, at least the admin quorum of them.
  */
-export function rebindRefusal(input: RebindInput): string | null {
-  const expected = bindingHash(input.binding);
+function governanceRefusal(input: GovernanceInput): string | null {
   const signers = new Set<string>();
   let proposalId: string | null = null;
   for (const [i, a] of input.approvals.entries()) {
@@ -86,7 +88,13 @@ export function rebindRefusal(input: RebindInput): string | null {
       return `governance approval ${n}: ${error instanceof Error ? error.message : 'unreadable message'}`;
     }
     if (message.pool !== input.poolId) return `governance approval ${n}: names pool ${message.pool}, not ${input.poolId}`;
-    if (message.binding !== expected) return `governance approval ${n}: approves another binding than the one requested`;
+    if (input.exact) {
+      if (message.action !== input.exact.action) return `governance approval ${n}: approves "${message.action}", not "${input.exact.action}"`;
+      if (message.change !== input.exact.change) return `governance approval ${n}: approves another ${input.exact.action} than the one requested`;
+    } else if (message.action === 'attest-control') {
+      return `governance approval ${n}: a proof-of-control approval cannot change a binding`;
+    }
+    if (message.binding !== input.binding) return `governance approval ${n}: approves another binding than the one requested`;
     if (message.decision !== 'approve') return `governance approval ${n}: decision is "${message.decision}"`;
     if (proposalId !== null && message.proposalId !== proposalId) return `governance approval ${n}: names another proposal`;
     proposalId = message.proposalId;
@@ -96,4 +104,36 @@ export function rebindRefusal(input: RebindInput): string | null {
   }
   if (signers.size < input.governance.quorum) return `${signers.size} valid admin approvals, the admin quorum is ${input.governance.quorum}`;
   return null;
+}
+
+export interface RebindInput {
+  readonly poolId: string;
+  readonly binding: Binding;
+  readonly governance: GovernanceBinding;
+  readonly approvals: readonly ApprovalEvidence[];
+}
+
+/** Null when the admin quorum approved exactly this new binding of this pool (never by a proof-of-control approval). */
+export function rebindRefusal(input: RebindInput): string | null {
+  return governanceRefusal({ poolId: input.poolId, binding: bindingHash(input.binding), governance: input.governance, approvals: input.approvals });
+}
+
+export interface ControlInput {
+  readonly poolId: string;
+  /** The pool's current binding: the proposal named it, and it must not have changed since. */
+  readonly binding: Binding;
+  readonly challenge: string;
+  readonly governance: GovernanceBinding;
+  readonly approvals: readonly ApprovalEvidence[];
+}
+
+/** Null when the admin quorum approved this pool's keys signing exactly this challenge. */
+export function controlRefusal(input: ControlInput): string | null {
+  return governanceRefusal({
+    poolId: input.poolId,
+    binding: bindingHash(input.binding),
+    exact: { action: 'attest-control', change: sha256Canonical({ action: 'attest-control', challenge: input.challenge }) },
+    governance: input.governance,
+    approvals: input.approvals,
+  });
 }

@@ -22,6 +22,7 @@ import {
   type Frame,
 } from '../common/sim-protocol.js';
 import { MAX_APPROVAL_MESSAGE_BYTES } from '../common/approval-message.js';
+import { MAX_CHALLENGE_BYTES } from '../common/control-message.js';
 import { APPROVER_SIGNATURE_BYTES, approverKeyScheme, type ApproverKeyScheme } from '../common/approver-key.js';
 import { DeviceRefusal, FIRMWARE, MODEL, SimDevice, freshState } from './device.js';
 import { SealedStore, WrongPinError } from './sealed-state.js';
@@ -128,6 +129,15 @@ export function createSimServer(options: SimServerOptions): Server {
         r.end();
         requireDevice(session.loggedIn).rebindPool(poolId, approvers, threshold, approvals);
         return w.toBuffer();
+      }
+      case Opcode.SIGN_MESSAGE: {
+        const handleId = r.str('handle', 64);
+        const poolId = r.str('poolId', 64);
+        const challenge = r.str('challenge', 4 * MAX_CHALLENGE_BYTES);
+        const approvals = readApprovals(r);
+        r.end();
+        const signed = requireDevice(session.loggedIn).signMessage(handleId, poolId, challenge, approvals);
+        return w.bytes(signed.signature).u8(signed.recovery ?? 0xff).toBuffer();
       }
       case Opcode.GENERATE_KEY: {
         const poolId = r.str('poolId', 64);

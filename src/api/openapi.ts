@@ -40,7 +40,7 @@ export function openApiDocument(): Record<string, unknown> {
           properties: {
             id: { type: 'string', format: 'uuid' },
             pool: { type: 'string' },
-            action: { type: 'string', enum: ['policy', 'unfreeze', 'approvers'] },
+            action: { type: 'string', enum: ['policy', 'unfreeze', 'approvers', 'attest-control'] },
             change: { type: 'object' },
             binding: { type: 'object', description: 'the pool\'s device binding once applied: approvers and base threshold' },
             proposedBy: { type: 'string' },

@@ -92,6 +92,10 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where:
 
 export const policyProposalSchema = z.strictObject({ policy: policyDocumentSchema });
 
+export const attestControlSchema = z.strictObject({
+  challenge: z.string().min(1).max(4096).describe('the text every key of the pool signs in its chain\'s message format, once the admin quorum approves'),
+});
+
 export const approversProposalSchema = z.strictObject({
   add: z
     .array(

@@ -68,6 +68,17 @@ export interface SignRequest {
   readonly transaction: { readonly chain: string; readonly unsignedTx: string };
 }
 
+/** Proof of control: the pool key signs an auditor's challenge once the admin quorum approved it. */
+export interface ControlSignRequest {
+  readonly handle: string;
+  readonly poolId: string;
+  /** The key's CAIP-2 chain: it decides the message format (common/control-message.ts). */
+  readonly chain: string;
+  readonly challenge: string;
+  /** The admins' signed governance messages approving exactly this challenge for this pool. */
+  readonly approvals: readonly ApprovalEvidence[];
+}
+
 export interface DeviceSignature {
   readonly scheme: SignatureScheme;
   /** The first (usually only) signature: r || s (64 bytes, low-S) for ECDSA, 64 bytes for Schnorr and Ed25519. */
@@ -95,6 +106,12 @@ export interface SigningDevice {
   listKeys(): Promise<readonly DeviceKey[]>;
   /** Signs once the device is satisfied with the evidence. Never retried by callers. */
   sign(request: SignRequest): Promise<DeviceSignature>;
+  /**
+   * Signs a proof-of-control challenge with a pool key in its chain's message format: ECDSA r || s with
+   * the recovery id for EIP-191 and Bitcoin messages, Ed25519 for Solana. A device that checks quorums
+   * verifies the admins' approvals of this challenge itself.
+   */
+  signMessage(request: ControlSignRequest): Promise<{ readonly signature: Uint8Array; readonly recovery: 0 | 1 | null }>;
   /** Signs a statement (ceremony transcript) with the device's attestation key; Ed25519 signature. */
   attest(statement: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;

@@ -1,6 +1,6 @@
 /**
  * Use cases of governance (SPEC sections 4 and 9): an admin proposes a new policy version, the
- * unfreezing of a pool, or a change of its approvers; `adminQuorum` other admins approve it by signing
+ * unfreezing of a pool, a change of its approvers, or a proof of control (its keys sign a challenge); `adminQuorum` other admins approve it by signing
  * its governance message (RFC 8785, Ed25519, like withdrawal approvals); then it is applied. A change
  * of the pool's device binding (approvers, base threshold) is first made in the device, which checks
  * the admins' signatures itself; then the store records the change with its audit entry, and every
@@ -19,7 +19,9 @@ import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError, i
 import type { Approver, Pool } from '../domain/pool.js';
 import type { Policy, PolicyDocument } from '../domain/policy.js';
 import type { Principal } from '../domain/principal.js';
-import type { Governance, Proposal, ProposalApproval, ProposalChange } from '../domain/proposal.js';
+import type { ControlProof, Governance, Proposal, ProposalApproval, ProposalChange } from '../domain/proposal.js';
+import { challengeProblem } from '../../common/control-message.js';
+import { assertControlProvable, encodeControlProof } from '../chains/control-proof.js';
 import type { ApprovalEvidence } from '../devices/signing-device.js';
 import type { StoreTx } from '../store/store.js';
 import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
@@ -69,6 +71,10 @@ async function resultingPool(tx: StoreTx, pool: Pool, change: ProposalChange): P
     policy = parsePolicyDocument(change.policy, 'policy');
   } else if (change.action === 'unfreeze') {
     if (pool.status !== 'frozen') throw new ConflictError('not_frozen', `pool "${pool.id}" is not frozen`);
+  } else if (change.action === 'attest-control') {
+    const problem = challengeProblem(change.challenge);
+    if (problem) throw new ValidationError('invalid_challenge', `"challenge": ${problem}`);
+    for (const key of await tx.keysOfPool(pool.id)) assertControlProvable(key.chain, key.address, key.publicKey);
   } else {
     if (change.add.length === 0 && change.remove.length === 0) throw new ValidationError('empty_change', 'name approvers to "add" or "remove"');
     for (const id of change.remove) {
@@ -184,6 +190,7 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
     }
     return { binding: { approvers, threshold: baseThreshold(policy) }, evidence };
   });
+  if (p.change.action === 'attest-control') return proveControl(ctx, p, p.change.challenge, bindingHash(current.binding) === bindingHash(p.binding) ? current.evidence : null);
   if (bindingHash(current.binding) !== bindingHash(p.binding)) {
     try {
       // Every device holding one of the pool's keys gets the new binding (devices that check no quorum ignore it).
@@ -214,7 +221,7 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
       await tx.setPoolPolicyVersion(pool.id, version);
     } else if (change.action === 'unfreeze') {
       await tx.setPoolStatus(pool.id, 'active');
-    } else {
+    } else if (change.action === 'approvers') {
       for (const a of change.add) if (!(await tx.getApprover(a.id))) await tx.insertApprover(a);
       await tx.setPoolApprovers(pool.id, p.binding.approvers.map((a) => a.id));
     }
@@ -227,6 +234,44 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
     return done;
   });
   ctx.log.info({ proposal: p.id, pool: p.poolId, action: p.change.action }, 'governance change applied');
+  return applied;
+}
+
+/**
+ * A proof of control, once the admin quorum approved it: every key of the pool signs the challenge in
+ * its chain's message format on its own device (which checks the admins' approvals itself when it can),
+ * each signature is checked against the key's address, and the proofs are stored with the audit entry.
+ * `evidence` is null when the pool's approvers changed since the proposal: it is then not signed.
+ */
+async function proveControl(ctx: ServiceContext, p: Proposal, challenge: string, evidence: readonly ApprovalEvidence[] | null): Promise<Proposal> {
+  const fail = (reason: string) =>
+    ctx.store.transaction(async (tx) => {
+      const failed = await tx.updateProposal(p.id, 'pending', { state: 'failed', reason }, ctx.now());
+      await tx.appendAudit({ type: 'governance.failed', actor: 'system', subject: `proposal:${p.id}`, data: { reason } }, ctx.now());
+      return failed;
+    });
+  if (evidence === null) return fail('the pool\'s approvers changed since this proof of control was proposed; propose it again');
+  const keys = await ctx.store.transaction((tx) => tx.keysOfPool(p.poolId));
+  const proofs: ControlProof[] = [];
+  for (const key of keys) {
+    try {
+      const signed = await ctx.devices.forKey(key).signMessage({ handle: key.handle, poolId: p.poolId, chain: key.chain, challenge, approvals: evidence });
+      proofs.push({ proposalId: p.id, poolId: p.poolId, chain: key.chain, address: key.address, ...encodeControlProof(key.chain, key.address, challenge, signed), createdAt: ctx.now() });
+    } catch (error) {
+      return fail(`the ${key.chain} key did not sign the challenge: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  const applied = await ctx.store.transaction(async (tx) => {
+    const now = ctx.now();
+    for (const proof of proofs) await tx.insertControlProof(proof);
+    const done = await tx.updateProposal(p.id, 'pending', { state: 'applied' }, now);
+    await tx.appendAudit(
+      { type: 'pool.control-proven', actor: 'system', subject: `proposal:${p.id}`, data: { pool: p.poolId, challengeSha256: sha256Canonical(challenge), proofs: proofs.map((x) => ({ chain: x.chain, address: x.address, format: x.format, signature: x.signature })) } },
+      now,
+    );
+    return done;
+  });
+  ctx.log.info({ proposal: p.id, pool: p.poolId, keys: proofs.length }, 'proof of control signed');
   return applied;
 }
 
@@ -247,6 +292,6 @@ function stampAllowlist(next: PolicyDocument, previous: PolicyDocument | null, n
   return { ...next, allowlist };
 }
 
-export async function getProposal(ctx: ServiceContext, id: string): Promise<{ proposal: Proposal; approvals: readonly ProposalApproval[] }> {
-  return ctx.store.transaction(async (tx) => ({ proposal: await requireProposal(tx, id), approvals: await tx.proposalApprovalsOf(id) }));
+export async function getProposal(ctx: ServiceContext, id: string): Promise<{ proposal: Proposal; approvals: readonly ProposalApproval[]; proofs: readonly ControlProof[] }> {
+  return ctx.store.transaction(async (tx) => ({ proposal: await requireProposal(tx, id), approvals: await tx.proposalApprovalsOf(id), proofs: await tx.controlProofsOf(id) }));
 }

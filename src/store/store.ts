@@ -11,7 +11,7 @@ import type { Approver, Pool, PoolKey, PoolStatus } from '../domain/pool.js';
 import type { PolicyDocument } from '../domain/policy.js';
 import type { Principal } from '../domain/principal.js';
 import type { Approval, Reason, Withdrawal, WithdrawalState } from '../domain/withdrawal.js';
-import type { Proposal, ProposalApproval, ProposalState } from '../domain/proposal.js';
+import type { ControlProof, Proposal, ProposalApproval, ProposalState } from '../domain/proposal.js';
 
 export interface AuditInput {
   /** What happened, e.g. `withdrawal.submitted`, `withdrawal.approval`, `withdrawal.signed`, `pool.frozen`. */
@@ -138,6 +138,8 @@ export interface StoreTx {
   /** Refuses (ConflictError `duplicate_approval`) a second vote by the same admin. */
   insertProposalApproval(approval: ProposalApproval): Promise<void>;
   proposalApprovalsOf(proposalId: string): Promise<readonly ProposalApproval[]>;
+  insertControlProof(proof: ControlProof): Promise<void>;
+  controlProofsOf(proposalId: string): Promise<readonly ControlProof[]>;
 
   // audit
   /** Appends to the hash chain inside this transaction. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import type { Store } from '../../src/store/store.js';
 import type { Withdrawal } from '../../src/domain/withdrawal.js';
 import type { ChainId } from '../../src/domain/chain-id.js';
@@ -69,7 +70,32 @@ describe('the SQLite store', () => {
     expect(await again.transaction((tx) => tx.principalByTokenHash('h1'))).toMatchObject({ name: 'ops' });
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(5);
+    db.close();
+  });
+
+  it('when a version 4 database with proposals is opened, then migration 5 keeps every proposal and approval and accepts proofs of control', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'store-')), 'custody.db');
+    const old = new Database(path);
+    old.pragma('foreign_keys = ON');
+    for (const m of MIGRATIONS.filter((x) => x.version <= 4)) old.exec(m.sql);
+    old.pragma('user_version = 4');
+    old.exec(`INSERT INTO pools (id, owner, chains, status, approvers, policy_version, created_at) VALUES ('client-a', 'A', '["eip155:11155111"]', 'active', '["alice"]', 1, 1)`);
+    old.exec(`INSERT INTO proposals VALUES ('p-1', 'client-a', 'unfreeze', '{"action":"unfreeze"}', '{}', 'alice', 2, 'pending', 'm', 1, 1, NULL, NULL)`);
+    old.exec(`INSERT INTO proposal_approvals VALUES ('p-1', 'bob', 'approve', 'ab', 'm', 2)`);
+    old.close();
+
+    const store = openSqliteStore({ path });
+    open.push(store);
+    const [proposal, approvals] = await store.transaction(async (tx) => [await tx.getProposal('p-1'), await tx.proposalApprovalsOf('p-1')] as const);
+    expect(proposal).toMatchObject({ id: 'p-1', poolId: 'client-a', change: { action: 'unfreeze' }, state: 'pending', proposedBy: 'alice' });
+    expect(approvals.map((a) => a.adminId)).toEqual(['bob']);
+    const proof = { proposalId: 'p-1', poolId: 'client-a', chain: 'eip155:11155111', address: '0x8ba1f109551bD432803012645Ac136ddd64DBA72', format: 'eip191' as const, signature: '0x' + 'ab'.repeat(65), createdAt: 3 };
+    await store.transaction((tx) => tx.insertControlProof(proof));
+    expect(await store.transaction((tx) => tx.controlProofsOf('p-1'))).toEqual([proof]);
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    expect((db.prepare("SELECT sql FROM sqlite_master WHERE name = 'proposals'").get() as { sql: string }).sql).toContain("'attest-control'");
     db.close();
   });
 

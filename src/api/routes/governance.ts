@@ -9,12 +9,13 @@ import { hexToBytes } from '@noble/hashes/utils.js';
 import { NotFoundError, ValidationError } from '../../domain/errors.js';
 import { POOL_ID } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
-import type { Proposal, ProposalApproval } from '../../domain/proposal.js';
+import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
 import type { ServiceContext } from '../../service/context.js';
 import { approveProposal, getProposal, proposeChange } from '../../service/governance.js';
 import { evaluateRequest } from '../../service/submit-withdrawal.js';
 import { requireRole } from '../auth.js';
 import {
+  attestControlSchema,
   approvalBodySchema,
   approversProposalSchema,
   emptyBodySchema,
@@ -35,7 +36,7 @@ function proposalId(raw: unknown): string {
   return raw;
 }
 
-export function proposalView(p: Proposal, approvals: readonly ProposalApproval[]): Record<string, unknown> {
+export function proposalView(p: Proposal, approvals: readonly ProposalApproval[], proofs: readonly ControlProof[]): Record<string, unknown> {
   return {
     id: p.id,
     pool: p.poolId,
@@ -48,6 +49,9 @@ export function proposalView(p: Proposal, approvals: readonly ProposalApproval[]
     approvalMessage: p.approvalMessage,
     approvals: approvals.map((a) => ({ admin: a.adminId, decision: a.decision, signature: a.signature, at: new Date(a.createdAt).toISOString() })),
     appliedVersion: p.appliedVersion,
+    ...(p.change.action === 'attest-control'
+      ? { proofs: proofs.map((x) => ({ pool: x.poolId, chain: x.chain, address: x.address, format: x.format, message: (p.change as { challenge: string }).challenge, signature: x.signature })) }
+      : {}),
     reason: p.reason,
     createdAt: new Date(p.createdAt).toISOString(),
     updatedAt: new Date(p.updatedAt).toISOString(),
@@ -56,7 +60,10 @@ export function proposalView(p: Proposal, approvals: readonly ProposalApproval[]
 
 export function governanceRoutes(ctx: ServiceContext): Router {
   const router = Router();
-  const view = async (p: Proposal) => proposalView(p, (await getProposal(ctx, p.id)).approvals);
+  const view = async (p: Proposal) => {
+    const { approvals, proofs } = await getProposal(ctx, p.id);
+    return proposalView(p, approvals, proofs);
+  };
 
   router.post('/v1/pools/:pool/policy', async (req, res) => {
     const admin = requireRole(req, 'admin');
@@ -85,6 +92,13 @@ export function governanceRoutes(ctx: ServiceContext): Router {
     res.status(201).json(await view(p));
   });
 
+  router.post('/v1/pools/:pool/attest-control', async (req, res) => {
+    const admin = requireRole(req, 'admin');
+    const body = parseWith(attestControlSchema, req.body, 'body');
+    const p = await proposeChange(ctx, admin, poolId(req.params.pool), { action: 'attest-control', challenge: body.challenge });
+    res.status(201).json(await view(p));
+  });
+
   router.get('/v1/proposals', async (req, res) => {
     requireRole(req, 'requester', 'approver', 'admin', 'auditor');
     const q = parseWith(proposalListQuerySchema, req.query, 'query');
@@ -98,8 +112,8 @@ export function governanceRoutes(ctx: ServiceContext): Router {
 
   router.get('/v1/proposals/:id', async (req, res) => {
     requireRole(req, 'requester', 'approver', 'admin', 'auditor');
-    const { proposal, approvals } = await getProposal(ctx, proposalId(req.params.id));
-    res.json(proposalView(proposal, approvals));
+    const { proposal, approvals, proofs } = await getProposal(ctx, proposalId(req.params.id));
+    res.json(proposalView(proposal, approvals, proofs));
   });
 
   router.post('/v1/proposals/:id/approvals', async (req, res) => {

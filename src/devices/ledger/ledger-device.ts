@@ -18,7 +18,8 @@ import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/
 import { addr } from 'micro-eth-signer';
 import { DeviceError, isCustodyError } from '../../domain/errors.js';
 import type { Curve } from '../../domain/pool.js';
-import type { DeviceInfo, DeviceKey, DeviceSignature, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
+import type { ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
+import { controlFormat } from '../../../common/control-message.js';
 import {
   formatBip32Path,
   GET_APP_AND_VERSION,
@@ -216,6 +217,17 @@ export function createLedgerDevice(options: LedgerDeviceOptions) {
         }
         const part = checkedSignature(r, s, parity, request.digest, publicKey);
         return { scheme: request.scheme, signature: part.signature, recovery: part.recovery, parts: [part] };
+      });
+    },
+
+    /** EIP-191 only (the Ethereum app's personal message); the person at the device sees and confirms the challenge. */
+    signMessage(request: ControlSignRequest): Promise<{ signature: Uint8Array; recovery: 0 | 1 | null }> {
+      return oneAtATime(async () => {
+        if (controlFormat(request.chain) !== 'eip191') {
+          throw new DeviceError('invalid', 'ledger_unsupported_chain', `a Ledger's Ethereum app signs EIP-191 messages only, not for ${request.chain}`);
+        }
+        const signed = await signPersonalMessage(transport, request.handle, request.challenge);
+        return { signature: signed.subarray(0, 64), recovery: ((signed[64] as number) - 27) as 0 | 1 };
       });
     },
 

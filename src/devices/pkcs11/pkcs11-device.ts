@@ -25,7 +25,8 @@ import pkcs11js, { PKCS11, type Handle, type Template } from 'pkcs11js';
 import { assertChainId } from '../../domain/chain-id.js';
 import { CustodyError, DeviceError, type ErrorKind } from '../../domain/errors.js';
 import { POOL_ID, type Curve } from '../../domain/pool.js';
-import type { DeviceInfo, DeviceKey, DeviceSignature, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
+import type { ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
+import { controlFormat, controlSigningInput } from '../../../common/control-message.js';
 
 export interface Pkcs11DeviceOptions {
   /** Path of the token's PKCS#11 library (PKCS11_MODULE). */
@@ -470,6 +471,26 @@ export function createPkcs11Device(options: Pkcs11DeviceOptions): SigningDevice 
         }
         const first = parts[0] as Part;
         return { scheme: request.scheme, signature: first.signature, recovery: first.recovery, parts };
+      });
+    },
+
+    /** A token checks no approvals: the gateway verified the admin quorum; the message format is fixed by the key's chain. */
+    async signMessage(request: ControlSignRequest): Promise<{ signature: Uint8Array; recovery: 0 | 1 | null }> {
+      const format = controlFormat(request.chain);
+      const input = controlSigningInput(format, request.challenge);
+      return exclusive(async (token) => {
+        const key = loadKey(token, request.handle);
+        if (key.poolId !== request.poolId || key.chain !== request.chain) {
+          throw failure('forbidden', 'pkcs11_key_pool_mismatch', `key "${key.handle}" belongs to pool ${key.poolId} on ${key.chain}, not ${request.poolId} on ${request.chain}`);
+        }
+        if (format === 'ed25519') {
+          const signature = new Uint8Array(await signOnToken(token, CKM_EDDSA, key.privateKey, input));
+          if (signature.length !== 64 || !ed25519.verify(signature, input, key.publicKeyBytes)) {
+            throw failure('unavailable', 'pkcs11_bad_signature', `the token's Ed25519 signature does not verify against the public key of ${key.handle}; nothing was returned`);
+          }
+          return { signature, recovery: null };
+        }
+        return finishEcdsa(await signOnToken(token, pkcs11js.CKM_ECDSA, key.privateKey, input), input, key.publicKeyBytes, key.handle);
       });
     },
 

@@ -23,7 +23,7 @@ import {
 } from '../../../common/sim-protocol.js';
 import { DeviceError, type ErrorKind } from '../../domain/errors.js';
 import type { Curve } from '../../domain/pool.js';
-import type { ApprovalEvidence, DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
+import type { ApprovalEvidence, ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
 
 export interface SimDeviceOptions {
   /** tcp://HOST:PORT */
@@ -218,6 +218,15 @@ export function createSimDevice(options: SimDeviceOptions) {
     async rebindPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, approvals: readonly ApprovalEvidence[]): Promise<void> {
       const w = writeApprovals(writeMembers(new FieldWriter().str(poolId).u8(threshold), approvers), approvals);
       (await call(Opcode.REBIND_POOL, w.toBuffer())).end();
+    },
+
+    async signMessage(request: ControlSignRequest): Promise<{ signature: Uint8Array; recovery: 0 | 1 | null }> {
+      const r = await call(Opcode.SIGN_MESSAGE, writeApprovals(new FieldWriter().str(request.handle).str(request.poolId).str(request.challenge), request.approvals).toBuffer());
+      const signature = r.bytes('signature', 64);
+      const recovery = r.u8('recovery');
+      r.end();
+      if (recovery !== 0 && recovery !== 1 && recovery !== 0xff) throw new DeviceError('internal', 'device_protocol_error', `SIGN_MESSAGE answered recovery id ${recovery}`);
+      return { signature, recovery: recovery === 0xff ? null : recovery };
     },
 
     async generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey> {

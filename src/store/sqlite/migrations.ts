@@ -10,6 +10,8 @@ export interface Migration {
   readonly version: number;
   readonly description: string;
   readonly sql: string;
+  /** Drops and recreates tables that others reference: run with foreign keys off, then checked. */
+  readonly rebuildsTables?: boolean;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -166,6 +168,44 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'the contract call a withdrawal makes (contract and selector, JSON), so re-evaluation checks it against the policy',
     sql: `
       ALTER TABLE withdrawals ADD COLUMN contract_call TEXT;
+    `,
+  },
+  {
+    version: 5,
+    description: 'proofs of control: a governed proposal action, and each key\'s signature of the challenge',
+    // SQLite cannot change a CHECK constraint in place: the proposals table is rebuilt with the new
+    // action, as SQLite's ALTER TABLE documentation prescribes (foreign keys off, then checked).
+    rebuildsTables: true,
+    sql: `
+      CREATE TABLE proposals_v5 (
+        id TEXT PRIMARY KEY,
+        pool_id TEXT NOT NULL REFERENCES pools (id),
+        action TEXT NOT NULL CHECK (action IN ('policy', 'unfreeze', 'approvers', 'attest-control')),
+        change TEXT NOT NULL,
+        binding TEXT NOT NULL,
+        proposed_by TEXT NOT NULL,
+        required_approvals INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'rejected', 'failed')),
+        approval_message TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        applied_version INTEGER,
+        reason TEXT
+      );
+      INSERT INTO proposals_v5 SELECT * FROM proposals;
+      DROP TABLE proposals;
+      ALTER TABLE proposals_v5 RENAME TO proposals;
+      CREATE INDEX proposals_pool ON proposals (pool_id, created_at);
+      CREATE TABLE control_proofs (
+        proposal_id TEXT NOT NULL REFERENCES proposals (id),
+        pool_id TEXT NOT NULL,
+        chain TEXT NOT NULL,
+        address TEXT NOT NULL,
+        format TEXT NOT NULL CHECK (format IN ('eip191', 'bitcoin-message', 'ed25519')),
+        signature TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (proposal_id, chain)
+      );
     `,
   },
 ];

@@ -13,7 +13,7 @@ import type { PolicyDocument } from '../../domain/policy.js';
 import type { Principal, Role } from '../../domain/principal.js';
 import { COMMITTED_STATES, LIVE_STATES, type Approval, type ContractCall, type Reason, type Withdrawal, type WithdrawalState } from '../../domain/withdrawal.js';
 import type { ChainId } from '../../domain/chain-id.js';
-import type { Proposal, ProposalApproval, ProposalChange, ProposalState } from '../../domain/proposal.js';
+import type { ControlProof, Proposal, ProposalApproval, ProposalChange, ProposalState } from '../../domain/proposal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
 import type { AuditEntry, AuditInput, AuditVerification, Store, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
@@ -147,12 +147,22 @@ function migrate(db: Db): void {
   }
   const pending = MIGRATIONS.filter((m) => m.version > current);
   if (pending.length === 0) return;
-  db.transaction(() => {
-    for (const m of pending) {
-      db.exec(m.sql);
-      db.pragma(`user_version = ${m.version}`);
-    }
-  }).immediate();
+  // A table rebuild drops and renames tables that others reference: foreign keys are off meanwhile
+  // (the pragma has no effect inside a transaction) and every reference is checked before commit.
+  const rebuilds = pending.some((m) => m.rebuildsTables === true);
+  if (rebuilds) db.pragma('foreign_keys = OFF');
+  try {
+    db.transaction(() => {
+      for (const m of pending) {
+        db.exec(m.sql);
+        db.pragma(`user_version = ${m.version}`);
+      }
+      const broken = db.pragma('foreign_key_check') as unknown[];
+      if (broken.length > 0) throw new StoreError('migration_failed', `migrating the schema left ${broken.length} broken references; the database is unchanged`);
+    }).immediate();
+  } finally {
+    if (rebuilds) db.pragma('foreign_keys = ON');
+  }
 }
 
 function prepareStatements(db: Db) {
@@ -181,6 +191,8 @@ function prepareStatements(db: Db) {
     insertProposalApproval: db.prepare('INSERT INTO proposal_approvals (proposal_id, admin_id, decision, signature, message, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
     getProposalApproval: db.prepare('SELECT 1 FROM proposal_approvals WHERE proposal_id = ? AND admin_id = ?'),
     proposalApprovalsOf: db.prepare('SELECT * FROM proposal_approvals WHERE proposal_id = ? ORDER BY created_at, admin_id'),
+    insertControlProof: db.prepare('INSERT INTO control_proofs (proposal_id, pool_id, chain, address, format, signature, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    controlProofsOf: db.prepare('SELECT * FROM control_proofs WHERE proposal_id = ? ORDER BY chain'),
     insertKey: db.prepare(
       'INSERT INTO pool_keys (pool_id, chain, curve, public_key, address, device, handle, ceremony_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
@@ -337,6 +349,22 @@ function createTx(db: Db, s: Statements): StoreTx {
     async insertProposalApproval(a: ProposalApproval) {
       if (s.getProposalApproval.get(a.proposalId, a.adminId)) throw new ConflictError('duplicate_approval', `${a.adminId} has already voted on proposal ${a.proposalId}`);
       s.insertProposalApproval.run(a.proposalId, a.adminId, a.decision, a.signature, a.message, a.createdAt);
+    },
+    async insertControlProof(p: ControlProof) {
+      s.insertControlProof.run(p.proposalId, p.poolId, p.chain, p.address, p.format, p.signature, p.createdAt);
+    },
+    async controlProofsOf(proposalId) {
+      return (s.controlProofsOf.all(proposalId) as Row[]).map(
+        (r): ControlProof => ({
+          proposalId: str(r.proposal_id),
+          poolId: str(r.pool_id),
+          chain: str(r.chain),
+          address: str(r.address),
+          format: str(r.format) as ControlProof['format'],
+          signature: str(r.signature),
+          createdAt: num(r.created_at),
+        }),
+      );
     },
     async proposalApprovalsOf(proposalId) {
       return (s.proposalApprovalsOf.all(proposalId) as Row[]).map(rowToProposalApproval);
