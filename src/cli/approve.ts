@@ -12,6 +12,7 @@ import { CustodyError, ValidationError } from '../domain/errors.js';
 import { DEFAULT_APPROVER_PATH, keyFileSigner, ledgerSigner, type ApprovalSigner } from './approval-signer.js';
 import { bindingHash, canonicalGovernanceMessage, parseGovernanceMessage, sha256Canonical, type Binding, type GovernanceMessage } from '../../common/governance-message.js';
 import { action, emit } from './output.js';
+import { callGateway, gatewayTarget } from './gateway-call.js';
 
 const DECIMALS: Readonly<Record<string, number>> = { ETH: 18, BTC: 8, SOL: 9 };
 
@@ -23,27 +24,6 @@ export function formatUnits(amount: string, asset: string): string {
   const whole = padded.slice(0, -decimals);
   const frac = padded.slice(-decimals).replace(/0+$/, '');
   return `${whole}${frac ? '.' + frac : ''} ${asset}`;
-}
-
-interface ProblemBody {
-  readonly detail?: string;
-  readonly code?: string;
-}
-
-async function call(url: string, token: string, init: { method: string; body?: unknown }): Promise<Record<string, unknown>> {
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: init.method,
-      headers: { authorization: `Bearer ${token}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    });
-  } catch (error) {
-    throw new CustodyError('unavailable', 'gateway_unreachable', `cannot reach the gateway at ${url}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const body = (await res.json().catch(() => ({}))) as Record<string, unknown> & ProblemBody;
-  if (!res.ok) throw new CustodyError('invalid', body.code ?? 'http_error', `${res.status}: ${body.detail ?? res.statusText}`);
-  return body;
 }
 
 interface Target {
@@ -59,7 +39,7 @@ function say(target: Target, lines: string[]): void {
 }
 
 async function approveWithdrawalById(t: Target, key: ApprovalSigner): Promise<Record<string, unknown>> {
-  const w = await call(`${t.base}/v1/withdrawals/${t.id}`, t.token, { method: 'GET' });
+  const w = await callGateway(`${t.base}/v1/withdrawals/${t.id}`, t.token, { method: 'GET' });
   if (typeof w.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
   const message: ApprovalMessage = parseApprovalMessage(w.approvalMessage);
   if (message.requestId !== t.id) throw new CustodyError('invalid', 'message_mismatch', `the approval message names request ${message.requestId}, not ${t.id}; refusing to sign`);
@@ -79,11 +59,11 @@ async function approveWithdrawalById(t: Target, key: ApprovalSigner): Promise<Re
     `signing "${t.decision}" with key ${key.publicKey.slice(0, 16)}…`,
   ]);
   const signature = await key.sign(canonicalApprovalMessage({ ...message, decision: t.decision }));
-  return call(`${t.base}/v1/withdrawals/${t.id}/approvals`, t.token, { method: 'POST', body: { signature, decision: t.decision } });
+  return callGateway(`${t.base}/v1/withdrawals/${t.id}/approvals`, t.token, { method: 'POST', body: { signature, decision: t.decision } });
 }
 
 async function approveProposalById(t: Target, key: ApprovalSigner): Promise<Record<string, unknown>> {
-  const p = await call(`${t.base}/v1/proposals/${t.id}`, t.token, { method: 'GET' });
+  const p = await callGateway(`${t.base}/v1/proposals/${t.id}`, t.token, { method: 'GET' });
   if (typeof p.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
   const message: GovernanceMessage = parseGovernanceMessage(p.approvalMessage);
   const binding = p.binding as Binding;
@@ -101,7 +81,7 @@ async function approveProposalById(t: Target, key: ApprovalSigner): Promise<Reco
     `signing "${t.decision}" with key ${key.publicKey.slice(0, 16)}…`,
   ]);
   const signature = await key.sign(canonicalGovernanceMessage({ ...message, decision: t.decision }));
-  return call(`${t.base}/v1/proposals/${t.id}/approvals`, t.token, { method: 'POST', body: { signature, decision: t.decision } });
+  return callGateway(`${t.base}/v1/proposals/${t.id}/approvals`, t.token, { method: 'POST', body: { signature, decision: t.decision } });
 }
 
 export function registerApprove(program: Command): void {
@@ -121,12 +101,11 @@ export function registerApprove(program: Command): void {
     .action(
       action(async (id: string, opts: { key?: string; passphraseFile?: string; ledger?: boolean; path?: string; url?: string; token?: string; proposal?: boolean; reject?: boolean; json?: boolean }) => {
         const config = loadConfig();
-        const token = opts.token ?? process.env.CUSTODY_TOKEN;
-        if (!token) throw new ValidationError('missing_token', 'give --token or set CUSTODY_TOKEN to your token');
+        const { base, token } = gatewayTarget(opts);
         if (!/^[0-9a-f-]{36}$/.test(id)) throw new ValidationError('invalid_id', `"${id}" is not a ${opts.proposal ? 'proposal' : 'withdrawal'} id`);
         if ((opts.key === undefined) === (opts.ledger !== true)) throw new ValidationError('missing_key', 'give either --key FILE or --ledger');
         const target: Target = {
-          base: (opts.url ?? `http://${config.host}:${config.port}`).replace(/\/+$/, ''),
+          base,
           token,
           id,
           decision: opts.reject ? 'reject' : 'approve',

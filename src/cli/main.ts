@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerApprove } from './approve.js';
 import { registerApprover } from './approver.js';
+import { registerAttest } from './attest.js';
 import { registerAudit } from './audit.js';
 import { registerCeremony } from './ceremony.js';
 import { registerInit } from './init.js';
@@ -24,6 +25,7 @@ registerApprover(program);
 registerCeremony(program);
 registerApprove(program);
 registerAudit(program);
+registerAttest(program);
 registerServe(program);
 
 try {

@@ -8,13 +8,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Transaction as EthersTx } from 'ethers';
+import { Transaction as EthersTx, verifyMessage } from 'ethers';
+import bitcoinMessage from 'bitcoinjs-message';
+import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { base58 } from '@scure/base';
 import * as bitcoin from 'bitcoinjs-lib';
 import * as web3 from '@solana/web3.js';
 import pkcs11js from 'pkcs11js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { runCli, signApproval, startStack, type Stack } from '../helpers/gateway-stack.js';
+import { APPROVER_SECRETS, runCli, signApproval, startStack, type Stack } from '../helpers/gateway-stack.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
@@ -50,6 +54,11 @@ async function withdraw(pool: string, body: Record<string, unknown>) {
     expect(last.status).toBe(200);
   }
   return last.body;
+}
+
+const bs58Decode = (text: string) => base58.decode(text);
+function signGovernance(message: string, who: string): string {
+  return bytesToHex(ed25519.sign(new TextEncoder().encode(message), hexToBytes(APPROVER_SECRETS[who] as string)));
 }
 
 const ethBody = () => ({ chain: SEPOLIA, asset: 'ETH', amount: '1000000000000000', to: TO, nonce: String(nonce++), gasLimit: '21000', maxFeePerGas: '20000000000', maxPriorityFeePerGas: '1000000000' });
@@ -175,6 +184,31 @@ describe('a pool per backend in one gateway', () => {
     expect(JSON.parse(yes.stdout)).toMatchObject({ id, decision: 'approve', state: 'signed' });
     const w = await stack.api('GET', `/v1/withdrawals/${id}`, stack.tokens.requester);
     expect(EthersTx.from(w.body.signedTx as string).from).toBe(keyOf('hsm-pool').address);
+  });
+
+  it('when the admin quorum approves a proof of control, then the PKCS#11 and Ledger keys sign it in their chains\' formats and the signatures verify', async () => {
+    const adminToken = async (who: string) => (JSON.parse((await stack.cli(['token', 'create', '--role', 'admin', '--name', who, '--json'])).stdout) as { token: string }).token;
+    const approvers = { bob: await adminToken('bob'), carol: await adminToken('carol') };
+    const challenge = 'reserves check 2026-11-25 #42';
+    for (const pool of ['token-pool', 'ledger-pool']) {
+      const proposed = await stack.api('POST', `/v1/pools/${pool}/attest-control`, stack.tokens.admin, { challenge });
+      expect(proposed.status).toBe(201);
+      let last = proposed;
+      for (const [who, token] of Object.entries(approvers)) {
+        last = await stack.api('POST', `/v1/proposals/${proposed.body.id as string}/approvals`, token, { signature: signGovernance(proposed.body.approvalMessage as string, who), decision: 'approve' });
+      }
+      expect(last.body.state).toBe('applied');
+      const proofs = last.body.proofs as { chain: string; address: string; format: string; signature: string; message: string }[];
+      expect(proofs.map((p) => p.chain).sort()).toEqual(stack.ceremony.pools.find((p) => p.id === pool)!.keys.map((k) => k.chain).sort());
+      for (const proof of proofs) {
+        if (proof.format === 'eip191') expect(verifyMessage(challenge, proof.signature)).toBe(proof.address);
+        else if (proof.format === 'bitcoin-message') expect(bitcoinMessage.verify(challenge, proof.address, proof.signature, undefined, true)).toBe(true);
+        else {
+          const spki = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(new web3.PublicKey(proof.address).toBytes())]);
+          expect(cryptoVerify(null, Buffer.from(challenge), createPublicKey({ key: spki, format: 'der', type: 'spki' }), Buffer.from(bs58Decode(proof.signature)))).toBe(true);
+        }
+      }
+    }
   });
 
   it('when the person at the Ledger rejects the transaction, then the request fails with that reason and nothing is signed', async () => {

@@ -150,6 +150,15 @@ describe('an approver with a hardware wallet key (EIP-191)', () => {
   });
 });
 
+describe('proof of control on a Taproot pool', () => {
+  it('when an admin proposes a challenge for a pool with a P2TR address, then it is refused: it would need BIP-322', async () => {
+    const refused = await stack.api('POST', '/v1/pools/treasury/attest-control', stack.tokens.admin, { challenge: 'reserves 2026' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.code).toBe('unsupported_proof');
+    expect(refused.body.detail).toMatch(/BIP-322/);
+  });
+});
+
 describe('Ethereum contract calls', () => {
   let nonce = 100;
   const callTx = (data: string, value = 0n) =>
