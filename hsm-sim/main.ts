@@ -12,18 +12,20 @@ import { resolve } from 'node:path';
 import { SealedStore, WrongPinError } from './sealed-state.js';
 import { SimDevice, freshState } from './device.js';
 import { createSimServer } from './server.js';
+import { FAULT_FLAGS, parseFaultFlags, type FaultPlan } from './faults.js';
 import { createLedgerApp } from './ledger/ledger-app.js';
 import { openLedgerSeed } from './ledger/ledger-seed.js';
 import { createLedgerServer } from './ledger/ledger-server.js';
 
-const USAGE = 'usage: hsm-sim --port P --data DIR [--pin PIN] [--mode custody|ledger]';
+const USAGE =
+  'usage: hsm-sim --port P --data DIR [--pin PIN] [--mode custody|ledger] [--fault-latency MS] [--fault-error-rate P] [--fault-drop-rate P] [--crash-after-signs N]';
 
 function fail(code: number, message: string): never {
   process.stderr.write(`hsm-sim: ${message}\n`);
   process.exit(code);
 }
 
-function parseArgs(argv: string[]): { port: number; data: string; pin: string | null; mode: string } {
+function parseArgs(argv: string[]): { port: number; data: string; pin: string | null; mode: string; faults: FaultPlan } {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -31,7 +33,7 @@ function parseArgs(argv: string[]): { port: number; data: string; pin: string | 
       process.stdout.write(USAGE + '\n');
       process.exit(0);
     }
-    const m = /^--(port|data|pin|mode)(?:=(.*))?$/.exec(arg);
+    const m = new RegExp(`^--(port|data|pin|mode|${FAULT_FLAGS.join('|')})(?:=(.*))?$`).exec(arg);
     if (!m) fail(2, `unknown argument "${arg}"; ${USAGE}`);
     const value = m[2] ?? argv[++i];
     if (value === undefined) fail(2, `--${m[1]} needs a value; ${USAGE}`);
@@ -41,7 +43,9 @@ function parseArgs(argv: string[]): { port: number; data: string; pin: string | 
   if (out.data === undefined || out.data === '') fail(2, `--data DIR is required; ${USAGE}`);
   const mode = out.mode ?? 'custody';
   if (mode !== 'custody' && mode !== 'ledger') fail(2, `--mode must be custody or ledger, got "${mode}"`);
-  return { port: Number(out.port), data: resolve(out.data), pin: out.pin ?? process.env.HSM_PIN ?? null, mode };
+  const faults = parseFaultFlags(out);
+  if (typeof faults === 'string') fail(2, faults);
+  return { port: Number(out.port), data: resolve(out.data), pin: out.pin ?? process.env.HSM_PIN ?? null, mode, faults };
 }
 
 const args = parseArgs(process.argv.slice(2));
@@ -67,7 +71,7 @@ function custodyServer(): { server: Server; started: () => void } {
     device = new SimDevice(opened.store, opened.state);
   }
   return {
-    server: createSimServer({ dataDir: args.data, device, log }),
+    server: createSimServer({ dataDir: args.data, device, log, faults: args.faults }),
     started: () => (device ? log(`device ${device.id} unsealed from ${args.data}`) : log('started locked: the first LOGIN with the PIN unseals the state')),
   };
 }

@@ -26,6 +26,7 @@ import { MAX_CHALLENGE_BYTES } from '../common/control-message.js';
 import { APPROVER_SIGNATURE_BYTES, approverKeyScheme, type ApproverKeyScheme } from '../common/approver-key.js';
 import { DeviceRefusal, FIRMWARE, MODEL, SimDevice, freshState } from './device.js';
 import { SealedStore, WrongPinError } from './sealed-state.js';
+import { NO_FAULTS, decideFault, type FaultPlan } from './faults.js';
 
 export const PARTIAL_FRAME_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 300_000;
@@ -37,12 +38,16 @@ export interface SimServerOptions {
   /** The device, when it was unsealed at start; otherwise the first correct LOGIN unseals it. */
   readonly device: SimDevice | null;
   readonly log: (line: string) => void;
+  /** Injected faults (reliability tests); none by default. */
+  readonly faults?: FaultPlan;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createSimServer(options: SimServerOptions): Server {
   let device = options.device;
+  const faults = options.faults ?? NO_FAULTS;
+  let signatures = 0;
 
   const requireDevice = (loggedIn: boolean): SimDevice => {
     if (!device) throw new DeviceRefusal(Status.LOCKED, 'the device is locked: LOGIN with the PIN first');
@@ -187,7 +192,18 @@ export function createSimServer(options: SimServerOptions): Server {
   const answer = async (socket: Socket, frame: Frame, session: { loggedIn: boolean }): Promise<void> => {
     let status: number = Status.OK;
     let fields: Buffer;
-    if (frame.version !== PROTOCOL_VERSION) {
+    const faultable = frame.code !== Opcode.PING && frame.code !== Opcode.LOGIN;
+    if (faultable && faults.latencyMs > 0) await sleep(faults.latencyMs);
+    const fault = faultable ? decideFault(faults) : 'proceed';
+    if (fault === 'drop') {
+      options.log(`fault: dropping the connection instead of answering opcode ${frame.code}`);
+      socket.destroy();
+      return;
+    }
+    if (fault === 'error') {
+      status = Status.INTERNAL;
+      fields = errorFields('injected fault: internal device error');
+    } else if (frame.version !== PROTOCOL_VERSION) {
       status = Status.BAD_FRAME;
       fields = errorFields(`unsupported protocol version ${frame.version}; this device speaks ${PROTOCOL_VERSION}`);
     } else {
@@ -205,6 +221,13 @@ export function createSimServer(options: SimServerOptions): Server {
           fields = errorFields('internal device error');
           options.log(`internal error on opcode ${frame.code}: ${error instanceof Error ? error.message : String(error)}`);
         }
+      }
+    }
+    if (status === Status.OK && (frame.code === Opcode.SIGN || frame.code === Opcode.SIGN_MESSAGE)) {
+      signatures += 1;
+      if (faults.crashAfterSigns !== null && signatures >= faults.crashAfterSigns) {
+        options.log(`fault: crashing after ${signatures} signatures, before answering`);
+        process.exit(70);
       }
     }
     if (!socket.destroyed) socket.write(encodeFrame(status, frame.requestId, fields));

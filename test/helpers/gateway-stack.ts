@@ -54,7 +54,8 @@ export interface Stack {
   readonly ceremony: { pools: { id: string; keys: { chain: string; address: string; publicKey: string }[] }[] };
   cli(args: string[], extraEnv?: Record<string, string>): Promise<CliResult>;
   api(method: string, path: string, token: string | null, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
-  restartSim(): Promise<void>;
+  /** Kills the simulator and starts it again on the same data, PIN and port, with `args` (fault flags). */
+  restartSim(args?: readonly string[]): Promise<void>;
   restartGateway(): Promise<void>;
   allLogs(): string[];
   close(): Promise<void>;
@@ -188,9 +189,9 @@ export async function startStack(options: { plan?: string; env?: Record<string, 
       }
       return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: parsed };
     },
-    async restartSim() {
+    async restartSim(args = []) {
       await sim.kill('SIGKILL');
-      sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin, port: sim.port });
+      sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin, port: sim.port, args });
       stack.sim = sim;
     },
     async restartGateway() {
