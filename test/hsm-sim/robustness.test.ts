@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { decodeFrame, encodeFrame, FieldReader, FieldWriter, Opcode, Status, type Frame } from '../../common/sim-protocol.js';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import { createSimDevice } from '../../src/devices/sim/client.js';
+import { APPROVERS, SEPOLIA, evidence, messageFor } from './fixtures.js';
 
 let sim: SimProcess;
 beforeAll(async () => {
@@ -147,11 +150,72 @@ describe('malformed input', () => {
           }
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 1000 },
     );
     await stillAlive();
     expect(sim.process.exitCode).toBeNull();
   }, 60_000);
+
+  it('when thousands of mutated copies of refused requests (SIGN below threshold, ENROLL and REBIND of a bound pool) reach a logged-in session, then the process lives, each gets an answer, and what was refused changed nothing (property)', async () => {
+    const device = createSimDevice({ url: sim.url, pin: sim.pin });
+    try {
+      await device.enrollPool('fuzz-pool', APPROVERS, 2);
+      const key = await device.generateKey('fuzz-pool', SEPOLIA, 'secp256k1');
+      const digest = new Uint8Array(32).fill(7);
+      const m = messageFor(digest, { pool: 'fuzz-pool' });
+      const approvals = [evidence('alice', m)];
+      const keysBefore = await device.listKeys();
+      const approvalFields = (w: FieldWriter) => {
+        w.u16(approvals.length);
+        for (const a of approvals) w.bytes(hexToBytes(a.publicKey)).str(a.message).bytes(hexToBytes(a.signature));
+        return w;
+      };
+      // Real requests that must be refused as they are (one approval is below the threshold; the pool exists).
+      const originals = [
+        encodeFrame(Opcode.SIGN, 5, approvalFields(new FieldWriter().str(key.handle).str('fuzz-pool').u8(1).bytes(digest).bytes(digest)).toBuffer()),
+        encodeFrame(Opcode.ENROLL_POOL, 5, new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey)).toBuffer()),
+        encodeFrame(Opcode.REBIND_POOL, 5, approvalFields(new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey))).toBuffer()),
+        encodeFrame(Opcode.GENERATE_KEY, 5, new FieldWriter().str('fuzz-pool').str(SEPOLIA).u8(1).toBuffer()),
+      ];
+      const raw = await Raw.open();
+      raw.send(encodeFrame(Opcode.LOGIN, 1, new FieldWriter().str(sim.pin).toBuffer()));
+      expect(await raw.next()).toMatchObject({ code: Status.OK });
+      let answered = 0;
+      let generated = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...originals.keys()),
+          fc.array(fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 4 }),
+          async (which, flips) => {
+            const frame = Buffer.from(originals[which] as Buffer);
+            // Keep the length prefix so the frame stays complete; mutate the body.
+            for (const f of flips) frame[4 + (f.at % (frame.length - 4))] = f.value;
+            raw.send(frame);
+            const reply = await raw.next();
+            if (reply === 'closed') throw new Error('a mutated frame closed the logged-in session');
+            answered += 1;
+            // A mutation can make another valid request (a pool id changed into a new one is a new
+            // pool); only GENERATE_KEY adds keys. SIGN of a mutated digest or approval never succeeds.
+            if (reply.code === Status.OK && which === 3) generated += 1;
+            if (which === 0) expect(reply.code).not.toBe(Status.OK);
+          },
+        ),
+        { numRuns: 2000 },
+      );
+      raw.close();
+      expect(answered).toBe(2000);
+      const keysAfter = await device.listKeys();
+      expect(keysAfter.length).toBe(keysBefore.length + generated);
+      for (const k of keysBefore) expect(keysAfter).toContainEqual(k);
+      // The pool's binding is as it was: one approval is still refused, two still sign.
+      const request = { handle: key.handle, poolId: 'fuzz-pool', scheme: 'ecdsa-secp256k1' as const, payload: digest, digest, transaction: { chain: SEPOLIA, unsignedTx: '0x' } };
+      await expect(device.sign({ ...request, approvals })).rejects.toMatchObject({ code: 'device_quorum_refused' });
+      expect((await device.sign({ ...request, approvals: [evidence('alice', m), evidence('bob', m)] })).signature.length).toBe(64);
+      await stillAlive();
+    } finally {
+      await device.close();
+    }
+  }, 120_000);
 
   it('when a LOGIN frame carries a valid but wrong PIN among valid fields, then WRONG_PIN, and ENROLL with junk fields is BAD_REQUEST after login', async () => {
     const raw = await Raw.open();
