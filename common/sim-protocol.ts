@@ -27,6 +27,8 @@ export const Opcode = {
   SIGN: 0x20,
   SIGN_MESSAGE: 0x22,
   ATTEST: 0x30,
+  EXPORT_BACKUP: 0x40,
+  IMPORT_BACKUP: 0x41,
 } as const;
 export type Opcode = (typeof Opcode)[keyof typeof Opcode];
 

@@ -12,6 +12,8 @@ import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type Scheme
 import { controlRefusal, quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
 import { challengeProblem, controlFormat, controlSigningInput } from '../common/control-message.js';
 import { signTaprootKeyPath } from './taproot.js';
+import { createBackup, openBackup } from './backup.js';
+import { BackupFormatError } from '../common/backup-format.js';
 import { isValidApproverKey } from '../common/approver-key.js';
 import { SealedStore, type KeyEntry, type SimState } from './sealed-state.js';
 
@@ -218,6 +220,36 @@ export class SimDevice {
       const sig = secp256k1.sign(input, secret, { prehash: false, lowS: true, format: 'recovered' });
       return { signature: sig.slice(1), recovery: sig[0] as number };
     });
+  }
+
+  /** The whole state, encrypted under a wrapping key split among `recipients.length` custodians. */
+  async exportBackup(threshold: number, recipients: readonly (Uint8Array | null)[]): Promise<{ backup: string; shares: string[] }> {
+    try {
+      const made = await createBackup(this.state, this.id, threshold, recipients);
+      return { backup: JSON.stringify(made.backup, null, 2), shares: made.shares.map((s) => JSON.stringify(s, null, 2)) };
+    } catch (error) {
+      if (error instanceof BackupFormatError) throw new DeviceRefusal(Status.BAD_REQUEST, error.message);
+      throw error;
+    }
+  }
+
+  /**
+   * Replaces this (fresh) device's state with a backup's, sealed under this device's PIN: the restored
+   * device has the original's attestation key, id, admins, bindings and keys. Returns the new device.
+   */
+  async importBackup(backup: string, shares: readonly Uint8Array[]): Promise<SimDevice> {
+    if (Object.keys(this.state.pools).length > 0 || Object.keys(this.state.keys).length > 0) {
+      throw new DeviceRefusal(Status.ALREADY_EXISTS, 'this device already holds pools or keys: restore only into a fresh simulator');
+    }
+    let state: SimState;
+    try {
+      state = await openBackup(backup, shares);
+    } catch (error) {
+      if (error instanceof BackupFormatError) throw new DeviceRefusal(Status.BAD_REQUEST, error.message);
+      throw error;
+    }
+    this.commit(state);
+    return new SimDevice(this.sealed, state);
   }
 
   attest(statement: Uint8Array): Uint8Array {

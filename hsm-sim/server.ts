@@ -144,6 +144,32 @@ export function createSimServer(options: SimServerOptions): Server {
         const signed = requireDevice(session.loggedIn).signMessage(handleId, poolId, challenge, approvals);
         return w.bytes(signed.signature).u8(signed.recovery ?? 0xff).toBuffer();
       }
+      case Opcode.EXPORT_BACKUP: {
+        const threshold = r.u8('threshold');
+        const count = r.u8('custodians');
+        const recipients: (Uint8Array | null)[] = [];
+        for (let i = 0; i < count; i++) {
+          const key = r.bytes('custodian key');
+          if (key.length !== 0 && key.length !== 32) throw new ProtocolError(`custodian ${i + 1}'s key must be empty or 32 bytes`);
+          recipients.push(key.length === 0 ? null : key);
+        }
+        r.end();
+        const made = await requireDevice(session.loggedIn).exportBackup(threshold, recipients);
+        w.bytes(Buffer.from(made.backup, 'utf8')).u8(made.shares.length);
+        for (const share of made.shares) w.bytes(Buffer.from(share, 'utf8'));
+        return w.toBuffer();
+      }
+      case Opcode.IMPORT_BACKUP: {
+        const backup = Buffer.from(r.bytes('backup')).toString('utf8');
+        const count = r.u8('shares');
+        const shares: Uint8Array[] = [];
+        for (let i = 0; i < count; i++) shares.push(r.bytes('share'));
+        r.end();
+        const restored = await requireDevice(session.loggedIn).importBackup(backup, shares);
+        device = restored;
+        options.log(`restored backup into ${options.dataDir}: device ${restored.id}, ${restored.listKeys().length} keys`);
+        return w.str(restored.id).u32(restored.listKeys().length).toBuffer();
+      }
       case Opcode.GENERATE_KEY: {
         const poolId = r.str('poolId', 64);
         const chain = r.str('chain', 80);

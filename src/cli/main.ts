@@ -7,6 +7,8 @@ import { registerApprove } from './approve.js';
 import { registerApprover } from './approver.js';
 import { registerAttest } from './attest.js';
 import { registerAudit } from './audit.js';
+import { registerBackup } from './backup.js';
+import { registerCustodian } from './custodian.js';
 import { registerCeremony } from './ceremony.js';
 import { registerInit } from './init.js';
 import { registerServe } from './serve.js';
@@ -26,6 +28,8 @@ registerCeremony(program);
 registerApprove(program);
 registerAudit(program);
 registerAttest(program);
+registerBackup(program);
+registerCustodian(program);
 registerServe(program);
 
 try {

@@ -60,6 +60,12 @@ function parseUrl(url: string): { host: string; port: number } {
   return { host: m[1] as string, port: Number(m[2]) };
 }
 
+/** What the simulator offers besides SigningDevice: backups split among custodians (docs/backup.md). */
+export interface SimBackups {
+  exportBackup(threshold: number, recipients: readonly (Uint8Array | null)[]): Promise<{ backup: string; shares: string[] }>;
+  importBackup(backup: string, shares: readonly Uint8Array[]): Promise<{ deviceId: string; keys: number }>;
+}
+
 export function createSimDevice(options: SimDeviceOptions) {
   const { host, port } = parseUrl(options.url);
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -220,6 +226,34 @@ export function createSimDevice(options: SimDeviceOptions) {
       (await call(Opcode.REBIND_POOL, w.toBuffer())).end();
     },
 
+    /**
+     * Backups (a simulator feature, not part of SigningDevice): the device exports its state under a
+     * wrapping key split into one share per custodian (encrypted to the custodian's X25519 key, or plain
+     * for null), any `threshold` of which restore it.
+     */
+    async exportBackup(threshold: number, recipients: readonly (Uint8Array | null)[]): Promise<{ backup: string; shares: string[] }> {
+      const w = new FieldWriter().u8(threshold).u8(recipients.length);
+      for (const r of recipients) w.bytes(r ?? new Uint8Array(0));
+      const r = await call(Opcode.EXPORT_BACKUP, w.toBuffer());
+      const backup = Buffer.from(r.bytes('backup')).toString('utf8');
+      const count = r.u8('shares');
+      const shares: string[] = [];
+      for (let i = 0; i < count; i++) shares.push(Buffer.from(r.bytes('share')).toString('utf8'));
+      r.end();
+      return { backup, shares };
+    },
+
+    /** Restores a backup into this fresh simulator from share bytes (decrypted already). */
+    async importBackup(backup: string, shares: readonly Uint8Array[]): Promise<{ deviceId: string; keys: number }> {
+      const w = new FieldWriter().bytes(Buffer.from(backup, 'utf8')).u8(shares.length);
+      for (const s of shares) w.bytes(s);
+      const r = await call(Opcode.IMPORT_BACKUP, w.toBuffer());
+      const deviceId = r.str('device id');
+      const keys = r.u32('keys');
+      r.end();
+      return { deviceId, keys };
+    },
+
     async signMessage(request: ControlSignRequest): Promise<{ signature: Uint8Array; recovery: 0 | 1 | null }> {
       const r = await call(Opcode.SIGN_MESSAGE, writeApprovals(new FieldWriter().str(request.handle).str(request.poolId).str(request.challenge), request.approvals).toBuffer());
       const signature = r.bytes('signature', 64);
@@ -296,6 +330,6 @@ export function createSimDevice(options: SimDeviceOptions) {
         });
       }
     },
-  } satisfies SigningDevice;
+  } satisfies SigningDevice & SimBackups;
   return device;
 }
