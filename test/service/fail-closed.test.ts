@@ -1,0 +1,121 @@
+/**
+ * Fail closed (SPEC rule 6): when the audit entry or the store write around a signature cannot be
+ * made, no signature is released. A real SQLite store wrapped to refuse chosen audit entries, and the
+ * real simulator wrapped to count its signing calls.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Transaction } from 'ethers';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { createSimDevice } from '../../src/devices/sim/client.js';
+import { createDeviceSet } from '../../src/devices/device-set.js';
+import type { SigningDevice } from '../../src/devices/signing-device.js';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store, StoreTx } from '../../src/store/store.js';
+import { StoreError } from '../../src/domain/errors.js';
+import { addressForKey } from '../../src/chains/addresses.js';
+import { parseChainId, type ChainId } from '../../src/domain/chain-id.js';
+import type { ServiceContext } from '../../src/service/context.js';
+import { submitWithdrawal } from '../../src/service/submit-withdrawal.js';
+import { approveWithdrawal } from '../../src/service/approve-withdrawal.js';
+import { runDueWork } from '../../src/service/due-work.js';
+import { approvalMessageFor } from '../../src/quorum/approval-message.js';
+import { startSim, type SimProcess } from '../helpers/sim-process.js';
+import { ALLOWLISTED, APPROVER_SECRETS } from '../helpers/gateway-stack.js';
+
+const CHAIN = 'eip155:11155111' as ChainId;
+let sim: SimProcess;
+let inner: SigningDevice;
+let signCalls = 0;
+let refuse: string | null = null;
+
+/** The store, except that appending an audit entry of type `refuse` fails as a full disk would. */
+function refusingStore(store: Store): Store {
+  return {
+    ...store,
+    transaction: (fn) =>
+      store.transaction((tx) => {
+        const wrapped: StoreTx = {
+          ...tx,
+          appendAudit: (input, now) => (input.type === refuse ? Promise.reject(new StoreError('disk_full', 'the audit entry could not be written')) : tx.appendAudit(input, now)),
+        };
+        return fn(wrapped);
+      }),
+  };
+}
+
+beforeAll(async () => {
+  sim = await startSim();
+  inner = createSimDevice({ url: sim.url, pin: sim.pin });
+});
+
+afterAll(async () => {
+  await inner?.close();
+  await sim?.stop();
+});
+
+async function setUp(poolId: string): Promise<{ ctx: ServiceContext; store: Store }> {
+  const counting: SigningDevice = { ...inner, sign: (request) => ((signCalls += 1), inner.sign(request)) };
+  const store = openSqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'fail-closed-')), 'custody.db') });
+  const keys = ['alice', 'bob'].map((id) => ({ id, publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[id] as string))) }));
+  await inner.enrollPool(poolId, keys, 2);
+  const key = await inner.generateKey(poolId, CHAIN, 'secp256k1');
+  await store.transaction(async (tx) => {
+    await tx.insertPrincipal({ id: 'p-ops', name: 'ops', role: 'requester', tokenHash: 'h-ops', createdAt: 0 });
+    for (const k of keys) await tx.insertApprover(k);
+    await tx.insertPool({ id: poolId, owner: 'fc', chains: [CHAIN], status: 'active', approvers: ['alice', 'bob'], policyVersion: 1, createdAt: 0 }, { quorum: [{ approvals: 2 }], assets: { ETH: {} } });
+    await tx.insertKey({ poolId, chain: CHAIN, curve: 'secp256k1', publicKey: key.publicKey, address: addressForKey(parseChainId(CHAIN), key.publicKey), device: 'sim-test', handle: key.handle, ceremonyId: 'fc', createdAt: 0 });
+  });
+  const ctx: ServiceContext = { store: refusingStore(store), devices: createDeviceSet({ sim: () => counting }), now: Date.now, log: pino({ level: 'silent' }) };
+  return { ctx, store };
+}
+
+async function approvedByBoth(ctx: ServiceContext, poolId: string): Promise<string> {
+  const ops = { id: 'p-ops', name: 'ops', role: 'requester' as const, tokenHash: 'h-ops', createdAt: 0 };
+  const { withdrawal } = await submitWithdrawal(ctx, ops, { pool: poolId, chain: CHAIN, asset: 'ETH', amount: '1000', to: ALLOWLISTED, nonce: '0', gasLimit: '21000', maxFeePerGas: '10', maxPriorityFeePerGas: '1' }, null);
+  for (const who of ['alice', 'bob']) {
+    const text = approvalMessageFor(withdrawal, 'approve');
+    const signature = bytesToHex(ed25519.sign(new TextEncoder().encode(text), hexToBytes(APPROVER_SECRETS[who] as string)));
+    await approveWithdrawal(ctx, { id: `p-${who}`, name: who, role: 'approver', tokenHash: `h-${who}`, createdAt: 0 }, withdrawal.id, { decision: 'approve', signature });
+  }
+  return withdrawal.id;
+}
+
+describe('fail closed', () => {
+  it('when the audit entry that claims the request for signing cannot be written, then the device is never asked', async () => {
+    const { ctx, store } = await setUp('fc-claim');
+    refuse = 'withdrawal.signing';
+    signCalls = 0;
+    const id = await approvedByBoth(ctx, 'fc-claim');
+    expect(signCalls).toBe(0);
+    const w = await store.transaction((tx) => tx.getWithdrawal(id));
+    expect(w).toMatchObject({ state: 'approved', signedTx: null });
+    refuse = null;
+    await runDueWork(ctx, { resumeSigningNow: true });
+    expect(signCalls).toBe(1);
+    expect((await store.transaction((tx) => tx.getWithdrawal(id)))?.state).toBe('signed');
+  });
+
+  it('when the audit entry of the signature cannot be written, then the signature is not released; resumed later, it is signed once', async () => {
+    const { ctx, store } = await setUp('fc-release');
+    refuse = 'withdrawal.signed';
+    signCalls = 0;
+    const id = await approvedByBoth(ctx, 'fc-release');
+    expect(signCalls).toBe(1);
+    const held = await store.transaction((tx) => tx.getWithdrawal(id));
+    expect(held).toMatchObject({ state: 'signing', signedTx: null, txHash: null });
+    const audit = await store.auditAfter(0, 1000);
+    expect(audit.some((e) => e.type === 'withdrawal.signed')).toBe(false);
+    refuse = null;
+    await runDueWork(ctx, { resumeSigningNow: true });
+    const done = await store.transaction((tx) => tx.getWithdrawal(id));
+    expect(done?.state).toBe('signed');
+    expect(Transaction.from(done?.signedTx as string).to).toBe(ALLOWLISTED);
+    expect((await store.auditAfter(0, 1000)).filter((e) => e.type === 'withdrawal.signed').length).toBe(1);
+    expect((await store.verifyAudit()).ok).toBe(true);
+  });
+});
