@@ -2,11 +2,14 @@
  * Approver keys and their signatures over approval and governance messages (SPEC section 5), shared by
  * the gateway and the HSM simulator, which both verify every approval:
  * - Ed25519 (RFC 8032): a 32-byte public key; a 64-byte signature over the message's UTF-8 bytes,
- *   verified strictly (canonical S, no small-order keys: noble's zip215=false mode);
+ *   verified by Node's crypto (OpenSSL: RFC 8032 verification, S < L enforced), some fifteen times
+ *   faster than a JavaScript implementation. Keys are vetted when enrolled: a valid point that is not
+ *   of small order, so no signature verifies for every message;
  * - a hardware wallet's secp256k1 key (a Ledger's Ethereum app): a 33-byte compressed public key; a
  *   65-byte `r || s || v` EIP-191 personal-message signature of the same UTF-8 bytes, as the app's
  *   SIGN PERSONAL MESSAGE returns it (micro-eth-signer's EIP-191 hashing and recovery).
  */
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -26,8 +29,8 @@ export function approverKeyScheme(publicKey: Uint8Array): ApproverKeyScheme | nu
 export function isValidApproverKey(publicKey: Uint8Array): boolean {
   try {
     const scheme = approverKeyScheme(publicKey);
-    if (scheme === 'ed25519') ed25519.Point.fromBytes(publicKey);
-    else if (scheme === 'eip191') secp256k1.Point.fromBytes(publicKey);
+    if (scheme === 'ed25519') return !ed25519.Point.fromBytes(publicKey).isSmallOrder();
+    if (scheme === 'eip191') secp256k1.Point.fromBytes(publicKey);
     else return false;
     return true;
   } catch {
@@ -35,12 +38,28 @@ export function isValidApproverKey(publicKey: Uint8Array): boolean {
   }
 }
 
+/** SPKI DER prefix of an Ed25519 public key (RFC 8410), before the 32 key bytes. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const keyObjects = new Map<string, KeyObject>();
+const MAX_CACHED_KEYS = 4096;
+
+function ed25519KeyObject(publicKey: Uint8Array): KeyObject {
+  const hex = bytesToHex(publicKey);
+  let key = keyObjects.get(hex);
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    if (keyObjects.size >= MAX_CACHED_KEYS) keyObjects.clear();
+    keyObjects.set(hex, key);
+  }
+  return key;
+}
+
 /** True only for a valid signature of `message` by `publicKey`; never throws on malformed input. */
 export function verifyApproverSignature(publicKey: Uint8Array, message: string, signature: Uint8Array): boolean {
   try {
     const scheme = approverKeyScheme(publicKey);
     if (scheme === null || signature.length !== APPROVER_SIGNATURE_BYTES[scheme]) return false;
-    if (scheme === 'ed25519') return ed25519.verify(signature, new TextEncoder().encode(message), publicKey, { zip215: false });
+    if (scheme === 'ed25519') return cryptoVerify(null, Buffer.from(message, 'utf8'), ed25519KeyObject(publicKey), signature);
     // Low S only, so that one approval has one encoding (EIP-2).
     const s = BigInt('0x' + bytesToHex(signature.subarray(32, 64)));
     if (s > secp256k1.Point.CURVE().n >> 1n) return false;

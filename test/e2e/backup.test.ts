@@ -71,7 +71,8 @@ describe('a 3-of-5 backup', () => {
     const device = createSimDevice({ url: fresh.url, pin: fresh.pin });
     try {
       const opened = [1, 2, 3].map((i) => shareBytes(JSON.parse(readFileSync(share(i), 'utf8')) as ShareFile, hexToBytes((JSON.parse(readFileSync(keys[i - 1] as string, 'utf8')) as { secretKey: string }).secretKey)));
-      (opened[2] as Uint8Array)[5] ^= 1;
+      const third = opened[2] as Uint8Array;
+      third[5] = (third[5] as number) ^ 1;
       await expect(device.importBackup(readFileSync(join(dir, 'backup', 'backup.json'), 'utf8'), opened)).rejects.toThrow(/share 3 given is corrupted or belongs to another backup/);
       expect(await device.listKeys()).toEqual([]);
     } finally {

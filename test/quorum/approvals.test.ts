@@ -10,6 +10,7 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { parseApprovalMessage } from '../../common/approval-message.js';
 import { approvalMessageFor, type ApprovalSubject } from '../../src/quorum/approval-message.js';
 import { assertSignatureHex, verifyApproverSignature } from '../../src/quorum/approver-signature.js';
+import { isValidApproverKey } from '../../common/approver-key.js';
 import { checkApproval, tally } from '../../src/quorum/count.js';
 import type { Approval } from '../../src/domain/withdrawal.js';
 import type { ChainId } from '../../src/domain/chain-id.js';
@@ -67,6 +68,12 @@ describe('approval messages', () => {
 });
 
 describe('approver signatures', () => {
+  it('when an Ed25519 key is of small order or not a point, then it cannot be enrolled', () => {
+    expect(isValidApproverKey(hexToBytes('01' + '00'.repeat(31)))).toBe(false);
+    expect(isValidApproverKey(hexToBytes('ec' + 'ff'.repeat(30) + '7f'))).toBe(false);
+    expect(isValidApproverKey(hexToBytes(rfc.vectors[0]!.publicKey))).toBe(true);
+  });
+
   it('when a hardware wallet key signs the message as an EIP-191 personal message (made by ethers), then it verifies; another message, key or a high-S twin does not', async () => {
     const { Wallet, Signature } = await import('ethers');
     const wallet = new Wallet('0x' + '42'.repeat(32));
