@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { requireHsmPin, type Config } from './config.js';
-import { ValidationError } from './domain/errors.js';
 import { createLogger, type Logger } from './logger.js';
 import type { SigningDevice } from './devices/signing-device.js';
 import { createDeviceSet, type DeviceSet, type DeviceType } from './devices/device-set.js';
@@ -18,6 +17,7 @@ import { createNodeHidTransport } from './devices/ledger/transport-node-hid.js';
 import { createSimDevice } from './devices/sim/client.js';
 import type { Store } from './store/store.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
+import { openPostgresStore } from './store/postgres/postgres-store.js';
 import type { ServiceContext } from './service/context.js';
 import { runDueWork } from './service/due-work.js';
 import { createApp } from './api/app.js';
@@ -27,10 +27,8 @@ export function sqlitePath(dataDir: string): string {
 }
 
 /** The store the configuration names. */
-export function openStore(config: Config): Store {
-  if (config.databaseUrl !== null) {
-    throw new ValidationError('unsupported_store', 'DATABASE_URL is set, but this version stores in SQLite only; unset DATABASE_URL to use DATA_DIR');
-  }
+export async function openStore(config: Config): Promise<Store> {
+  if (config.databaseUrl !== null) return openPostgresStore({ connectionString: config.databaseUrl });
   mkdirSync(config.dataDir, { recursive: true });
   return openSqliteStore({ path: sqlitePath(config.dataDir) });
 }
@@ -73,7 +71,7 @@ export interface GatewayOptions {
 
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
   const log = options.log ?? createLogger(config.logLevel);
-  const store = openStore(config);
+  const store = await openStore(config);
   const devices = openDevices(config);
   const ctx: ServiceContext = { store, devices, now: options.now ?? Date.now, log };
   const app = createApp(ctx);
@@ -86,7 +84,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   server.headersTimeout = 10_000;
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host}:${port}`;
-  log.info({ url, dataDir: config.dataDir, hsmUrl: config.hsmUrl }, 'gateway listening');
+  log.info({ url, store: config.databaseUrl !== null ? 'postgresql' : 'sqlite', dataDir: config.dataDir, hsmUrl: config.hsmUrl }, 'gateway listening');
 
   let running: Promise<void> | null = null;
   const tick = (resumeSigningNow: boolean) => {

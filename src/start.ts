@@ -69,7 +69,7 @@ async function runDemoCeremony(config: Config): Promise<DemoTokens> {
   mkdirSync(demoDir, { recursive: true, mode: 0o700 });
   const planText = readFileSync(PLAN, 'utf8');
   const plan = parseCeremonyPlan(JSON.parse(planText));
-  const store = openStore(config);
+  const store = await openStore(config);
   const devices = openDevices(config);
   try {
     say('First start: running the demo ceremony from examples/ceremony-plan.json');
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
 
   try {
     const tokensPath = join(config.dataDir, 'demo', 'tokens.json');
-    const store = openStore(ready);
+    const store = await openStore(ready);
     const pools = await store.transaction((tx) => tx.listPools());
     await store.close();
     let tokens: DemoTokens | null = null;

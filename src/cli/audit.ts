@@ -14,7 +14,7 @@ export function registerAudit(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (opts: { json?: boolean }) => {
-        const store = openStore(loadConfig());
+        const store = await openStore(loadConfig());
         try {
           const result = await store.verifyAudit();
           emit(opts, result, () =>

@@ -45,7 +45,7 @@ export function registerCeremony(program: Command): void {
         const { text, json } = readJsonFile(planPath, 'ceremony plan');
         const plan = parseCeremonyPlan(json);
         const config = loadConfig();
-        const store = openStore(config);
+        const store = await openStore(config);
         const devices = openDevices(config);
         try {
           const transcript = await runCeremony(

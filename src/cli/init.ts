@@ -14,7 +14,7 @@ export function registerInit(program: Command): void {
     .action(
       action(async (opts: { json?: boolean }) => {
         const config = loadConfig();
-        const store = openStore(config);
+        const store = await openStore(config);
         try {
           const ok = await store.ping();
           let devices: { type: string; id?: string; error?: string }[];

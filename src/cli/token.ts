@@ -18,7 +18,7 @@ export function registerToken(program: Command): void {
     .action(
       action(async (opts: { role: string; name: string; json?: boolean }) => {
         const role = assertRole(opts.role);
-        const store = openStore(loadConfig());
+        const store = await openStore(loadConfig());
         try {
           const created = await createToken(store, role, opts.name, Date.now());
           emit(opts, { token: created.token, id: created.principal.id, name: created.principal.name, role }, () => [

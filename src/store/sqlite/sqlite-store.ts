@@ -8,134 +8,23 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConflictError, CustodyError, StoreError } from '../../domain/errors.js';
-import type { Approver, Pool, PoolKey, PoolStatus } from '../../domain/pool.js';
+import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
-import type { Principal, Role } from '../../domain/principal.js';
-import { COMMITTED_STATES, LIVE_STATES, type Approval, type ContractCall, type Reason, type Withdrawal, type WithdrawalState } from '../../domain/withdrawal.js';
-import type { ChainId } from '../../domain/chain-id.js';
-import type { ControlProof, Proposal, ProposalApproval, ProposalChange, ProposalState } from '../../domain/proposal.js';
+import { COMMITTED_STATES, LIVE_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
+import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
 import type { AuditEntry, AuditInput, AuditVerification, Store, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
+import {
+  rowToApproval, rowToApprover, rowToAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal,
+  type Row,
+} from '../rows.js';
 
-type Row = Record<string, unknown>;
 type Db = Database.Database;
 
 const str = (v: unknown): string => v as string;
 const num = (v: unknown): number => v as number;
 const optNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-
-function rowToWithdrawal(r: Row): Withdrawal {
-  return {
-    id: str(r.id),
-    poolId: str(r.pool_id),
-    chain: str(r.chain) as ChainId,
-    asset: str(r.asset),
-    amount: BigInt(str(r.amount)),
-    to: str(r.to_address),
-    requesterId: str(r.requester_id),
-    idempotencyKey: (r.idempotency_key as string | null) ?? null,
-    signOnceKey: str(r.sign_once_key),
-    contractCall: r.contract_call === null || r.contract_call === undefined ? null : (JSON.parse(str(r.contract_call)) as ContractCall),
-    unsignedTx: str(r.unsigned_tx),
-    digest: str(r.digest),
-    maxFee: BigInt(str(r.max_fee)),
-    policyVersion: num(r.policy_version),
-    requiredApprovals: num(r.required_approvals),
-    state: str(r.state) as WithdrawalState,
-    reasons: JSON.parse(str(r.reasons)) as Reason[],
-    approvalMessage: str(r.approval_message),
-    signedTx: (r.signed_tx as string | null) ?? null,
-    txHash: (r.tx_hash as string | null) ?? null,
-    createdAt: num(r.created_at),
-    updatedAt: num(r.updated_at),
-    committedAt: optNum(r.committed_at),
-    notBefore: optNum(r.not_before),
-    expiresAt: optNum(r.expires_at),
-  };
-}
-
-function rowToPool(r: Row): Pool {
-  return {
-    id: str(r.id),
-    owner: str(r.owner),
-    chains: JSON.parse(str(r.chains)) as ChainId[],
-    status: str(r.status) as PoolStatus,
-    approvers: JSON.parse(str(r.approvers)) as string[],
-    policyVersion: num(r.policy_version),
-    createdAt: num(r.created_at),
-  };
-}
-
-function rowToKey(r: Row): PoolKey {
-  return {
-    poolId: str(r.pool_id),
-    chain: str(r.chain) as ChainId,
-    curve: str(r.curve) as PoolKey['curve'],
-    publicKey: str(r.public_key),
-    address: str(r.address),
-    device: str(r.device),
-    handle: str(r.handle),
-    ceremonyId: str(r.ceremony_id),
-    createdAt: num(r.created_at),
-  };
-}
-
-function rowToPrincipal(r: Row): Principal {
-  return { id: str(r.id), name: str(r.name), role: str(r.role) as Role, tokenHash: str(r.token_hash), createdAt: num(r.created_at) };
-}
-
-function rowToApproval(r: Row): Approval {
-  return {
-    withdrawalId: str(r.withdrawal_id),
-    approverId: str(r.approver_id),
-    decision: str(r.decision) as Approval['decision'],
-    signature: str(r.signature),
-    message: str(r.message),
-    createdAt: num(r.created_at),
-  };
-}
-
-function rowToProposal(r: Row): Proposal {
-  return {
-    id: str(r.id),
-    poolId: str(r.pool_id),
-    change: JSON.parse(str(r.change)) as ProposalChange,
-    binding: JSON.parse(str(r.binding)) as Proposal['binding'],
-    proposedBy: str(r.proposed_by),
-    requiredApprovals: num(r.required_approvals),
-    state: str(r.state) as ProposalState,
-    approvalMessage: str(r.approval_message),
-    createdAt: num(r.created_at),
-    updatedAt: num(r.updated_at),
-    appliedVersion: optNum(r.applied_version),
-    reason: (r.reason as string | null) ?? null,
-  };
-}
-
-function rowToProposalApproval(r: Row): ProposalApproval {
-  return {
-    proposalId: str(r.proposal_id),
-    adminId: str(r.admin_id),
-    decision: str(r.decision) as ProposalApproval['decision'],
-    signature: str(r.signature),
-    message: str(r.message),
-    createdAt: num(r.created_at),
-  };
-}
-
-function rowToAudit(r: Row): AuditEntry {
-  return {
-    seq: num(r.seq),
-    at: str(r.at),
-    type: str(r.type),
-    actor: str(r.actor),
-    subject: str(r.subject),
-    data: JSON.parse(str(r.data)) as Record<string, unknown>,
-    prevHash: str(r.prev_hash),
-    hash: str(r.hash),
-  };
-}
 
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
@@ -270,10 +159,10 @@ function createTx(db: Db, s: Statements): StoreTx {
     },
     async getApprover(id) {
       const r = s.getApprover.get(id) as Row | undefined;
-      return r ? { id: str(r.id), publicKey: str(r.public_key) } : null;
+      return r ? rowToApprover(r) : null;
     },
     async listApprovers() {
-      return (s.listApprovers.all() as Row[]).map((r) => ({ id: str(r.id), publicKey: str(r.public_key) }));
+      return (s.listApprovers.all() as Row[]).map(rowToApprover);
     },
 
     async insertPool(pool: Pool, policy: PolicyDocument) {
@@ -354,17 +243,7 @@ function createTx(db: Db, s: Statements): StoreTx {
       s.insertControlProof.run(p.proposalId, p.poolId, p.chain, p.address, p.format, p.signature, p.createdAt);
     },
     async controlProofsOf(proposalId) {
-      return (s.controlProofsOf.all(proposalId) as Row[]).map(
-        (r): ControlProof => ({
-          proposalId: str(r.proposal_id),
-          poolId: str(r.pool_id),
-          chain: str(r.chain),
-          address: str(r.address),
-          format: str(r.format) as ControlProof['format'],
-          signature: str(r.signature),
-          createdAt: num(r.created_at),
-        }),
-      );
+      return (s.controlProofsOf.all(proposalId) as Row[]).map(rowToControlProof);
     },
     async proposalApprovalsOf(proposalId) {
       return (s.proposalApprovalsOf.all(proposalId) as Row[]).map(rowToProposalApproval);
