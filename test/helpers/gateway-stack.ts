@@ -91,7 +91,7 @@ export async function runCli(args: string[], env: Record<string, string>): Promi
   }
 }
 
-async function startGatewayProcess(env: Record<string, string>, logs: string[]): Promise<Gateway> {
+export async function startGatewayProcess(env: Record<string, string>, logs: string[]): Promise<Gateway> {
   const child = spawn(process.execPath, [CLI, 'serve'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
