@@ -241,3 +241,35 @@ describe('the SQLite store', () => {
     expect((await store.auditAfter(1, 10)).map((e) => e.type)).toEqual(['b']);
   });
 });
+
+describe('group commit', () => {
+  it('when transactions are requested together and one of them fails, then the failed one alone is rolled back (its audit entry too) and every other result survives a reopen', async () => {
+    const { store, path } = fresh();
+    const principal = (i: number) => ({ id: `p-${i}`, name: `n-${i}`, role: 'requester' as const, tokenHash: `h-${i}`, createdAt: i });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) =>
+        store.transaction(async (tx) => {
+          await tx.insertPrincipal(principal(i));
+          await tx.appendAudit({ type: 'principal.created', actor: 'test', subject: `principal:p-${i}`, data: {} }, i);
+          if (i === 7) throw new Error('step 7 fails after writing');
+          return i;
+        }),
+      ),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(Array.from({ length: 20 }, (_, i) => (i === 7 ? 'rejected' : 'fulfilled')));
+    expect(outcomes.filter((o) => o.status === 'fulfilled').map((o) => (o as PromiseFulfilledResult<number>).value)).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 7));
+    await store.close();
+
+    const db = new Database(path, { readonly: true });
+    try {
+      const ids = (db.prepare('SELECT id FROM principals ORDER BY created_at').all() as { id: string }[]).map((r) => r.id);
+      expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => `p-${i}`).filter((id) => id !== 'p-7'));
+      expect((db.prepare("SELECT COUNT(*) AS n FROM audit WHERE type = 'principal.created'").get() as { n: number }).n).toBe(19);
+    } finally {
+      db.close();
+    }
+    const reopened = openSqliteStore({ path });
+    open.push(reopened);
+    expect((await reopened.verifyAudit()).ok).toBe(true);
+  });
+});

@@ -1,8 +1,9 @@
 /**
  * The SQLite store (better-sqlite3): one file in DATA_DIR, WAL journal with synchronous=FULL so every
  * commit is durable (SPEC rule 7), foreign keys on, a busy timeout so the CLI and the gateway can share
- * the file. Transactions are serialized in-process by a promise queue and across processes by
- * `BEGIN IMMEDIATE` (SQLite's single writer). Amounts are decimal TEXT, summed as bigint in code.
+ * the file. Transactions are serialized in-process (those requested together share one durable
+ * COMMIT, each in its own savepoint: group commit) and across processes by `BEGIN IMMEDIATE`
+ * (SQLite's single writer). Amounts are decimal TEXT, summed as bigint in code.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -384,6 +385,15 @@ function asStoreError(error: unknown): unknown {
   return error;
 }
 
+/** At most this many transactions share one COMMIT. */
+const MAX_BATCH = 64;
+
+interface Waiting {
+  readonly fn: (t: StoreTx) => Promise<unknown>;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 export interface SqliteStoreOptions {
   readonly path: string;
 }
@@ -403,30 +413,77 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   }
   const statements = prepareStatements(db);
   const tx = createTx(db, statements);
-  let queue: Promise<unknown> = Promise.resolve();
   let closed = false;
+  let pending: Waiting[] = [];
+  let scheduled = false;
+  let running: Promise<void> = Promise.resolve();
+
+  /**
+   * Group commit: the transactions requested in one turn of the event loop run one after another
+   * inside a single SQLite transaction, each in its own savepoint, and share one durable COMMIT (one
+   * fsync). A transaction that throws is rolled back to its savepoint alone and rejected; the others
+   * resolve only once the COMMIT returned, so no caller ever sees a result that is not on disk. If the
+   * COMMIT fails, every transaction of the batch fails with it.
+   */
+  const runBatch = async (): Promise<void> => {
+    scheduled = false;
+    const batch = pending.splice(0, MAX_BATCH);
+    if (pending.length > 0) schedule();
+    if (closed) {
+      for (const w of batch) w.reject(new StoreError('store_closed', 'the store is closed'));
+      return;
+    }
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      const e = asStoreError(error);
+      for (const w of batch) w.reject(e);
+      return;
+    }
+    const done: { w: Waiting; value: unknown }[] = [];
+    for (const w of batch) {
+      if (!db.inTransaction) {
+        // SQLite rolled the whole transaction back (I/O error, disk full): nothing of this batch stands.
+        w.reject(new StoreError('store_failed', 'the store rolled back the transaction; try again'));
+        continue;
+      }
+      db.exec('SAVEPOINT step');
+      try {
+        const value = await w.fn(tx);
+        db.exec('RELEASE step');
+        done.push({ w, value });
+      } catch (error) {
+        if (db.inTransaction) db.exec('ROLLBACK TO step; RELEASE step');
+        w.reject(asStoreError(error));
+      }
+    }
+    try {
+      if (!db.inTransaction) throw new StoreError('store_failed', 'the store rolled back the transaction; try again');
+      db.exec('COMMIT');
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      const e = asStoreError(error);
+      for (const d of done) d.w.reject(e);
+      return;
+    }
+    for (const d of done) d.w.resolve(d.value);
+  };
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    // After the I/O of this turn: every transaction requested meanwhile joins the batch.
+    setImmediate(() => {
+      running = running.then(runBatch, runBatch);
+    });
+  };
 
   const store: Store = {
     transaction<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
-      const run = async (): Promise<T> => {
-        if (closed) throw new StoreError('store_closed', 'the store is closed');
-        try {
-          db.exec('BEGIN IMMEDIATE');
-        } catch (error) {
-          throw asStoreError(error);
-        }
-        try {
-          const result = await fn(tx);
-          db.exec('COMMIT');
-          return result;
-        } catch (error) {
-          if (db.inTransaction) db.exec('ROLLBACK');
-          throw asStoreError(error);
-        }
-      };
-      const next = queue.then(run, run);
-      queue = next.catch(() => undefined);
-      return next;
+      if (closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+      return new Promise<T>((resolve, reject) => {
+        pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+        schedule();
+      });
     },
     async auditAfter(after, limit) {
       return (statements.auditAfter.all(after, limit) as Row[]).map(rowToAudit);
@@ -446,7 +503,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     async close() {
       if (closed) return;
-      await queue;
+      while (pending.length > 0 || scheduled) await new Promise((r) => setImmediate(r));
+      await running;
       closed = true;
       db.close();
     },
