@@ -15,7 +15,7 @@ import { signTaprootKeyPath } from './taproot.js';
 import { createBackup, openBackup } from './backup.js';
 import { BackupFormatError } from '../common/backup-format.js';
 import { isValidApproverKey } from '../common/approver-key.js';
-import { SealedStore, type KeyEntry, type SimState } from './sealed-state.js';
+import { SealedStore, applyChange, type KeyEntry, type SimState, type StateChange } from './sealed-state.js';
 
 export const MODEL = 'custody-hsm-sim';
 export const FIRMWARE = '1.0.0';
@@ -56,11 +56,14 @@ export interface SignRequest {
 
 export class SimDevice {
   private state: SimState;
+  /** (pool, chain) pairs that have a key: one key per pool and chain, checked without a scan. */
+  private readonly keyByPoolChain = new Set<string>();
   readonly attestationPublicKey: Uint8Array;
   readonly id: string;
 
   constructor(private readonly sealed: SealedStore, state: SimState) {
     this.state = state;
+    for (const k of Object.values(state.keys)) this.keyByPoolChain.add(`${k.poolId}\u0000${k.chain}`);
     this.attestationPublicKey = withSecret(state.attestationSecretKey, (s) => ed25519.getPublicKey(s));
     this.id = 'sim-' + createHash('sha256').update(this.attestationPublicKey).digest('hex').slice(0, 16);
   }
@@ -69,9 +72,12 @@ export class SimDevice {
     return this.sealed.checkPin(pin);
   }
 
-  private commit(next: SimState): void {
-    this.sealed.save(next);
-    this.state = next;
+  /** Makes a change durable (journal record) before it takes effect, and compacts the journal when due. */
+  private commit(change: StateChange): void {
+    this.sealed.append(change);
+    applyChange(this.state, change);
+    if (change.keys) for (const k of Object.values(change.keys)) this.keyByPoolChain.add(`${k.poolId}\u0000${k.chain}`);
+    if (this.sealed.compactionDue()) this.sealed.save(this.state);
   }
 
   /** Checks a list of approvers (or admins): 1-64 distinct, valid Ed25519 keys and ids. */
@@ -98,14 +104,14 @@ export class SimDevice {
     if (!POOL_ID.test(poolId)) throw new DeviceRefusal(Status.BAD_REQUEST, `pool id "${poolId.slice(0, 80)}" is not a valid slug`);
     if (this.state.pools[poolId]) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} is already bound to its approvers`);
     const bound = this.validMembers(approvers, threshold, `pool ${poolId}`);
-    this.commit({ ...this.state, pools: { ...this.state.pools, [poolId]: { approvers: bound, threshold } } });
+    this.commit({ pools: { [poolId]: { approvers: bound, threshold } } });
   }
 
   /** Binds the admins whose quorum may later rebind pools. Once per device. */
   enrollGovernance(admins: { id: string; publicKey: Uint8Array }[], quorum: number): void {
     if (this.state.governance) throw new DeviceRefusal(Status.ALREADY_EXISTS, 'the admins are already enrolled');
     const bound = this.validMembers(admins, quorum, 'admins');
-    this.commit({ ...this.state, governance: { admins: bound, quorum } });
+    this.commit({ governance: { admins: bound, quorum } });
   }
 
   /** Replaces a pool's approvers and threshold, only with the admin quorum's approvals of exactly that binding. */
@@ -116,7 +122,7 @@ export class SimDevice {
     const bound = this.validMembers(approvers, threshold, `pool ${poolId}`);
     const refusal = rebindRefusal({ poolId, binding: { approvers: bound, threshold }, governance, approvals });
     if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
-    this.commit({ ...this.state, pools: { ...this.state.pools, [poolId]: { approvers: bound, threshold } } });
+    this.commit({ pools: { [poolId]: { approvers: bound, threshold } } });
   }
 
   generateKey(poolId: string, chain: string, curve: CurveName): KeyRecord {
@@ -124,14 +130,13 @@ export class SimDevice {
     if (!CHAIN_ID.test(chain)) throw new DeviceRefusal(Status.BAD_REQUEST, `chain "${chain.slice(0, 80)}" is not a CAIP-2 chain id`);
     const expected: CurveName = chain.startsWith('solana:') ? 'ed25519' : 'secp256k1';
     if (curve !== expected) throw new DeviceRefusal(Status.BAD_REQUEST, `keys on ${chain} use ${expected}, not ${curve}`);
-    const existing = Object.values(this.state.keys).find((k) => k.poolId === poolId && k.chain === chain);
-    if (existing) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} already has a key on ${chain}; a pool has one key per chain`);
+    if (this.keyByPoolChain.has(`${poolId}\u0000${chain}`)) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} already has a key on ${chain}; a pool has one key per chain`);
     const secret = curve === 'secp256k1' ? secp256k1.utils.randomSecretKey() : ed25519.utils.randomSecretKey();
     const publicKey = curve === 'secp256k1' ? secp256k1.getPublicKey(secret, true) : ed25519.getPublicKey(secret);
     const handle = 'k_' + randomBytes(12).toString('hex');
     const entry: KeyEntry = { poolId, chain, curve, secretKey: bytesToHex(secret), publicKey: bytesToHex(publicKey) };
     secret.fill(0);
-    this.commit({ ...this.state, keys: { ...this.state.keys, [handle]: entry } });
+    this.commit({ keys: { [handle]: entry } });
     return { handle, poolId, chain, curve, publicKey };
   }
 
@@ -248,7 +253,7 @@ export class SimDevice {
       if (error instanceof BackupFormatError) throw new DeviceRefusal(Status.BAD_REQUEST, error.message);
       throw error;
     }
-    this.commit(state);
+    this.sealed.save(state);
     return new SimDevice(this.sealed, state);
   }
 
