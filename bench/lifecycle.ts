@@ -95,25 +95,53 @@ export interface LevelResult {
   readonly finalApprovalP99Ms: number;
 }
 
+/** Withdrawals started at a fixed rate (open loop), whatever the previous ones are doing. */
+export interface PacedResult {
+  readonly targetPerSecond: number;
+  readonly withdrawals: number;
+  readonly achievedPerSecond: number;
+  readonly finalApprovalP50Ms: number;
+  readonly finalApprovalP99Ms: number;
+}
+
 export interface LifecycleResult {
   readonly levels: readonly LevelResult[];
+  /** At half of the best throughput of `levels`. */
+  readonly paced: PacedResult;
   readonly gatewayRssMiB: number;
   readonly simRssMiB: number;
 }
 
-/** The full lifecycle: submit, two approvals; the second answers once the transaction is signed. */
-export async function lifecycle(root: string, plan: { concurrency: number; withdrawals: number }[]): Promise<LifecycleResult> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'bench-lifecycle-'));
+export interface SystemOptions {
+  /** Ceremony plan file; pools' approvers must be among alice, bob and carol (the demo keys). */
+  readonly plan: string;
+  /** Before the gateway starts: writes history straight into the SQLite store (DATA_DIR/custody.db). */
+  readonly seed?: (dbPath: string) => Promise<void>;
+}
+
+/** A running system: `custody serve` over HTTP, `hsm-sim` over TCP, SQLite, after a real ceremony. */
+export interface BenchSystem {
+  /** One withdrawal on `pool`: submit, approve (alice), approve (bob); returns the final approval's ms. */
+  withdraw(pool: string): Promise<number>;
+  /** One POST /v1/pools/{pool}/evaluate; returns its ms. */
+  evaluate(pool: string): Promise<number>;
+  rss(): { gatewayMiB: number; simMiB: number };
+  close(): Promise<void>;
+}
+
+export async function startSystem(root: string, options: SystemOptions): Promise<BenchSystem> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-system-'));
   const pin = 'bench-pin-' + Math.random().toString(36).slice(2);
   const cli = join(root, 'dist', 'src', 'cli', 'main.js');
   const sim = startProcess([join(root, 'dist', 'hsm-sim', 'main.js'), '--port', '0', '--data', join(dataDir, 'hsm')], { HSM_PIN: pin }, (l) => /^listening on (.*)$/.exec(l)?.[1] ?? null);
   const hsmUrl = 'tcp://' + (await sim.ready);
   // Logs at info, as operators run it: the per-request lines are part of the gateway's cost.
   const env = { DATA_DIR: dataDir, HSM_URL: hsmUrl, HSM_PIN: pin, PORT: '0', LOG_LEVEL: 'info' };
-  const cliRun = async (args: string[]) => (await run(process.execPath, [cli, ...args], { env: { ...process.env, ...env } })).stdout;
-  await cliRun(['ceremony', 'run', join(root, 'examples', 'ceremony-plan.json'), '--json']);
+  const cliRun = async (args: string[]) => (await run(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 })).stdout;
+  await cliRun(['ceremony', 'run', options.plan, '--json']);
   const token = async (role: string, name: string) => (JSON.parse(await cliRun(['token', 'create', '--role', role, '--name', name, '--json'])) as { token: string }).token;
   const tokens = { requester: await token('requester', 'bench'), alice: await token('approver', 'alice'), bob: await token('approver', 'bob') };
+  if (options.seed) await options.seed(join(dataDir, 'custody.db'));
   const secrets = (JSON.parse(readFileSync(join(root, 'examples', 'demo-approver-keys.json'), 'utf8')) as { keys: Record<string, string> }).keys;
   const approverKey = (who: string) => createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, Buffer.from(hexToBytes(secrets[who] as string))]), format: 'der', type: 'pkcs8' });
   const keys = { alice: approverKey('alice'), bob: approverKey('bob') };
@@ -133,22 +161,48 @@ export async function lifecycle(root: string, plan: { concurrency: number; withd
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
     return json;
   };
-  let nonce = 0;
-  const one = async (): Promise<number> => {
-    const w = await call('POST', '/v1/withdrawals', tokens.requester, {
-      pool: 'client-a', chain: 'eip155:11155111', asset: 'ETH', amount: '1', to: '0x8ba1f109551bD432803012645Ac136ddd64DBA72',
-      nonce: String(nonce++), gasLimit: '21000', maxFeePerGas: '30000000000', maxPriorityFeePerGas: '1000000000',
-    });
-    const text = Buffer.from(w.approvalMessage as string, 'utf8');
-    const approve = (who: 'alice' | 'bob') =>
-      call('POST', `/v1/withdrawals/${w.id as string}/approvals`, tokens[who], { signature: cryptoSign(null, text, keys[who]).toString('hex'), decision: 'approve' });
-    await approve('alice');
-    const t0 = process.hrtime.bigint();
-    const done = await approve('bob');
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (done.state !== 'signed') throw new Error(`withdrawal ${w.id as string} ended ${String(done.state)}`);
-    return ms;
+  const nonces = new Map<string, number>();
+  const request = (pool: string, nonce: number) => ({
+    pool, chain: 'eip155:11155111', asset: 'ETH', amount: '1', to: '0x8ba1f109551bD432803012645Ac136ddd64DBA72',
+    nonce: String(nonce), gasLimit: '21000', maxFeePerGas: '30000000000', maxPriorityFeePerGas: '1000000000',
+  });
+  return {
+    async withdraw(pool) {
+      const nonce = nonces.get(pool) ?? 0;
+      nonces.set(pool, nonce + 1);
+      const w = await call('POST', '/v1/withdrawals', tokens.requester, request(pool, nonce));
+      const text = Buffer.from(w.approvalMessage as string, 'utf8');
+      const approve = (who: 'alice' | 'bob') =>
+        call('POST', `/v1/withdrawals/${w.id as string}/approvals`, tokens[who], { signature: cryptoSign(null, text, keys[who]).toString('hex'), decision: 'approve' });
+      await approve('alice');
+      const t0 = process.hrtime.bigint();
+      const done = await approve('bob');
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (done.state !== 'signed') throw new Error(`withdrawal ${w.id as string} ended ${String(done.state)}`);
+      return ms;
+    },
+    async evaluate(pool) {
+      const t0 = process.hrtime.bigint();
+      const decision = await call('POST', `/v1/pools/${pool}/evaluate`, tokens.requester, request(pool, 1_000_000));
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (decision.allowed !== true) throw new Error(`evaluate on ${pool} was not allowed: ${JSON.stringify(decision).slice(0, 300)}`);
+      return ms;
+    },
+    rss: () => ({ gatewayMiB: rssMiB(gateway.child.pid), simMiB: rssMiB(sim.child.pid) }),
+    async close() {
+      const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+      gateway.child.kill('SIGTERM');
+      sim.child.kill('SIGTERM');
+      await Promise.all([exited(gateway.child), exited(sim.child)]);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
   };
+}
+
+/** The full lifecycle on the example plan's pool client-a, at each concurrency of `plan`. */
+export async function lifecycle(root: string, plan: { concurrency: number; withdrawals: number }[], pacedSeconds: number): Promise<LifecycleResult> {
+  const system = await startSystem(root, { plan: join(root, 'examples', 'ceremony-plan.json') });
+  const one = () => system.withdraw('client-a');
 
   const levels: LevelResult[] = [];
   try {
@@ -171,11 +225,27 @@ export async function lifecycle(root: string, plan: { concurrency: number; withd
       levels.push({ concurrency: level.concurrency, withdrawals: latencies.length, perSecond: latencies.length / seconds, finalApprovalP50Ms: at(0.5), finalApprovalP99Ms: at(0.99) });
       process.stderr.write(`lifecycle: concurrency ${level.concurrency}: ${latencies.length} withdrawals in ${seconds.toFixed(1)} s\n`);
     }
-    return { levels, gatewayRssMiB: rssMiB(gateway.child.pid), simRssMiB: rssMiB(sim.child.pid) };
+    const best = Math.max(...levels.map((l) => l.perSecond));
+    const rate = best / 2;
+    const count = Math.max(100, Math.round(rate * pacedSeconds));
+    const latencies: number[] = [];
+    const t0 = process.hrtime.bigint();
+    const started: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) {
+      const due = (i * 1000) / rate;
+      const wait = due - Number(process.hrtime.bigint() - t0) / 1e6;
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      started.push(one().then((ms) => void latencies.push(ms)));
+    }
+    await Promise.all(started);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    latencies.sort((a, b) => a - b);
+    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number;
+    const paced: PacedResult = { targetPerSecond: rate, withdrawals: count, achievedPerSecond: count / seconds, finalApprovalP50Ms: at(0.5), finalApprovalP99Ms: at(0.99) };
+    process.stderr.write(`lifecycle: paced at ${rate.toFixed(1)}/s: ${count} withdrawals in ${seconds.toFixed(1)} s\n`);
+    const rss = system.rss();
+    return { levels, paced, gatewayRssMiB: rss.gatewayMiB, simRssMiB: rss.simMiB };
   } finally {
-    gateway.child.kill('SIGTERM');
-    sim.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
-    rmSync(dataDir, { recursive: true, force: true });
+    await system.close();
   }
 }

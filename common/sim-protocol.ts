@@ -11,7 +11,8 @@
  */
 
 export const PROTOCOL_VERSION = 1;
-export const MAX_FRAME_BYTES = 1024 * 1024;
+/** 16 MiB: a 10,000-pool ceremony transcript to attest is about 4 MB, and LIST_KEYS of as many keys about 1.5 MB. */
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export const HEADER_BYTES = 6;
 
 export const Opcode = {

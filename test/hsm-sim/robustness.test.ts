@@ -74,7 +74,7 @@ async function stillAlive(): Promise<void> {
 }
 
 describe('malformed input', () => {
-  it('when a length prefix exceeds 1 MiB, then TOO_LARGE and the connection is closed', async () => {
+  it('when a length prefix exceeds 16 MiB, then TOO_LARGE and the connection is closed', async () => {
     const raw = await Raw.open();
     const head = Buffer.alloc(4);
     head.writeUInt32BE(0x7fffffff);
