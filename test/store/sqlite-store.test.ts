@@ -273,3 +273,30 @@ describe('group commit', () => {
     expect((await reopened.verifyAudit()).ok).toBe(true);
   });
 });
+
+describe('committed usage', () => {
+  it('when committed amounts of every size are summed, then the total is exact, also past the 64-bit sums SQLite can hold (10,000 rows of 78 digits)', async () => {
+    const { store } = fresh();
+    await seed(store);
+    const max = 10n ** 78n - 1n;
+    const amounts = [0n, 1n, 999_999_999_999_999n, 10n ** 15n, 10n ** 18n + 7n, (1n << 256n) - 1n, max, 123456789012345678901234567890n];
+    const few = amounts.map((amount, i) => withdrawal({ amount, state: 'signed', committedAt: 5_000 + i }));
+    await store.transaction(async (tx) => {
+      for (const w of few) await tx.insertWithdrawal(w);
+      // Not counted: outside the window, not committed, another pool.
+      await tx.insertWithdrawal(withdrawal({ amount: 5n, state: 'signed', committedAt: 10 }));
+      await tx.insertWithdrawal(withdrawal({ amount: 5n, state: 'denied', committedAt: 6_000 }));
+    });
+    const sum = (xs: readonly bigint[]) => xs.reduce((a, b) => a + b, 0n);
+    expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 4_999))).toBe(sum(amounts));
+    expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 5_003))).toBe(sum(amounts.slice(4)));
+
+    // Each 15-digit limb of 10^78 - 1 is 10^15 - 1: 10,000 of them overflow a 64-bit sum.
+    const many = Array.from({ length: 10_000 }, (_, i) => withdrawal({ amount: max, state: 'approved', committedAt: 20_000 + i }));
+    await store.transaction(async (tx) => {
+      for (const w of many) await tx.insertWithdrawal(w);
+    });
+    expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 19_999))).toBe(max * 10_000n);
+    expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 4_999))).toBe(sum(amounts) + max * 10_000n);
+  });
+});

@@ -27,6 +27,11 @@ const str = (v: unknown): string => v as string;
 const num = (v: unknown): number => v as number;
 const optNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
+/** committedSince sums amounts in SQL as SUM_LIMBS limbs of LIMB_DIGITS decimal digits (90 ≥ 78 digits of a uint256). */
+const LIMB_DIGITS = 15;
+const SUM_LIMBS = 6;
+const LIMB_BASE = 10n ** BigInt(LIMB_DIGITS);
+
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
 function migrate(db: Db): void {
@@ -108,6 +113,10 @@ function prepareStatements(db: Db) {
     committedSince: db.prepare(
       `SELECT amount, committed_at FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND state IN (${inList(COMMITTED_STATES)}) ORDER BY committed_at`,
     ),
+    committedSumLimbs: db.prepare(
+      `SELECT ${Array.from({ length: SUM_LIMBS }, (_, k) => `SUM(CAST(substr(amount, ${-LIMB_DIGITS * (k + 1)}, ${LIMB_DIGITS}) AS INTEGER)) AS l${k}`).join(', ')}
+       FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND state IN (${inList(COMMITTED_STATES)})`,
+    ).safeIntegers(true),
     insertApproval: db.prepare('INSERT INTO approvals (withdrawal_id, approver_id, decision, signature, message, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
     getApproval: db.prepare('SELECT 1 FROM approvals WHERE withdrawal_id = ? AND approver_id = ?'),
     approvalsOf: db.prepare('SELECT * FROM approvals WHERE withdrawal_id = ? ORDER BY created_at, approver_id'),
@@ -339,6 +348,17 @@ function createTx(db: Db, s: Statements): StoreTx {
       return rowToWithdrawal(s.getWithdrawal.get(id) as Row);
     },
     async committedSince(poolId, asset, since) {
+      // Exact in SQL: amounts are decimal text of up to 78 digits, summed as limbs of 15 digits, each
+      // limb's sum an exact 64-bit integer, recombined as a bigint. A sum that would overflow 64 bits
+      // (thousands of rows in one window) makes SQLite raise "integer overflow": then sum row by row.
+      try {
+        const limbs = s.committedSumLimbs.get(poolId, asset, since) as Row;
+        let total = 0n;
+        for (let k = SUM_LIMBS - 1; k >= 0; k--) total = total * LIMB_BASE + ((limbs[`l${k}`] as bigint | null) ?? 0n);
+        return total;
+      } catch (error) {
+        if (!(error instanceof Database.SqliteError) || !/integer overflow/i.test(error.message)) throw error;
+      }
       let total = 0n;
       for (const r of s.committedSince.iterate(poolId, asset, since) as IterableIterator<Row>) total += BigInt(str(r.amount));
       return total;
