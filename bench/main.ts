@@ -187,7 +187,7 @@ ${table}
 
 **Ratio of medians: ${ratio.toFixed(3)}** (target ≤ 1.3: ${ratio <= 1.3 ? 'met' : 'missed'}).
 
-Why it holds: usage is read through the index \`withdrawals_committed (pool_id, asset, committed_at)\`,
+Why it holds: usage is read through the covering index \`withdrawals_usage (pool_id, asset, committed_at, state, amount)\`,
 so a window query touches only the rows inside the window; older history costs only the extra depth of
 the B-tree.
 `;
@@ -211,6 +211,9 @@ ${lifeTable}
 **Best ratio to the bound: ${(best / bound.perSecond).toFixed(3)}** (target ≥ 0.5: ${best / bound.perSecond >= 0.5 ? 'met' : 'missed'}).
 
 ${pacedLine}
+
+Where the gateway's time goes, what was removed, and what would close the gap to the bound:
+[performance.md](performance.md) (profiles with \`BENCH_PROFILE=DIR\`).
 RSS after the run: gateway ${life.gatewayRssMiB.toFixed(0)} MiB, simulator ${life.simRssMiB.toFixed(0)} MiB (2 pools).
 `;
   const growthDoc = `

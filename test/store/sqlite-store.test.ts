@@ -70,7 +70,7 @@ describe('the SQLite store', () => {
     expect(await again.transaction((tx) => tx.principalByTokenHash('h1'))).toMatchObject({ name: 'ops' });
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(5);
+    expect(db.pragma('user_version', { simple: true })).toBe(6);
     db.close();
   });
 

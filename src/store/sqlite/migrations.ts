@@ -208,4 +208,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    description: 'usage index covers the window sums: state and amount in the index, no table lookups',
+    sql: `
+      CREATE INDEX withdrawals_usage ON withdrawals (pool_id, asset, committed_at, state, amount) WHERE committed_at IS NOT NULL;
+      DROP INDEX withdrawals_committed;
+    `,
+  },
 ];
