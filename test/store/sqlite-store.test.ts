@@ -1,6 +1,8 @@
 /**
- * The SQLite store on a real file: constraints of the core rules, compare-and-set, rollback with the
- * audit entry, durability across reopen, serialized transactions, and tamper detection.
+ * What only the SQLite store shows, on a real file (the rules every store keeps are the store
+ * contract, test/store/store-contract.ts, run on SQLite by sqlite-contract.test.ts): durability across
+ * reopen, migrations of an older file, the database constraints under direct writes, tamper detection
+ * through the file, group commit, and exact window sums past 64 bits.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,29 +101,6 @@ describe('the SQLite store', () => {
     db.close();
   });
 
-  it('when a key would be shared or a pool would get a second key on a chain, then key_conflict (rule 1)', async () => {
-    const { store } = fresh();
-    await seed(store);
-    const insert = (k: PoolKey) => store.transaction((tx) => tx.insertKey(k));
-    await expect(insert(key({ publicKey: '02' + 'bb'.repeat(32), address: '0x' + '11'.repeat(20), handle: 'k_2' }))).rejects.toMatchObject({ code: 'key_conflict' });
-    await expect(insert(key({ poolId: 'client-b', address: '0x' + '11'.repeat(20), handle: 'k_2' }))).rejects.toMatchObject({ code: 'key_conflict', message: expect.stringContaining('already belongs to pool "client-a"') });
-    await expect(insert(key({ poolId: 'client-b', publicKey: '02' + 'bb'.repeat(32), address: '0x8BA1F109551BD432803012645AC136DDD64DBA72', handle: 'k_2' }))).rejects.toMatchObject({ code: 'key_conflict' });
-    await expect(insert(key({ poolId: 'client-b', publicKey: '02' + 'bb'.repeat(32), address: '0x' + '11'.repeat(20) }))).rejects.toMatchObject({ code: 'key_conflict' });
-    await insert(key({ poolId: 'client-b', publicKey: '02' + 'bb'.repeat(32), address: '0x' + '11'.repeat(20), handle: 'k_2' }));
-    expect((await store.transaction((tx) => tx.keysOfPool('client-b'))).length).toBe(1);
-  });
-
-  it('when a second live request claims the same nonce, then sign_once; once the first failed, the nonce is free again (rule 5)', async () => {
-    const { store } = fresh();
-    await seed(store);
-    const first = withdrawal({ signOnceKey: 'nonce:42' });
-    await store.transaction((tx) => tx.insertWithdrawal(first));
-    await expect(store.transaction((tx) => tx.insertWithdrawal(withdrawal({ signOnceKey: 'nonce:42' })))).rejects.toMatchObject({ code: 'sign_once' });
-    await store.transaction((tx) => tx.insertWithdrawal(withdrawal({ signOnceKey: 'nonce:42', poolId: 'client-b' })));
-    await store.transaction((tx) => tx.updateWithdrawal(first.id, 'pending_approval', { state: 'denied' }, 5));
-    await store.transaction((tx) => tx.insertWithdrawal(withdrawal({ signOnceKey: 'nonce:42' })));
-  });
-
   it('when the database is written directly, then the partial unique index still refuses a second live nonce', async () => {
     const { store, path } = fresh();
     await seed(store);
@@ -134,81 +113,6 @@ describe('the SQLite store', () => {
     expect(() => insert.run(copy)).toThrow(/UNIQUE constraint failed: withdrawals.pool_id, withdrawals.chain, withdrawals.sign_once_key/);
     insert.run({ ...copy, state: 'failed' });
     db.close();
-  });
-
-  it('when an idempotency key or an approver vote repeats, then the store refuses it', async () => {
-    const { store } = fresh();
-    await seed(store);
-    const w = withdrawal({ idempotencyKey: 'k1' });
-    await store.transaction((tx) => tx.insertWithdrawal(w));
-    await expect(store.transaction((tx) => tx.insertWithdrawal(withdrawal({ idempotencyKey: 'k1' })))).rejects.toMatchObject({ code: 'duplicate_idempotency_key' });
-    expect((await store.transaction((tx) => tx.withdrawalByIdempotencyKey('p1', 'k1')))?.id).toBe(w.id);
-    const vote = { withdrawalId: w.id, approverId: 'alice', decision: 'approve' as const, signature: 'ab', message: '{}', createdAt: 1 };
-    await store.transaction((tx) => tx.insertApproval(vote));
-    await expect(store.transaction((tx) => tx.insertApproval(vote))).rejects.toMatchObject({ code: 'duplicate_approval' });
-  });
-
-  it('when a transition finds the request in another state, then state_changed and nothing changes', async () => {
-    const { store } = fresh();
-    await seed(store);
-    const w = withdrawal();
-    await store.transaction((tx) => tx.insertWithdrawal(w));
-    const approved = await store.transaction((tx) => tx.updateWithdrawal(w.id, 'pending_approval', { state: 'approved', committedAt: 50 }, 50));
-    expect(approved).toMatchObject({ state: 'approved', committedAt: 50, updatedAt: 50 });
-    await expect(store.transaction((tx) => tx.updateWithdrawal(w.id, 'pending_approval', { state: 'cancelled' }, 60))).rejects.toMatchObject({ code: 'state_changed' });
-    expect((await store.transaction((tx) => tx.getWithdrawal(w.id)))?.state).toBe('approved');
-  });
-
-  it('when a transaction throws, then its writes and its audit entry are both rolled back (rule 6)', async () => {
-    const { store } = fresh();
-    await seed(store);
-    const w = withdrawal();
-    await expect(
-      store.transaction(async (tx) => {
-        await tx.insertWithdrawal(w);
-        await tx.appendAudit({ type: 'withdrawal.submitted', actor: 'ops', subject: `withdrawal:${w.id}`, data: {} }, 1);
-        throw new Error('device said no');
-      }),
-    ).rejects.toThrow('device said no');
-    expect(await store.transaction((tx) => tx.getWithdrawal(w.id))).toBeNull();
-    expect(await store.auditAfter(0, 10)).toEqual([]);
-  });
-
-  it('when committed usage is summed, then only committed states inside the window count', async () => {
-    const { store } = fresh();
-    await seed(store);
-    const rows = [
-      withdrawal({ amount: 5n, state: 'approved', committedAt: 100 }),
-      withdrawal({ amount: 7n, state: 'signed', committedAt: 200 }),
-      withdrawal({ amount: 11n, state: 'cancelled', committedAt: 300 }),
-      withdrawal({ amount: 13n, state: 'pending_approval' }),
-      withdrawal({ amount: 17n, state: 'timelocked', committedAt: 50 }),
-    ];
-    await store.transaction(async (tx) => {
-      for (const r of rows) await tx.insertWithdrawal(r);
-    });
-    expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 0))).toBe(29n);
-    expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 100))).toBe(7n);
-    expect(await store.transaction((tx) => tx.committedEntriesSince('client-a', 'ETH', 60))).toEqual([{ amount: 5n, committedAt: 100 }, { amount: 7n, committedAt: 200 }]);
-    expect(await store.transaction((tx) => tx.committedSince('client-a', 'BTC', 0))).toBe(0n);
-  });
-
-  it('when 50 transactions race to spend one limit, then they are serialized and only those that fit pass', async () => {
-    const { store } = fresh();
-    await seed(store);
-    const LIMIT = 10n;
-    const attempts = Array.from({ length: 50 }, () =>
-      store.transaction(async (tx) => {
-        const used = await tx.committedSince('client-a', 'ETH', 0);
-        await new Promise((r) => setTimeout(r, 1));
-        if (used + 1n > LIMIT) return false;
-        await tx.insertWithdrawal(withdrawal({ amount: 1n, state: 'approved', committedAt: 10 }));
-        return true;
-      }),
-    );
-    const results = await Promise.all(attempts);
-    expect(results.filter(Boolean).length).toBe(10);
-    expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 0))).toBe(LIMIT);
   });
 
   it('when audit rows are tampered with through the file, then verification names the first bad entry; the triggers stop ordinary edits', async () => {
@@ -231,15 +135,6 @@ describe('the SQLite store', () => {
     db.close();
   });
 
-  it('when audit entries are appended, then they chain and page by sequence', async () => {
-    const { store } = fresh();
-    const entries = await store.transaction(async (tx) => [
-      await tx.appendAudit({ type: 'a', actor: 'x', subject: 's', data: {} }, 1),
-      await tx.appendAudit({ type: 'b', actor: 'x', subject: 's', data: {} }, 2),
-    ]);
-    expect(entries[1]!.prevHash).toBe(entries[0]!.hash);
-    expect((await store.auditAfter(1, 10)).map((e) => e.type)).toEqual(['b']);
-  });
 });
 
 describe('group commit', () => {
