@@ -13,6 +13,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { canonicalApprovalMessage, parseApprovalMessage } from '../../common/approval-message.js';
 import { startSim } from './sim-process.js';
+import { logSink, recordSecrets } from './suite-logs.js';
 
 const run = promisify(execFile);
 
@@ -93,9 +94,11 @@ export async function runCli(args: string[], env: Record<string, string>): Promi
 
 export async function startGatewayProcess(env: Record<string, string>, logs: string[]): Promise<Gateway> {
   const child = spawn(process.execPath, [CLI, 'serve'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const sink = logSink('gateway');
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
+    sink(d.toString());
   });
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start within 20 s; stderr: ${stderr}`)), 20_000);
@@ -105,6 +108,7 @@ export async function startGatewayProcess(env: Record<string, string>, logs: str
     });
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       logs.push(line);
+      sink(line);
       try {
         const entry = JSON.parse(line) as { msg?: string; url?: string };
         if (entry.msg === 'gateway listening' && entry.url) {
@@ -158,6 +162,7 @@ export async function startStack(options: { plan?: string; env?: Record<string, 
     auditor: await token('auditor', 'auditor'),
   };
 
+  recordSecrets([pin, ...Object.values(tokens), ...Object.entries(options.env ?? {}).filter(([k]) => /PIN|PASSPHRASE/.test(k)).map(([, v]) => v)]);
   const logs: string[] = [];
   const earlierLogs: string[] = [];
   let gateway = await startGatewayProcess(env, logs);

@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { logSink, recordSecrets } from './suite-logs.js';
 
 export const SIM_BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'hsm-sim', 'main.js');
 
@@ -37,9 +38,12 @@ export async function startSim(options: StartSimOptions = {}): Promise<SimProces
     env: { ...process.env, HSM_PIN: pin },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const sink = logSink('hsm-sim');
+  recordSecrets([pin]);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
+    sink(d.toString());
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const port = await new Promise<number>((resolvePort, reject) => {
@@ -49,6 +53,7 @@ export async function startSim(options: StartSimOptions = {}): Promise<SimProces
       reject(new Error(`hsm-sim exited with ${code} before listening; stderr: ${stderr}`));
     });
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      sink(line);
       const m = /^listening on 127\.0\.0\.1:([0-9]+)$/.exec(line);
       if (m) {
         clearTimeout(timer);

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { recordSecrets } from './suite-logs.js';
 
 export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 
@@ -35,6 +36,7 @@ export function createSoftHsmToken(options: SoftHsmTokenOptions = {}): SoftHsmTo
   const tokenLabel = options.label ?? `test-${randomBytes(4).toString('hex')}`;
   const pin = options.pin ?? `pin-${randomBytes(8).toString('hex')}`;
   const soPin = `so-${randomBytes(8).toString('hex')}`;
+  recordSecrets([pin, soPin]);
   process.env.SOFTHSM2_CONF = conf;
   execFileSync('softhsm2-util', ['--init-token', '--free', '--label', tokenLabel, '--so-pin', soPin, '--pin', pin], {
     env: { ...process.env, SOFTHSM2_CONF: conf },
