@@ -12,11 +12,8 @@ import Database from 'better-sqlite3';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import type { Store } from '../../src/store/store.js';
-import type { Withdrawal } from '../../src/domain/withdrawal.js';
-import type { ChainId } from '../../src/domain/chain-id.js';
-import type { PoolKey } from '../../src/domain/pool.js';
+import { SEPOLIA, seed, withdrawal } from './store-contract.js';
 
-const SEPOLIA = 'eip155:11155111' as ChainId;
 const open: Store[] = [];
 
 function fresh(): { store: Store; path: string } {
@@ -29,33 +26,6 @@ function fresh(): { store: Store; path: string } {
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close();
 });
-
-const key = (over: Partial<PoolKey> = {}): PoolKey => ({
-  poolId: 'client-a', chain: SEPOLIA, curve: 'secp256k1', publicKey: '02' + 'aa'.repeat(32), address: '0x8ba1f109551bD432803012645Ac136ddd64DBA72',
-  device: 'sim-1', handle: 'k_1', ceremonyId: 'c1', createdAt: 1, ...over,
-});
-
-let n = 0;
-function withdrawal(over: Partial<Withdrawal> = {}): Withdrawal {
-  n += 1;
-  return {
-    id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, poolId: 'client-a', chain: SEPOLIA, asset: 'ETH',
-    amount: (1n << 255n) + BigInt(n), to: '0x8ba1f109551bD432803012645Ac136ddd64DBA72', requesterId: 'p1', idempotencyKey: null,
-    signOnceKey: `nonce:${n}`, contractCall: null, unsignedTx: '0x02', digest: 'ab'.repeat(32), maxFee: 630000000000000n, policyVersion: 1, requiredApprovals: 2,
-    state: 'pending_approval', reasons: [], approvalMessage: '{}', signedTx: null, txHash: null, createdAt: 1000 + n, updatedAt: 1000 + n,
-    committedAt: null, notBefore: null, expiresAt: null, ...over,
-  };
-}
-
-async function seed(store: Store): Promise<void> {
-  await store.transaction(async (tx) => {
-    await tx.insertPrincipal({ id: 'p1', name: 'ops', role: 'requester', tokenHash: 'h1', createdAt: 1 });
-    await tx.insertApprover({ id: 'alice', publicKey: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a' });
-    await tx.insertPool({ id: 'client-a', owner: 'A', chains: [SEPOLIA], status: 'active', approvers: ['alice'], policyVersion: 1, createdAt: 1 }, { quorum: [{ approvals: 1 }], assets: {} });
-    await tx.insertPool({ id: 'client-b', owner: 'B', chains: [SEPOLIA], status: 'active', approvers: ['alice'], policyVersion: 1, createdAt: 1 }, { quorum: [{ approvals: 1 }], assets: {} });
-    await tx.insertKey(key());
-  });
-}
 
 describe('the SQLite store', () => {
   it('when records are written and the file is reopened, then they come back exactly, amounts near 2^256 included', async () => {
