@@ -27,21 +27,27 @@ interface Claim {
   readonly evidence: readonly ApprovalEvidence[];
 }
 
-/** Withdrawals whose signing is under way in this process: one device call per request at a time. */
-const inFlight = new Set<string>();
+/**
+ * Releases under way in this process: one device call per request at a time. A second caller (the
+ * final approval and the due-work timer can meet here) waits for the release under way and gets its
+ * outcome, instead of starting another.
+ */
+const inFlight = new Map<string, Promise<Withdrawal>>();
 
-export async function releaseSignature(ctx: ServiceContext, withdrawalId: string): Promise<Withdrawal> {
-  if (inFlight.has(withdrawalId)) {
-    return ctx.store.transaction((tx) => requireWithdrawal(tx, withdrawalId));
-  }
-  inFlight.add(withdrawalId);
-  try {
-    const claim = await claimForSigning(ctx, withdrawalId);
-    if (!('key' in claim)) return claim.withdrawal;
-    return await signClaimed(ctx, claim);
-  } finally {
-    inFlight.delete(withdrawalId);
-  }
+export function releaseSignature(ctx: ServiceContext, withdrawalId: string): Promise<Withdrawal> {
+  const underWay = inFlight.get(withdrawalId);
+  if (underWay) return underWay;
+  const release = (async () => {
+    try {
+      const claim = await claimForSigning(ctx, withdrawalId);
+      if (!('key' in claim)) return claim.withdrawal;
+      return await signClaimed(ctx, claim);
+    } finally {
+      inFlight.delete(withdrawalId);
+    }
+  })();
+  inFlight.set(withdrawalId, release);
+  return release;
 }
 
 async function claimForSigning(ctx: ServiceContext, id: string): Promise<Claim | { withdrawal: Withdrawal }> {

@@ -165,3 +165,52 @@ describe('committed usage', () => {
     expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 4_999))).toBe(sum(amounts) + max * 10_000n);
   });
 });
+
+describe('durability of released results', () => {
+  /** A log sync the test releases by hand. */
+  function manualSync() {
+    const calls: { fd: number; release: () => void; fail: (e: Error) => void }[] = [];
+    const syncFile = (fd: number) => new Promise<void>((resolve, reject) => calls.push({ fd, release: resolve, fail: reject }));
+    return { calls, syncFile };
+  }
+  const settled = async <T>(p: Promise<T>) => {
+    let state: 'pending' | 'resolved' | 'rejected' = 'pending';
+    p.then(() => (state = 'resolved'), () => (state = 'rejected'));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    return state;
+  };
+
+  it('when a transaction commits, then neither its result nor a refusal is released before a sync of the log that started after the commit', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'store-')), 'custody.db');
+    const sync = manualSync();
+    const store = openSqliteStore({ path, syncFile: sync.syncFile });
+    const seeded = store.transaction((tx) => tx.insertPrincipal({ id: 'p1', name: 'ops', role: 'requester', tokenHash: 'h1', createdAt: 1 }));
+    expect(await settled(seeded)).toBe('pending');
+    expect(sync.calls).toHaveLength(1);
+    expect(sync.calls[0]?.fd).toBeGreaterThan(2);
+    sync.calls[0]?.release();
+    expect(await settled(seeded)).toBe('resolved');
+
+    const duplicate = store.transaction((tx) => tx.insertPrincipal({ id: 'p1', name: 'ops', role: 'requester', tokenHash: 'h1', createdAt: 1 }));
+    const read = store.transaction((tx) => tx.principalById('p1'));
+    expect(await settled(duplicate)).toBe('pending');
+    expect(await settled(read)).toBe('pending');
+    expect(sync.calls).toHaveLength(2);
+    sync.calls[1]?.release();
+    await expect(duplicate).rejects.toBeInstanceOf(Error);
+    expect(await read).toMatchObject({ name: 'ops' });
+    await store.close();
+  });
+
+  it('when a sync of the log fails, then the waiting transactions and every later one fail with store_not_durable', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'store-')), 'custody.db');
+    const sync = manualSync();
+    const store = openSqliteStore({ path, syncFile: sync.syncFile });
+    const first = store.transaction((tx) => tx.insertPrincipal({ id: 'p1', name: 'ops', role: 'requester', tokenHash: 'h1', createdAt: 1 }));
+    expect(await settled(first)).toBe('pending');
+    sync.calls[0]?.fail(new Error('EIO: i/o error, fdatasync'));
+    await expect(first).rejects.toMatchObject({ code: 'store_not_durable' });
+    await expect(store.transaction((tx) => tx.principalById('p1'))).rejects.toMatchObject({ code: 'store_not_durable', message: expect.stringMatching(/check the disk/) });
+    await store.close();
+  });
+});
