@@ -179,7 +179,7 @@ only and vary with the machine.
 What is measured: \`evaluateRequest\` — decode the request into the exact EIP-1559 transaction, then in
 one store transaction read the pool, its policy and the committed usage of each rolling window (1 h and
 24 h for ETH in the example plan's \`client-a\` policy) and evaluate every rule. The store is the real
-SQLite file (WAL, each result released after an fdatasync of the log). Both pools have the same ${RECENT} withdrawals in the last 24 hours;
+SQLite file (WAL, synchronous=FULL). Both pools have the same ${RECENT} withdrawals in the last 24 hours;
 the rest of their history lies further back. Both are measured in alternating rounds after a warm-up.
 Baseline: the pool with 10^3 past withdrawals.
 
@@ -202,7 +202,7 @@ gateway (noble secp256k1):
 ${boundTable}
 
 **The lifecycle**: \`custody serve\` over HTTP, \`hsm-sim\` over TCP, the SQLite store with durable
-commits (WAL, each result released after an fdatasync of the log), both processes and this client on the same machine. Per withdrawal:
+commits (WAL, synchronous=FULL), both processes and this client on the same machine. Per withdrawal:
 submit, approval by alice, approval by bob; the second approval answers once the device signed and the
 signed transaction was recorded. Latency is that final call's.
 

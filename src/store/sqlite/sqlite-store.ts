@@ -1,13 +1,11 @@
 /**
- * The SQLite store (better-sqlite3): one file in DATA_DIR, WAL journal, foreign keys on, a busy
- * timeout so the CLI and the gateway can share the file. No result leaves the store before an
- * fdatasync of the journal that covers it (SPEC rule 7), run off the event loop. Transactions are
- * serialized in-process (those requested together share one COMMIT and one sync, each in its own
- * savepoint: group commit) and across processes by `BEGIN IMMEDIATE` (SQLite's single writer).
- * Amounts are decimal TEXT, summed exactly.
+ * The SQLite store (better-sqlite3): one file in DATA_DIR, WAL journal with synchronous=FULL so every
+ * commit is durable (SPEC rule 7), foreign keys on, a busy timeout so the CLI and the gateway can share
+ * the file. Transactions are serialized in-process (those requested together share one durable
+ * COMMIT, each in its own savepoint: group commit) and across processes by `BEGIN IMMEDIATE`
+ * (SQLite's single writer). Amounts are decimal TEXT, summed as bigint in code.
  */
-import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConflictError, CustodyError, StoreError } from '../../domain/errors.js';
@@ -418,11 +416,7 @@ interface Waiting {
 
 export interface SqliteStoreOptions {
   readonly path: string;
-  /** How the write-ahead log is flushed to stable storage (tests delay it); fdatasync(2) by default. */
-  readonly syncFile?: (fd: number) => Promise<void>;
 }
-
-const fdatasyncFile = promisify(fdatasync);
 
 export function openSqliteStore(options: SqliteStoreOptions): Store {
   mkdirSync(dirname(options.path), { recursive: true });
@@ -430,10 +424,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   try {
     db = new Database(options.path);
     db.pragma('journal_mode = WAL');
-    // Durability is not SQLite's fsync at COMMIT (that would block the event loop): every result
-    // waits for an fdatasync of the write-ahead log that started after its COMMIT (durable() below).
-    // NORMAL keeps SQLite's own syncs around checkpoints, so the database file is never corrupted.
-    db.pragma('synchronous = NORMAL');
+    db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     migrate(db);
@@ -448,69 +439,18 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   let running: Promise<void> = Promise.resolve();
 
   /**
-   * Durability off the event loop. The log is append-only and in commit order, so one fdatasync that
-   * starts after a COMMIT makes that transaction and every earlier one durable. Each batch asks for
-   * such a sync and releases its results (and its refusals, which may rest on earlier results) only
-   * when it completed; syncs requested while one runs share the next. A failed sync leaves the outcome
-   * of every commit since the last good one unknown: the store then refuses all work (fail closed).
-   */
-  const syncFile = options.syncFile ?? fdatasyncFile;
-  let walFd: number | null = null;
-  let requested = 0;
-  let completed = 0;
-  let syncing = false;
-  let broken: StoreError | null = null;
-  const syncWaiters: { gen: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  const syncLoop = async (): Promise<void> => {
-    syncing = true;
-    try {
-      while (completed < requested) {
-        const target = requested;
-        try {
-          walFd ??= openSync(`${options.path}-wal`, 'r');
-          await syncFile(walFd);
-        } catch (error) {
-          broken = new StoreError(
-            'store_not_durable',
-            `the store could not flush its write-ahead log to disk (${error instanceof Error ? error.message : String(error)}); the last commits may be lost: stop the gateway, check the disk, and restart it`,
-          );
-          for (const w of syncWaiters.splice(0)) w.reject(broken);
-          return;
-        }
-        completed = target;
-        for (let i = syncWaiters.length - 1; i >= 0; i--) {
-          const w = syncWaiters[i] as (typeof syncWaiters)[number];
-          if (w.gen <= target) {
-            syncWaiters.splice(i, 1);
-            w.resolve();
-          }
-        }
-      }
-    } finally {
-      syncing = false;
-    }
-  };
-  const durable = (): Promise<void> => {
-    if (broken) return Promise.reject(broken);
-    const gen = ++requested;
-    const done = new Promise<void>((resolve, reject) => syncWaiters.push({ gen, resolve, reject }));
-    if (!syncing) void syncLoop();
-    return done;
-  };
-
-  /**
    * Group commit: the transactions requested in one turn of the event loop run one after another
-   * inside a single SQLite transaction, each in its own savepoint, and share one COMMIT and one sync
-   * of the log. A transaction that throws is rolled back to its savepoint alone; every outcome of the
-   * batch is released only once the log is durable, so no caller ever sees a result that is not on
-   * disk. If the COMMIT fails, every transaction of the batch fails with it.
+   * inside a single SQLite transaction, each in its own savepoint, and share one durable COMMIT (one
+   * fsync). A transaction that throws is rolled back to its savepoint alone and rejected; the others
+   * resolve only once the COMMIT returned, so no caller ever sees a result that is not on disk. If the
+   * COMMIT fails, every transaction of the batch fails with it.
    */
   const runBatch = async (): Promise<void> => {
     scheduled = false;
     const batch = pending.splice(0, MAX_BATCH);
     if (pending.length > 0) schedule();
-    if (closed || broken) {
-      for (const w of batch) w.reject(broken ?? new StoreError('store_closed', 'the store is closed'));
+    if (closed) {
+      for (const w of batch) w.reject(new StoreError('store_closed', 'the store is closed'));
       return;
     }
     try {
@@ -521,11 +461,10 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return;
     }
     const done: { w: Waiting; value: unknown }[] = [];
-    const refused: { w: Waiting; error: unknown }[] = [];
     for (const w of batch) {
       if (!db.inTransaction) {
         // SQLite rolled the whole transaction back (I/O error, disk full): nothing of this batch stands.
-        refused.push({ w, error: new StoreError('store_failed', 'the store rolled back the transaction; try again') });
+        w.reject(new StoreError('store_failed', 'the store rolled back the transaction; try again'));
         continue;
       }
       db.exec('SAVEPOINT step');
@@ -535,7 +474,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         done.push({ w, value });
       } catch (error) {
         if (db.inTransaction) db.exec('ROLLBACK TO step; RELEASE step');
-        refused.push({ w, error: asStoreError(error) });
+        w.reject(asStoreError(error));
       }
     }
     try {
@@ -545,20 +484,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       if (db.inTransaction) db.exec('ROLLBACK');
       const e = asStoreError(error);
       for (const d of done) d.w.reject(e);
-      for (const r of refused) r.w.reject(r.error);
       return;
     }
-    // Not awaited: the next batch runs while this one's log sync is under way.
-    durable().then(
-      () => {
-        for (const d of done) d.w.resolve(d.value);
-        for (const r of refused) r.w.reject(r.error);
-      },
-      (error: unknown) => {
-        for (const d of done) d.w.reject(error);
-        for (const r of refused) r.w.reject(error);
-      },
-    );
+    for (const d of done) d.w.resolve(d.value);
   };
   const schedule = () => {
     if (scheduled) return;
@@ -572,7 +500,6 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   const store: Store = {
     transaction<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
       if (closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
-      if (broken) return Promise.reject(broken);
       return new Promise<T>((resolve, reject) => {
         pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
         schedule();
@@ -598,9 +525,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       if (closed) return;
       while (pending.length > 0 || scheduled) await new Promise((r) => setImmediate(r));
       await running;
-      while (syncing || syncWaiters.length > 0) await new Promise((r) => setImmediate(r));
       closed = true;
-      if (walFd !== null) closeSync(walFd);
       db.close();
     },
   };
