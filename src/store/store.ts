@@ -1,10 +1,10 @@
 /**
  * The Store interface: everything the gateway keeps, behind one small interface that SQLite
- * (src/store/sqlite/) implements today and PostgreSQL will tomorrow.
+ * (src/store/sqlite/) and PostgreSQL (src/store/postgres/) implement.
  *
  * Every change happens inside `transaction`, together with its audit entry (`tx.appendAudit`), so a
  * state transition and its record commit or vanish together (SPEC rules 6 and 7). Commits are durable
- * (SQLite: WAL with synchronous=FULL). Transactions are serialized per store: a use case reads usage,
+ * (SQLite: WAL with synchronous=FULL; PostgreSQL: synchronous_commit on). Transactions are serialized per store: a use case reads usage,
  * decides, and writes in one transaction, so two requests cannot both pass a limit only one fits.
  */
 import type { Approver, Pool, PoolKey, PoolStatus } from '../domain/pool.js';
