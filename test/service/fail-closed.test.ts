@@ -1,7 +1,8 @@
 /**
  * Fail closed (SPEC rule 6): when the audit entry or the store write around a signature cannot be
  * made, no signature is released. A real SQLite store wrapped to refuse chosen audit entries, and the
- * real simulator wrapped to count its signing calls.
+ * real simulator wrapped to count its signing calls. Also: two releases of one request at once make one
+ * device call.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,7 @@ import type { ServiceContext } from '../../src/service/context.js';
 import { submitWithdrawal } from '../../src/service/submit-withdrawal.js';
 import { approveWithdrawal } from '../../src/service/approve-withdrawal.js';
 import { runDueWork } from '../../src/service/due-work.js';
+import { releaseSignature } from '../../src/service/release-signature.js';
 import { approvalMessageFor } from '../../src/quorum/approval-message.js';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
 import { ALLOWLISTED, APPROVER_SECRETS } from '../helpers/gateway-stack.js';
@@ -117,5 +119,18 @@ describe('fail closed', () => {
     expect(Transaction.from(done?.signedTx as string).to).toBe(ALLOWLISTED);
     expect((await store.auditAfter(0, 1000)).filter((e) => e.type === 'withdrawal.signed').length).toBe(1);
     expect((await store.verifyAudit()).ok).toBe(true);
+  });
+
+  it('when two callers release the same approved request at once (the last approval and the due-work timer), then the device signs once and both get the signed request', async () => {
+    const { ctx, store } = await setUp('fc-twice');
+    refuse = 'withdrawal.signing';
+    const id = await approvedByBoth(ctx, 'fc-twice');
+    refuse = null;
+    signCalls = 0;
+    const [a, b] = await Promise.all([releaseSignature(ctx, id), releaseSignature(ctx, id)]);
+    expect(signCalls).toBe(1);
+    expect(a.state).toBe('signed');
+    expect(b).toEqual(a);
+    expect((await store.auditAfter(0, 1000)).filter((e) => e.type === 'withdrawal.signing').length).toBe(1);
   });
 });
