@@ -3,7 +3,7 @@
  * commit is durable (SPEC rule 7), foreign keys on, a busy timeout so the CLI and the gateway can share
  * the file. Transactions are serialized in-process (those requested together share one durable
  * COMMIT, each in its own savepoint: group commit) and across processes by `BEGIN IMMEDIATE`
- * (SQLite's single writer). Amounts are decimal TEXT, summed as bigint in code.
+ * (SQLite's single writer). Amounts are decimal TEXT, summed exactly (committedSince).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -461,27 +461,38 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return;
     }
     const done: { w: Waiting; value: unknown }[] = [];
+    // Set when a step's writes could not be undone alone: then nothing of the batch may commit.
+    let aborted: unknown = null;
     for (const w of batch) {
-      if (!db.inTransaction) {
+      if (aborted !== null || !db.inTransaction) {
         // SQLite rolled the whole transaction back (I/O error, disk full): nothing of this batch stands.
-        w.reject(new StoreError('store_failed', 'the store rolled back the transaction; try again'));
+        w.reject(aborted ?? new StoreError('store_failed', 'the store rolled back the transaction; try again'));
         continue;
       }
-      db.exec('SAVEPOINT step');
       try {
+        db.exec('SAVEPOINT step');
         const value = await w.fn(tx);
         db.exec('RELEASE step');
         done.push({ w, value });
       } catch (error) {
-        if (db.inTransaction) db.exec('ROLLBACK TO step; RELEASE step');
+        try {
+          if (db.inTransaction) db.exec('ROLLBACK TO step; RELEASE step');
+        } catch (rollbackError) {
+          aborted = asStoreError(rollbackError) ?? new StoreError('store_failed', 'a step could not be rolled back; nothing of its batch was kept');
+        }
         w.reject(asStoreError(error));
       }
     }
     try {
+      if (aborted !== null) throw aborted;
       if (!db.inTransaction) throw new StoreError('store_failed', 'the store rolled back the transaction; try again');
       db.exec('COMMIT');
     } catch (error) {
-      if (db.inTransaction) db.exec('ROLLBACK');
+      try {
+        if (db.inTransaction) db.exec('ROLLBACK');
+      } catch {
+        // The connection is in trouble; the error below is what callers need.
+      }
       const e = asStoreError(error);
       for (const d of done) d.w.reject(e);
       return;
