@@ -98,7 +98,12 @@ async function alternate(
     { label: systems[1].label, evaluateMs: [], releaseMs: [] },
   ];
   // Warm-up, not recorded.
-  for (const s of systems) for (let i = 0; i < 30; i++) await s.system.evaluate(pick(s.pools)), await s.system.withdraw(pick(s.pools));
+  for (const s of systems) {
+    for (let i = 0; i < 30; i++) {
+      await s.system.evaluate(pick(s.pools));
+      await s.system.withdraw(pick(s.pools));
+    }
+  }
   for (let r = 0; r < rounds; r++) {
     for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
       const s = systems[i as 0 | 1];

@@ -23,6 +23,13 @@ import { canonicalApprovalMessage, parseApprovalMessage } from '../common/approv
 const run = promisify(execFile);
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 
+/** Count, median and 99th percentile of `samples` (any unit), nearest-rank. */
+export function percentiles(samples: readonly number[]): { n: number; p50: number; p99: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99) };
+}
+
 export interface BoundResult {
   readonly usPerWithdrawal: number;
   readonly perSecond: number;
@@ -220,9 +227,8 @@ export async function lifecycle(root: string, plan: { concurrency: number; withd
         }),
       );
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      latencies.sort((a, b) => a - b);
-      const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number;
-      levels.push({ concurrency: level.concurrency, withdrawals: latencies.length, perSecond: latencies.length / seconds, finalApprovalP50Ms: at(0.5), finalApprovalP99Ms: at(0.99) });
+      const { p50, p99 } = percentiles(latencies);
+      levels.push({ concurrency: level.concurrency, withdrawals: latencies.length, perSecond: latencies.length / seconds, finalApprovalP50Ms: p50, finalApprovalP99Ms: p99 });
       process.stderr.write(`lifecycle: concurrency ${level.concurrency}: ${latencies.length} withdrawals in ${seconds.toFixed(1)} s\n`);
     }
     const best = Math.max(...levels.map((l) => l.perSecond));
@@ -239,9 +245,8 @@ export async function lifecycle(root: string, plan: { concurrency: number; withd
     }
     await Promise.all(started);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    latencies.sort((a, b) => a - b);
-    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number;
-    const paced: PacedResult = { targetPerSecond: rate, withdrawals: count, achievedPerSecond: count / seconds, finalApprovalP50Ms: at(0.5), finalApprovalP99Ms: at(0.99) };
+    const { p50, p99 } = percentiles(latencies);
+    const paced: PacedResult = { targetPerSecond: rate, withdrawals: count, achievedPerSecond: count / seconds, finalApprovalP50Ms: p50, finalApprovalP99Ms: p99 };
     process.stderr.write(`lifecycle: paced at ${rate.toFixed(1)}/s: ${count} withdrawals in ${seconds.toFixed(1)} s\n`);
     const rss = system.rss();
     return { levels, paced, gatewayRssMiB: rss.gatewayMiB, simRssMiB: rss.simMiB };

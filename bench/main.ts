@@ -25,7 +25,7 @@ import { evaluateRequest } from '../src/service/submit-withdrawal.js';
 import type { ServiceContext } from '../src/service/context.js';
 import { readFileSync } from 'node:fs';
 import { createDeviceSet } from '../src/devices/device-set.js';
-import { cryptoBound, lifecycle } from './lifecycle.js';
+import { cryptoBound, lifecycle, percentiles } from './lifecycle.js';
 import { RECENT, growth, seedHistory, type Latencies } from './growth.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -41,9 +41,8 @@ interface Stats {
 }
 
 function stats(label: string, durationsNs: bigint[]): Stats {
-  const sorted = durationsNs.map((d) => Number(d) / 1000).sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
-  return { label, samples: sorted.length, medianUs: at(0.5), p99Us: at(0.99) };
+  const { n, p50, p99 } = percentiles(durationsNs.map((d) => Number(d) / 1000));
+  return { label, samples: n, medianUs: p50, p99Us: p99 };
 }
 
 /** Deciding needs no device: any call to it is a bug in the benchmark. */
@@ -110,12 +109,6 @@ async function measureDecisions(small: Seeded, large: Seeded, rounds: number, pe
   return [stats(label(small), samples[0]), stats(label(large), samples[1])];
 }
 
-function msStats(samples: readonly number[]): { n: number; p50: number; p99: number } {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
-  return { n: sorted.length, p50: at(0.5), p99: at(0.99) };
-}
-
 function machine(): string {
   const c = cpus();
   return `${c.length} × ${c[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}, Node ${process.version}`;
@@ -142,8 +135,8 @@ async function main(): Promise<void> {
   const growthRatios: { what: string; ratio: number }[] = [];
   for (const pair of grown.pairs) {
     for (const [what, get] of [['decision (evaluate)', (l: Latencies) => l.evaluateMs], ['release (final approval → signed)', (l: Latencies) => l.releaseMs]] as const) {
-      const small = msStats(get(pair.small));
-      const large = msStats(get(pair.large));
+      const small = percentiles(get(pair.small));
+      const large = percentiles(get(pair.large));
       const ratio = large.p50 / small.p50;
       growthRatios.push({ what: `${what}, ${pair.large.label} vs ${pair.small.label}`, ratio });
       growthRows.push(`| ${what} | ${pair.small.label} | ${small.n} | ${small.p50.toFixed(2)} | ${small.p99.toFixed(2)} |`);
