@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { Transaction } from 'ethers';
-import { ALLOWLISTED, ROOT, SEPOLIA, poolAddress, signApproval, startGatewayProcess, startStack, type Gateway, type Stack } from '../helpers/gateway-stack.js';
+import { ALLOWLISTED, callApi, ROOT, SEPOLIA, poolAddress, signApproval, startGatewayProcess, startStack, type Gateway, type Stack } from '../helpers/gateway-stack.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 const REQUESTS = 200;
@@ -37,15 +37,6 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function call(replica: string, method: string, path: string, token: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(replica + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
 describe('two gateway replicas on one PostgreSQL database', () => {
   it(`when ${REQUESTS} withdrawals worth twice the 24 h limit are approved through both replicas at random, then the signed total stays within the limit and nothing is signed twice`, async () => {
     const replicas = [stack.gateway.url, second.url];
@@ -60,13 +51,13 @@ describe('two gateway replicas on one PostgreSQL database', () => {
     const ids = await Promise.all(
       Array.from({ length: REQUESTS }, async (_, i) => {
         const body = { pool: 'client-a', chain: SEPOLIA, asset: 'ETH', amount: AMOUNT.toString(), to: ALLOWLISTED, nonce: String(i), gasLimit: '21000', maxFeePerGas: '20000000000', maxPriorityFeePerGas: '1000000000' };
-        const submitted = await call(at(), 'POST', '/v1/withdrawals', stack.tokens.requester, body, { 'Idempotency-Key': `race-${i}` });
+        const submitted = await callApi(at(), 'POST', '/v1/withdrawals', stack.tokens.requester, body, { 'Idempotency-Key': `race-${i}` });
         expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
         const id = submitted.body.id as string;
         const message = submitted.body.approvalMessage as string;
         const approvers = (['alice', 'bob', 'carol'] as const).slice().sort(() => Math.random() - 0.5).slice(0, 2);
         const votes = await Promise.all(
-          approvers.map((who) => call(at(), 'POST', `/v1/withdrawals/${id}/approvals`, stack.tokens[who], { signature: signApproval(message, who), decision: 'approve' })),
+          approvers.map((who) => callApi(at(), 'POST', `/v1/withdrawals/${id}/approvals`, stack.tokens[who], { signature: signApproval(message, who), decision: 'approve' })),
         );
         // Every vote is recorded (200), or refused only because the request was settled meanwhile (409).
         for (const v of votes) expect([200, 409], JSON.stringify(v.body)).toContain(v.status);

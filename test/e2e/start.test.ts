@@ -6,29 +6,18 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Transaction } from 'ethers';
-import { ALLOWLISTED, ROOT, SEPOLIA, runCli } from '../helpers/gateway-stack.js';
+import { ALLOWLISTED, callApi, ROOT, SEPOLIA, runCli } from '../helpers/gateway-stack.js';
 import { logSink, recordSecrets } from '../helpers/suite-logs.js';
+import { freePort } from '../helpers/free-port.js';
 
 const START = join(ROOT, 'dist', 'src', 'start.js');
 const dataDir = mkdtempSync(join(tmpdir(), 'custody-start-'));
 let running: ChildProcess | null = null;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** Starts `npm start`'s program; resolves with the gateway URL and everything it printed. */
 async function start(env: Record<string, string>): Promise<{ url: string; output: string[] }> {
@@ -68,15 +57,6 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function call(url: string, method: string, path: string, token: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
 describe('npm start and the README walk-through', () => {
   let env: Record<string, string>;
   let withdrawalId = '';
@@ -90,9 +70,9 @@ describe('npm start and the README walk-through', () => {
     recordSecrets([tokens.requester, tokens.auditor, ...Object.values(tokens.approvers), readFileSync(join(dataDir, 'hsm-pin'), 'utf8').trim()]);
     expect((await fetch(url + '/readyz')).status).toBe(200);
 
-    const pools = await call(url, 'GET', '/v1/pools', tokens.requester);
+    const pools = await callApi(url, 'GET', '/v1/pools', tokens.requester);
     expect(pools.status).toBe(200);
-    const submitted = await call(url, 'POST', '/v1/withdrawals', tokens.requester, {
+    const submitted = await callApi(url, 'POST', '/v1/withdrawals', tokens.requester, {
       pool: 'client-a', chain: SEPOLIA, asset: 'ETH', amount: '500000000000000000', to: ALLOWLISTED, nonce: '0', gasLimit: '21000', maxFeePerGas: '30000000000', maxPriorityFeePerGas: '1000000000',
     }, { 'Idempotency-Key': 'demo-1' });
     expect(submitted.status).toBe(201);
@@ -102,7 +82,7 @@ describe('npm start and the README walk-through', () => {
       const approved = await runCli(['approve', withdrawalId, '--key', join(dataDir, 'demo', `${who}.key`), '--token', tokens.approvers[who] as string, '--url', url], { ...env, CUSTODY_KEY_PASSPHRASE: 'demo-passphrase' });
       expect(approved.code, approved.stderr).toBe(0);
     }
-    const signed = await call(url, 'GET', `/v1/withdrawals/${withdrawalId}`, tokens.requester);
+    const signed = await callApi(url, 'GET', `/v1/withdrawals/${withdrawalId}`, tokens.requester);
     expect(signed.body.state).toBe('signed');
     const tx = Transaction.from(signed.body.signedTx as string);
     expect(tx.to).toBe(ALLOWLISTED);
@@ -117,7 +97,7 @@ describe('npm start and the README walk-through', () => {
     const { url, output } = await start(env);
     expect(output.join('\n')).not.toMatch(/First start/);
     const tokens = JSON.parse(readFileSync(join(dataDir, 'demo', 'tokens.json'), 'utf8')) as { requester: string };
-    const again = await call(url, 'GET', `/v1/withdrawals/${withdrawalId}`, tokens.requester);
+    const again = await callApi(url, 'GET', `/v1/withdrawals/${withdrawalId}`, tokens.requester);
     expect(again.body.state).toBe('signed');
     await stop();
   }, 120_000);

@@ -82,6 +82,30 @@ export function signApproval(approvalMessage: string, approver: string, decision
   return bytesToHex(ed25519.sign(new TextEncoder().encode(text), hexToBytes(secret)));
 }
 
+/**
+ * One HTTP call to a gateway at `baseUrl`: bearer `token` if given, `body` as JSON (a string is sent
+ * as it is); the answer parsed as JSON, or `{ raw }` when it is not.
+ */
+export async function callApi(baseUrl: string, method: string, path: string, token: string | null, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+  const res = await fetch(baseUrl + path, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = { raw: text };
+  }
+  return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: parsed };
+}
+
 export async function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
@@ -175,25 +199,7 @@ export async function startStack(options: { plan?: string; env?: Record<string, 
     tokens,
     ceremony,
     cli,
-    async api(method, path, tok, body, headers = {}) {
-      const res = await fetch(stack.gateway.url + path, {
-        method,
-        headers: {
-          ...(tok ? { authorization: `Bearer ${tok}` } : {}),
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...headers,
-        },
-        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      let parsed: Record<string, unknown> = {};
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        parsed = { raw: text };
-      }
-      return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: parsed };
-    },
+    api: (method, path, tok, body, headers = {}) => callApi(stack.gateway.url, method, path, tok, body, headers),
     async restartSim(args = []) {
       await sim.kill('SIGKILL');
       sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin, port: sim.port, args });
