@@ -14,10 +14,11 @@ import type { AuditEntry } from './store.js';
 /** A row as a driver returns it: column name to value. */
 export type Row = Record<string, unknown>;
 
-const str = (v: unknown): string => v as string;
-const num = (v: unknown): number => v as number;
+/** A column as the driver returns it: text, integer, or either of them or NULL. */
+export const str = (v: unknown): string => v as string;
+export const num = (v: unknown): number => v as number;
 const optStr = (v: unknown): string | null => (v === null || v === undefined ? null : str(v));
-const optNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+export const optNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 export function rowToWithdrawal(r: Row): Withdrawal {
   return {

@@ -17,15 +17,11 @@ import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
 import type { AuditEntry, AuditInput, AuditVerification, Store, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import {
-  rowToApproval, rowToApprover, rowToAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal,
+  num, optNum, rowToApproval, rowToApprover, rowToAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal, str,
   type Row,
 } from '../rows.js';
 
 type Db = Database.Database;
-
-const str = (v: unknown): string => v as string;
-const num = (v: unknown): number => v as number;
-const optNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /** committedSince sums amounts in SQL as SUM_LIMBS limbs of LIMB_DIGITS decimal digits (90 ≥ 78 digits of a uint256). */
 const LIMB_DIGITS = 15;
