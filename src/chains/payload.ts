@@ -290,7 +290,7 @@ export function assembleSignedPayload(
 ): SignedPayload {
   switch (chain.family) {
     case 'eip155':
-      return assembleEthereumSigned(decodeEthereumUnsignedTx(unsignedTx, evmChainId(chain)), signature, signer.address);
+      return assembleEthereumSigned(decodeEthereumUnsignedTx(unsignedTx, evmChainId(chain)), signature, signer);
     case 'bip122': {
       const pool = bitcoinPool(chain, signer);
       const network = bitcoinNetwork(chain);

@@ -4,8 +4,8 @@
  * The approver signs the request's approval message (with the decision they post) with their own
  * Ed25519 key. The gateway checks the signature, that the approver belongs to the pool, is not the
  * requester and has not voted, then records the vote with its audit entry. The vote that completes
- * the quorum re-evaluates the policy with the usage of that moment, in the same transaction, and
- * commits the amount; the gateway then releases the signature by itself.
+ * the quorum re-evaluates the policy with the usage of that moment, in the same transaction, commits
+ * the amount and claims the request for signing; the gateway then asks the device by itself.
  */
 import { createHash } from 'node:crypto';
 import { AuthError, ConflictError, ValidationError } from '../domain/errors.js';
@@ -15,7 +15,7 @@ import { approvalMessageFor } from '../quorum/approval-message.js';
 import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
 import { checkApproval, tally } from '../quorum/count.js';
 import { policyOf, requirePool, requireWithdrawal, type ServiceContext } from './context.js';
-import { releaseSignature } from './release-signature.js';
+import { claimInTx, isClaim, releaseClaimed, type ClaimResult } from './release-signature.js';
 import { decideNow } from './usage.js';
 
 export interface ApprovalInput {
@@ -31,7 +31,7 @@ export async function approveWithdrawal(
 ): Promise<Withdrawal> {
   const signature = assertSignatureHex(input.signature, 'signature');
 
-  const decided = await ctx.store.transaction(async (tx) => {
+  const decided = await ctx.store.transaction(async (tx): Promise<ClaimResult> => {
     const w = await requireWithdrawal(tx, withdrawalId);
     if (w.state !== 'pending_approval') {
       throw new ConflictError('not_pending', `withdrawal ${w.id} is "${w.state}", not "pending_approval": it takes no more approvals`);
@@ -81,11 +81,11 @@ export async function approveWithdrawal(
         now,
       );
       await tx.appendAudit({ type: 'withdrawal.rejected', actor: approver.name, subject: `withdrawal:${w.id}`, data: {} }, now);
-      return rejected;
+      return { withdrawal: rejected };
     }
 
     const count = tally([...existing, approval], pool.approvers, requester?.name ?? '', w.requiredApprovals);
-    if (!count.satisfied) return w;
+    if (!count.satisfied) return { withdrawal: w };
 
     // Quorum reached: decide again on the current policy and usage, then commit the amount.
     const policy = await policyOf(tx, pool.id, pool.policyVersion);
@@ -96,7 +96,7 @@ export async function approveWithdrawal(
       const reasons = denials.length > 0 ? denials : [{ code: 'quorum_changed', message: `the policy now requires ${decision.requiredApprovals} approvals` }];
       const denied = await tx.updateWithdrawal(w.id, 'pending_approval', { state: 'denied', reasons }, now);
       await tx.appendAudit({ type: 'withdrawal.denied', actor: 'system', subject: `withdrawal:${w.id}`, data: { reasons } }, now);
-      return denied;
+      return { withdrawal: denied };
     }
     const approved = await tx.updateWithdrawal(
       w.id,
@@ -113,17 +113,21 @@ export async function approveWithdrawal(
       },
       now,
     );
-    return approved;
+    // Claimed for signing in this same transaction: the vote, the approval and the claim are one
+    // durable commit. If the claim's audit entry cannot be written, the vote is not recorded either
+    // and the approver gets the error to retry; nothing is signed without its audit entry.
+    return claimInTx(ctx, tx, approved);
   });
 
-  ctx.log.info({ withdrawal: decided.id, approver: approver.name, decision: input.decision, state: decided.state }, 'approval recorded');
-  if (decided.state !== 'approved') return decided;
+  const { withdrawal } = decided;
+  ctx.log.info({ withdrawal: withdrawal.id, approver: approver.name, decision: input.decision, state: withdrawal.state }, 'approval recorded');
+  if (!isClaim(decided)) return withdrawal;
   try {
-    return await releaseSignature(ctx, decided.id);
+    return await releaseClaimed(ctx, decided);
   } catch (error) {
-    // The vote is recorded and the request approved; due work resumes the release.
-    ctx.log.error({ withdrawal: decided.id, err: error instanceof Error ? error.message : String(error) }, 'release after approval failed; it will be resumed');
-    return decided;
+    // The vote is recorded and the request claimed; due work resumes the release.
+    ctx.log.error({ withdrawal: withdrawal.id, err: error instanceof Error ? error.message : String(error) }, 'release after approval failed; it will be resumed');
+    return withdrawal;
   }
 }
 

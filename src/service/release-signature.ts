@@ -19,12 +19,21 @@ import type { PoolKey } from '../domain/pool.js';
 import type { Reason, Withdrawal } from '../domain/withdrawal.js';
 import type { ApprovalEvidence, DeviceSignature } from '../devices/signing-device.js';
 import { assembleSignedPayload, signingPayload } from '../chains/payload.js';
+import type { StoreTx } from '../store/store.js';
 import { requirePool, requireWithdrawal, type ServiceContext } from './context.js';
 
-interface Claim {
+/** A request claimed for signing (state `signing`, audited), with what the device needs. */
+export interface Claim {
   readonly withdrawal: Withdrawal;
   readonly key: PoolKey;
   readonly evidence: readonly ApprovalEvidence[];
+}
+
+/** The outcome of trying to claim: a claim, or the request as it stays (frozen, time-locked, expired…). */
+export type ClaimResult = Claim | { readonly withdrawal: Withdrawal };
+
+export function isClaim(result: ClaimResult): result is Claim {
+  return 'key' in result;
 }
 
 /**
@@ -35,63 +44,73 @@ interface Claim {
 const inFlight = new Map<string, Promise<Withdrawal>>();
 
 export function releaseSignature(ctx: ServiceContext, withdrawalId: string): Promise<Withdrawal> {
-  const underWay = inFlight.get(withdrawalId);
-  if (underWay) return underWay;
-  const release = (async () => {
-    try {
-      const claim = await claimForSigning(ctx, withdrawalId);
-      if (!('key' in claim)) return claim.withdrawal;
-      return await signClaimed(ctx, claim);
-    } finally {
-      inFlight.delete(withdrawalId);
-    }
-  })();
-  inFlight.set(withdrawalId, release);
-  return release;
+  return releaseOnce(withdrawalId, async () => {
+    const claim = await ctx.store.transaction(async (tx) => claimInTx(ctx, tx, await requireWithdrawal(tx, withdrawalId)));
+    return isClaim(claim) ? signClaimed(ctx, claim) : claim.withdrawal;
+  });
 }
 
-async function claimForSigning(ctx: ServiceContext, id: string): Promise<Claim | { withdrawal: Withdrawal }> {
-  return ctx.store.transaction(async (tx) => {
-    const w = await requireWithdrawal(tx, id);
-    if (w.state !== 'approved' && w.state !== 'timelocked' && w.state !== 'signing') return { withdrawal: w };
-    const pool = await requirePool(tx, w.poolId);
-    const now = ctx.now();
-    if (pool.status === 'frozen') return { withdrawal: w };
-    if (w.state !== 'signing' && w.expiresAt !== null && now > w.expiresAt) {
-      const reasons = [{ code: 'expired', message: 'the request expired before it could be signed' }];
-      const expired = await tx.updateWithdrawal(w.id, w.state, { state: 'expired', reasons }, now);
-      await tx.appendAudit({ type: 'withdrawal.expired', actor: 'system', subject: `withdrawal:${w.id}`, data: {} }, now);
-      return { withdrawal: expired };
-    }
-    if (w.state !== 'signing' && w.notBefore !== null && now < w.notBefore) {
-      if (w.state === 'timelocked') return { withdrawal: w };
-      const locked = await tx.updateWithdrawal(w.id, 'approved', { state: 'timelocked' }, now);
-      await tx.appendAudit(
-        { type: 'withdrawal.timelocked', actor: 'system', subject: `withdrawal:${w.id}`, data: { notBefore: new Date(w.notBefore).toISOString() } },
-        now,
-      );
-      return { withdrawal: locked };
-    }
-    const key = await tx.getKey(w.poolId, w.chain);
-    if (!key) throw new StoreError('key_missing', `pool ${w.poolId} has no key on ${w.chain}`);
-    const evidence: ApprovalEvidence[] = [];
-    for (const a of await tx.approvalsOf(w.id)) {
-      if (a.decision !== 'approve') continue;
-      const approver = await tx.getApprover(a.approverId);
-      if (approver) evidence.push({ publicKey: approver.publicKey, message: a.message, signature: a.signature });
-    }
-    const signing = w.state === 'signing' ? w : await tx.updateWithdrawal(w.id, w.state, { state: 'signing' }, now);
+/**
+ * The rest of the release of a request claimed in a transaction that has committed (the final
+ * approval claims in its own transaction, one durable commit fewer): the device call and the record.
+ */
+export function releaseClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawal> {
+  return releaseOnce(claim.withdrawal.id, () => signClaimed(ctx, claim));
+}
+
+function releaseOnce(withdrawalId: string, release: () => Promise<Withdrawal>): Promise<Withdrawal> {
+  const underWay = inFlight.get(withdrawalId);
+  if (underWay) return underWay;
+  const started = release().finally(() => inFlight.delete(withdrawalId));
+  inFlight.set(withdrawalId, started);
+  return started;
+}
+
+/**
+ * Claims `w` for signing inside `tx`: a request not `approved`, `timelocked` or `signing` stays as it
+ * is; so does one of a frozen pool; one past its expiry expires, one before its time lock is
+ * time-locked; otherwise it moves to `signing` with its audit entry (fail closed: if that entry cannot
+ * be written, the transaction fails and nothing is signed).
+ */
+export async function claimInTx(ctx: ServiceContext, tx: StoreTx, w: Withdrawal): Promise<ClaimResult> {
+  if (w.state !== 'approved' && w.state !== 'timelocked' && w.state !== 'signing') return { withdrawal: w };
+  const pool = await requirePool(tx, w.poolId);
+  const now = ctx.now();
+  if (pool.status === 'frozen') return { withdrawal: w };
+  if (w.state !== 'signing' && w.expiresAt !== null && now > w.expiresAt) {
+    const reasons = [{ code: 'expired', message: 'the request expired before it could be signed' }];
+    const expired = await tx.updateWithdrawal(w.id, w.state, { state: 'expired', reasons }, now);
+    await tx.appendAudit({ type: 'withdrawal.expired', actor: 'system', subject: `withdrawal:${w.id}`, data: {} }, now);
+    return { withdrawal: expired };
+  }
+  if (w.state !== 'signing' && w.notBefore !== null && now < w.notBefore) {
+    if (w.state === 'timelocked') return { withdrawal: w };
+    const locked = await tx.updateWithdrawal(w.id, 'approved', { state: 'timelocked' }, now);
     await tx.appendAudit(
-      {
-        type: w.state === 'signing' ? 'withdrawal.signing_resumed' : 'withdrawal.signing',
-        actor: 'system',
-        subject: `withdrawal:${w.id}`,
-        data: { device: key.device, handle: key.handle, digest: w.digest, approvals: evidence.length },
-      },
+      { type: 'withdrawal.timelocked', actor: 'system', subject: `withdrawal:${w.id}`, data: { notBefore: new Date(w.notBefore).toISOString() } },
       now,
     );
-    return { withdrawal: signing, key, evidence };
-  });
+    return { withdrawal: locked };
+  }
+  const key = await tx.getKey(w.poolId, w.chain);
+  if (!key) throw new StoreError('key_missing', `pool ${w.poolId} has no key on ${w.chain}`);
+  const evidence: ApprovalEvidence[] = [];
+  for (const a of await tx.approvalsOf(w.id)) {
+    if (a.decision !== 'approve') continue;
+    const approver = await tx.getApprover(a.approverId);
+    if (approver) evidence.push({ publicKey: approver.publicKey, message: a.message, signature: a.signature });
+  }
+  const signing = w.state === 'signing' ? w : await tx.updateWithdrawal(w.id, w.state, { state: 'signing' }, now);
+  await tx.appendAudit(
+    {
+      type: w.state === 'signing' ? 'withdrawal.signing_resumed' : 'withdrawal.signing',
+      actor: 'system',
+      subject: `withdrawal:${w.id}`,
+      data: { device: key.device, handle: key.handle, digest: w.digest, approvals: evidence.length },
+    },
+    now,
+  );
+  return { withdrawal: signing, key, evidence };
 }
 
 /** Device refusals that will not change on a second try; anything else leaves the outcome unknown. */

@@ -18,6 +18,7 @@ const keys = vectors('secp256k1-eth-addresses.json') as { vectors: { privateKey:
 
 const SECRET = hexToBytes('46'.repeat(32));
 const FROM = ethAddressFromPublicKey(secp256k1.getPublicKey(SECRET, true));
+const SIGNER = { address: FROM, publicKey: bytesToHex(secp256k1.getPublicKey(SECRET, true)) };
 const HOT = '0x8ba1f109551bD432803012645Ac136ddd64DBA72';
 const TOKEN = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
 const transfer: EthereumTransfer = {
@@ -76,7 +77,7 @@ describe('EIP-1559 transfers', () => {
     const unsigned = EthersTx.from(prepared.unsignedTx);
     expect(unsigned.unsignedHash).toBe('0x' + bytesToHex(prepared.digest));
 
-    const { signedTx, txHash } = assembleEthereumSigned(prepared, deviceSign(prepared.digest), FROM);
+    const { signedTx, txHash } = assembleEthereumSigned(prepared, deviceSign(prepared.digest), SIGNER);
     const tx = EthersTx.from(signedTx);
     expect(tx.type).toBe(2);
     expect(tx.from).toBe(FROM);
@@ -94,7 +95,21 @@ describe('EIP-1559 transfers', () => {
   it('when the signature comes from another key, then assembly refuses with signature_mismatch', () => {
     const prepared = buildEthereumTransfer(transfer);
     const other = deviceSign(prepared.digest, hexToBytes('47'.repeat(32)));
-    expect(() => assembleEthereumSigned(prepared, other, FROM)).toThrow(expect.objectContaining({ code: 'signature_mismatch' }));
+    expect(() => assembleEthereumSigned(prepared, other, SIGNER)).toThrow(expect.objectContaining({ code: 'signature_mismatch' }));
+  });
+
+  it('when the recovery id is flipped, then assembly refuses it (the transaction would recover to another sender)', () => {
+    const prepared = buildEthereumTransfer(transfer);
+    const sig = deviceSign(prepared.digest);
+    const flipped = { signature: sig.signature, recovery: (1 - sig.recovery) as 0 | 1 };
+    expect(() => assembleEthereumSigned(prepared, flipped, SIGNER)).toThrow(expect.objectContaining({ code: 'signature_mismatch' }));
+  });
+
+  it('when the pool key does not belong to the pool address, then assembly refuses even a good signature', () => {
+    const prepared = buildEthereumTransfer(transfer);
+    expect(() => assembleEthereumSigned(prepared, deviceSign(prepared.digest), { ...SIGNER, address: HOT })).toThrow(
+      expect.objectContaining({ code: 'signature_mismatch', message: expect.stringMatching(/not the pool address/) }),
+    );
   });
 
   it('when the signature has a high S, then assembly refuses it', () => {
@@ -105,7 +120,7 @@ describe('EIP-1559 transfers', () => {
     const high = new Uint8Array(64);
     high.set(sig.signature.slice(0, 32));
     high.set(hexToBytes((n - s).toString(16).padStart(64, '0')), 32);
-    expect(() => assembleEthereumSigned(prepared, { signature: high, recovery: (1 - sig.recovery) as 0 | 1 }, FROM)).toThrow(CustodyError);
+    expect(() => assembleEthereumSigned(prepared, { signature: high, recovery: (1 - sig.recovery) as 0 | 1 }, SIGNER)).toThrow(CustodyError);
   });
 
   it('when fields are out of range, then the build is refused naming the field', () => {
@@ -125,7 +140,7 @@ describe('legacy EIP-155 and ERC-20', () => {
     expect('0x' + bytesToHex(prepared.digest)).toBe(eip155.signingHash);
     const key = hexToBytes(eip155.privateKey);
     const from = ethAddressFromPublicKey(secp256k1.getPublicKey(key, true));
-    const signed = assembleEthereumSigned(prepared, deviceSign(prepared.digest, key), from);
+    const signed = assembleEthereumSigned(prepared, deviceSign(prepared.digest, key), { address: from, publicKey: bytesToHex(secp256k1.getPublicKey(key, false)) });
     expect(signed.signedTx).toBe(eip155.signedTx);
     expect(EthersTx.from(signed.signedTx).signature?.networkV).toBe(BigInt(eip155.v));
     expect(EthersTx.from(signed.signedTx).from).toBe(from);
@@ -134,7 +149,7 @@ describe('legacy EIP-155 and ERC-20', () => {
   it('when an ERC-20 transfer is built and signed, then ethers reads transfer(recipient, amount) to the token contract with no ETH', () => {
     const prepared = buildEthereumTransfer({ ...transfer, gasLimit: 65000n, intent: { asset: `erc20:${TOKEN.toLowerCase()}`, recipient: HOT, amount: 42n } });
     expect(prepared.transfer.intent.asset).toBe(`erc20:${TOKEN}`);
-    const tx = EthersTx.from(assembleEthereumSigned(prepared, deviceSign(prepared.digest), FROM).signedTx);
+    const tx = EthersTx.from(assembleEthereumSigned(prepared, deviceSign(prepared.digest), SIGNER).signedTx);
     expect(tx.to).toBe(TOKEN);
     expect(tx.value).toBe(0n);
     expect(tx.from).toBe(FROM);

@@ -21,6 +21,7 @@ import { StoreError } from '../../src/domain/errors.js';
 import { addressForKey } from '../../src/chains/addresses.js';
 import { parseChainId, type ChainId } from '../../src/domain/chain-id.js';
 import type { ServiceContext } from '../../src/service/context.js';
+import type { Withdrawal } from '../../src/domain/withdrawal.js';
 import { submitWithdrawal } from '../../src/service/submit-withdrawal.js';
 import { approveWithdrawal } from '../../src/service/approve-withdrawal.js';
 import { runDueWork } from '../../src/service/due-work.js';
@@ -76,30 +77,38 @@ async function setUp(poolId: string): Promise<{ ctx: ServiceContext; store: Stor
   return { ctx, store };
 }
 
+function approve(ctx: ServiceContext, withdrawal: Withdrawal, who: string): Promise<Withdrawal> {
+  const text = approvalMessageFor(withdrawal, 'approve');
+  const signature = bytesToHex(ed25519.sign(new TextEncoder().encode(text), hexToBytes(APPROVER_SECRETS[who] as string)));
+  return approveWithdrawal(ctx, { id: `p-${who}`, name: who, role: 'approver', tokenHash: `h-${who}`, createdAt: 0 }, withdrawal.id, { decision: 'approve', signature });
+}
+
 async function approvedByBoth(ctx: ServiceContext, poolId: string): Promise<string> {
   const ops = { id: 'p-ops', name: 'ops', role: 'requester' as const, tokenHash: 'h-ops', createdAt: 0 };
   const { withdrawal } = await submitWithdrawal(ctx, ops, { pool: poolId, chain: CHAIN, asset: 'ETH', amount: '1000', to: ALLOWLISTED, nonce: '0', gasLimit: '21000', maxFeePerGas: '10', maxPriorityFeePerGas: '1' }, null);
-  for (const who of ['alice', 'bob']) {
-    const text = approvalMessageFor(withdrawal, 'approve');
-    const signature = bytesToHex(ed25519.sign(new TextEncoder().encode(text), hexToBytes(APPROVER_SECRETS[who] as string)));
-    await approveWithdrawal(ctx, { id: `p-${who}`, name: who, role: 'approver', tokenHash: `h-${who}`, createdAt: 0 }, withdrawal.id, { decision: 'approve', signature });
-  }
+  for (const who of ['alice', 'bob']) await approve(ctx, withdrawal, who);
   return withdrawal.id;
 }
 
 describe('fail closed', () => {
-  it('when the audit entry that claims the request for signing cannot be written, then the device is never asked', async () => {
+  it('when the audit entry that claims the request for signing cannot be written, then the device is never asked and the final vote is refused, to be given again', async () => {
     const { ctx, store } = await setUp('fc-claim');
     refuse = 'withdrawal.signing';
     signCalls = 0;
-    const id = await approvedByBoth(ctx, 'fc-claim');
+    // The final approval, its decision and the claim are one transaction: it fails as a whole.
+    await expect(approvedByBoth(ctx, 'fc-claim')).rejects.toThrow(/the audit entry could not be written/);
     expect(signCalls).toBe(0);
-    const w = await store.transaction((tx) => tx.getWithdrawal(id));
-    expect(w).toMatchObject({ state: 'approved', signedTx: null });
+    const [w] = await store.transaction((tx) => tx.listWithdrawals({ poolId: 'fc-claim', limit: 10 }));
+    expect(w).toMatchObject({ state: 'pending_approval', signedTx: null, committedAt: null });
+    expect(await store.transaction((tx) => tx.approvalsOf(w!.id))).toHaveLength(1);
+    const audit = await store.auditAfter(0, 1000);
+    expect(audit.filter((e) => e.type === 'withdrawal.approval')).toHaveLength(1);
+    expect(audit.some((e) => e.type === 'withdrawal.approved' || e.type === 'withdrawal.signing')).toBe(false);
     refuse = null;
-    await runDueWork(ctx, { resumeSigningNow: true });
+    const done = await approve(ctx, w!, 'bob');
+    expect(done.state).toBe('signed');
     expect(signCalls).toBe(1);
-    expect((await store.transaction((tx) => tx.getWithdrawal(id)))?.state).toBe('signed');
+    expect((await store.verifyAudit()).ok).toBe(true);
   });
 
   it('when the audit entry of the signature cannot be written, then the signature is not released; resumed later, it is signed once', async () => {
@@ -123,10 +132,16 @@ describe('fail closed', () => {
 
   it('when two callers release the same approved request at once (the last approval and the due-work timer), then the device signs once and both get the signed request', async () => {
     const { ctx, store } = await setUp('fc-twice');
-    refuse = 'withdrawal.signing';
-    const id = await approvedByBoth(ctx, 'fc-twice');
-    refuse = null;
+    // Approved while the pool is frozen: held unsigned, then released by two callers once unfrozen.
     signCalls = 0;
+    const ops = { id: 'p-ops', name: 'ops', role: 'requester' as const, tokenHash: 'h-ops', createdAt: 0 };
+    const { withdrawal } = await submitWithdrawal(ctx, ops, { pool: 'fc-twice', chain: CHAIN, asset: 'ETH', amount: '1000', to: ALLOWLISTED, nonce: '0', gasLimit: '21000', maxFeePerGas: '10', maxPriorityFeePerGas: '1' }, null);
+    await approve(ctx, withdrawal, 'alice');
+    await store.transaction((tx) => tx.setPoolStatus('fc-twice', 'frozen'));
+    const id = (await approve(ctx, withdrawal, 'bob')).id;
+    expect((await store.transaction((tx) => tx.getWithdrawal(id)))?.state).toBe('approved');
+    expect(signCalls).toBe(0);
+    await store.transaction((tx) => tx.setPoolStatus('fc-twice', 'active'));
     const [a, b] = await Promise.all([releaseSignature(ctx, id), releaseSignature(ctx, id)]);
     expect(signCalls).toBe(1);
     expect(a.state).toBe('signed');

@@ -17,6 +17,7 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { CustodyError, ValidationError } from '../../domain/errors.js';
 import { MAX_UINT256 } from '../../domain/amount.js';
 import { assertEthAddress } from './address.js';
+import { addressOfKey, recoversTo } from './signer-check.js';
 
 export type EthereumFees =
   | { readonly kind: 'eip1559'; readonly maxFeePerGas: bigint; readonly maxPriorityFeePerGas: bigint }
@@ -221,13 +222,14 @@ export function decodeEthereumUnsignedTx(hex: string, expectedChainId: bigint): 
 }
 
 /**
- * Attaches a device signature (r || s, recovery id) and checks it: low S, and the recovered sender
- * must be `expectedFrom`, the pool's address. Anything else is refused, never broadcast.
+ * Attaches a device signature (r || s, recovery id) and checks it: low S, and the signature must
+ * recover to the pool's key (`signer.publicKey`, whose address is `signer.address`). Anything else is
+ * refused, never broadcast.
  */
 export function assembleEthereumSigned(
   p: PreparedEthereumTx,
   signature: { readonly signature: Uint8Array; readonly recovery: 0 | 1 | null },
-  expectedFrom: string,
+  signer: { readonly address: string; readonly publicKey: string },
 ): { signedTx: string; txHash: string } {
   const mismatch = (why: string) => new CustodyError('internal', 'signature_mismatch', `device signature rejected: ${why}`);
   if (signature.signature.length !== 64 || signature.recovery === null) throw mismatch('expected 64 bytes r||s and a recovery id');
@@ -236,8 +238,9 @@ export function assembleEthereumSigned(
   if (r === 0n || s === 0n || s > SECP256K1_HALF_N) throw mismatch('s is not in the lower half of the curve order');
   let signed: AnyTx;
   try {
+    if (addressOfKey(signer.publicKey).toLowerCase() !== signer.address.toLowerCase()) throw new Error('the pool key is not the pool address');
+    if (!recoversTo(p.digest, r, s, signature.recovery, signer.publicKey)) throw new Error('the signature does not recover to the pool key');
     signed = toTransaction(p.transfer, { yParity: signature.recovery, r, s });
-    if (signed.recoverSender().address.toLowerCase() !== expectedFrom.toLowerCase()) throw new Error('recovered sender is not the pool address');
   } catch (error) {
     throw mismatch(error instanceof Error ? error.message : String(error));
   }
