@@ -262,41 +262,33 @@ export function preparePayload(chain: ParsedChainId, request: PayloadRequest, ke
   }
 }
 
-/** What the device signs for a stored transaction: the hash(es) the approvals' digest commits to, and how. */
-export function signingPayload(chain: ParsedChainId, unsignedTx: string, key: PoolKeyRef): { payload: Uint8Array; digest: Uint8Array; scheme: SignatureScheme } {
+/**
+ * What the device signs for a stored transaction (the hash(es) the approvals' digest commits to, and
+ * how), and how its signature is then attached and checked. The transaction is decoded once for both.
+ */
+export interface SigningPlan {
+  readonly payload: Uint8Array;
+  readonly digest: Uint8Array;
+  readonly scheme: SignatureScheme;
+  /** Attaches the device's signature(s) and checks that the pool's key signed; throws otherwise. */
+  assemble(signature: DeviceSignature): SignedPayload;
+}
+
+export function signingPlan(chain: ParsedChainId, unsignedTx: string, key: PoolKeyRef): SigningPlan {
   switch (chain.family) {
     case 'eip155': {
       const p = decodeEthereumUnsignedTx(unsignedTx, evmChainId(chain));
-      return { payload: p.digest, digest: p.digest, scheme: 'ecdsa-secp256k1' };
+      return { payload: p.digest, digest: p.digest, scheme: 'ecdsa-secp256k1', assemble: (signature) => assembleEthereumSigned(p, signature, key) };
     }
     case 'bip122': {
       const pool = bitcoinPool(chain, key);
-      const p = decodeBitcoinPsbt(unsignedTx, bitcoinNetwork(chain), pool);
-      return { payload: concatBytes(...p.sighashes), digest: p.digest, scheme: bitcoinScheme(pool) };
+      const network = bitcoinNetwork(chain);
+      const p = decodeBitcoinPsbt(unsignedTx, network, pool);
+      return { payload: concatBytes(...p.sighashes), digest: p.digest, scheme: bitcoinScheme(pool), assemble: (signature) => assembleBitcoinSigned(p, pool, network, signature.parts) };
     }
     case 'solana': {
       const p = decodeSolanaUnsignedTx(unsignedTx, key.address);
-      return { payload: p.message, digest: p.digest, scheme: 'ed25519' };
+      return { payload: p.message, digest: p.digest, scheme: 'ed25519', assemble: (signature) => assembleSolanaSigned(p, signature.signature, hexToBytes(key.publicKey)) };
     }
-  }
-}
-
-/** Attaches the device's signature(s) to the stored unsigned transaction and checks who signed it. */
-export function assembleSignedPayload(
-  chain: ParsedChainId,
-  unsignedTx: string,
-  signature: DeviceSignature,
-  signer: { readonly address: string; readonly publicKey: string },
-): SignedPayload {
-  switch (chain.family) {
-    case 'eip155':
-      return assembleEthereumSigned(decodeEthereumUnsignedTx(unsignedTx, evmChainId(chain)), signature, signer);
-    case 'bip122': {
-      const pool = bitcoinPool(chain, signer);
-      const network = bitcoinNetwork(chain);
-      return assembleBitcoinSigned(decodeBitcoinPsbt(unsignedTx, network, pool), pool, network, signature.parts);
-    }
-    case 'solana':
-      return assembleSolanaSigned(decodeSolanaUnsignedTx(unsignedTx, signer.address), signature.signature, hexToBytes(signer.publicKey));
   }
 }

@@ -4,7 +4,7 @@
 import type { Pool, PoolKey } from '../domain/pool.js';
 import type { PolicyDocument } from '../domain/policy.js';
 import { StoreError } from '../domain/errors.js';
-import type { StoreTx } from '../store/store.js';
+import type { StoreReads } from '../store/store.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
 import { canonicalEthAsset } from '../chains/ethereum/transaction.js';
 
@@ -25,7 +25,7 @@ export interface PoolDescription {
   readonly usage: readonly LimitUsage[];
 }
 
-async function describe(tx: StoreTx, pool: Pool, now: number): Promise<PoolDescription> {
+async function describe(tx: StoreReads, pool: Pool, now: number): Promise<PoolDescription> {
   const document = await tx.getPolicy(pool.id, pool.policyVersion);
   if (!document) throw new StoreError('policy_missing', `policy version ${pool.policyVersion} of pool "${pool.id}" is missing`);
   const policy = await policyOf(tx, pool.id, pool.policyVersion);
@@ -51,13 +51,13 @@ async function describe(tx: StoreTx, pool: Pool, now: number): Promise<PoolDescr
 }
 
 export async function describePool(ctx: ServiceContext, poolId: string): Promise<PoolDescription> {
-  return ctx.store.transaction(async (tx) => describe(tx, await requirePool(tx, poolId), ctx.now()));
+  return ctx.store.read(async (r) => describe(r, await requirePool(r, poolId), ctx.now()));
 }
 
 export async function describePools(ctx: ServiceContext): Promise<PoolDescription[]> {
-  return ctx.store.transaction(async (tx) => {
+  return ctx.store.read(async (r) => {
     const out: PoolDescription[] = [];
-    for (const pool of await tx.listPools()) out.push(await describe(tx, pool, ctx.now()));
+    for (const pool of await r.listPools()) out.push(await describe(r, pool, ctx.now()));
     return out;
   });
 }

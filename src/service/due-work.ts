@@ -12,7 +12,7 @@ export const SIGNING_RESUME_AFTER_MS = 5_000;
 
 export async function runDueWork(ctx: ServiceContext, options: { resumeSigningNow?: boolean } = {}): Promise<void> {
   const now = ctx.now();
-  const open = await ctx.store.transaction((tx) => tx.withdrawalsInStates(['pending_approval', 'approved', 'timelocked', 'signing']));
+  const open = await ctx.store.read((r) => r.withdrawalsInStates(['pending_approval', 'approved', 'timelocked', 'signing']));
   for (const w of open) {
     try {
       if (w.state === 'pending_approval') {

@@ -23,7 +23,7 @@ import type { ControlProof, Governance, Proposal, ProposalApproval, ProposalChan
 import { challengeProblem } from '../../common/control-message.js';
 import { assertControlProvable, encodeControlProof } from '../chains/control-proof.js';
 import type { ApprovalEvidence } from '../devices/signing-device.js';
-import type { StoreTx } from '../store/store.js';
+import type { StoreReads, StoreTx } from '../store/store.js';
 import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
 import { reevaluatePool } from './reevaluate.js';
@@ -34,7 +34,7 @@ export async function readGovernance(tx: StoreTx): Promise<Governance> {
   return JSON.parse(text) as Governance;
 }
 
-async function requireProposal(tx: StoreTx, id: string): Promise<Proposal> {
+async function requireProposal(tx: StoreReads, id: string): Promise<Proposal> {
   const p = await tx.getProposal(id);
   if (!p) throw new NotFoundError('proposal_not_found', `proposal "${id}" does not exist`);
   return p;
@@ -194,7 +194,7 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
   if (bindingHash(current.binding) !== bindingHash(p.binding)) {
     try {
       // Every device holding one of the pool's keys gets the new binding (devices that check no quorum ignore it).
-      const keys = await ctx.store.transaction((tx) => tx.keysOfPool(p.poolId));
+      const keys = await ctx.store.read((r) => r.keysOfPool(p.poolId));
       const types = [...new Set(keys.map((k) => k.device))].map((device) => ctx.devices.forKey({ device }));
       for (const device of new Set(types)) await device.rebindPool(p.poolId, p.binding.approvers, p.binding.threshold, current.evidence);
     } catch (error) {
@@ -251,7 +251,7 @@ async function proveControl(ctx: ServiceContext, p: Proposal, challenge: string,
       return failed;
     });
   if (evidence === null) return fail('the pool\'s approvers changed since this proof of control was proposed; propose it again');
-  const keys = await ctx.store.transaction((tx) => tx.keysOfPool(p.poolId));
+  const keys = await ctx.store.read((r) => r.keysOfPool(p.poolId));
   const proofs: ControlProof[] = [];
   for (const key of keys) {
     try {
@@ -293,5 +293,5 @@ function stampAllowlist(next: PolicyDocument, previous: PolicyDocument | null, n
 }
 
 export async function getProposal(ctx: ServiceContext, id: string): Promise<{ proposal: Proposal; approvals: readonly ProposalApproval[]; proofs: readonly ControlProof[] }> {
-  return ctx.store.transaction(async (tx) => ({ proposal: await requireProposal(tx, id), approvals: await tx.proposalApprovalsOf(id), proofs: await tx.controlProofsOf(id) }));
+  return ctx.store.read(async (r) => ({ proposal: await requireProposal(r, id), approvals: await r.proposalApprovalsOf(id), proofs: await r.controlProofsOf(id) }));
 }

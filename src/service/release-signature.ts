@@ -18,7 +18,7 @@ import { isCustodyError, StoreError } from '../domain/errors.js';
 import type { PoolKey } from '../domain/pool.js';
 import type { Reason, Withdrawal } from '../domain/withdrawal.js';
 import type { ApprovalEvidence, DeviceSignature } from '../devices/signing-device.js';
-import { assembleSignedPayload, signingPayload } from '../chains/payload.js';
+import { signingPlan } from '../chains/payload.js';
 import type { StoreTx } from '../store/store.js';
 import { requirePool, requireWithdrawal, type ServiceContext } from './context.js';
 
@@ -121,8 +121,10 @@ function isDefiniteRefusal(error: unknown): boolean {
 async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawal> {
   const { withdrawal: w, key } = claim;
   const chain = parseChainId(w.chain);
-  // Decode the stored transaction again: the device signs what it contains, which the digest commits to.
-  const { payload, digest, scheme } = signingPayload(chain, w.unsignedTx, key);
+  // Decode the stored transaction again (once, for signing and for assembly): the device signs what it
+  // contains, which the digest commits to.
+  const plan = signingPlan(chain, w.unsignedTx, key);
+  const { payload, digest, scheme } = plan;
   if (bytesToHex(digest) !== w.digest) {
     return failSigning(ctx, w.id, { code: 'digest_mismatch', message: 'the stored transaction no longer matches the approved digest' });
   }
@@ -149,7 +151,7 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
 
   let signed: { signedTx: string; txHash: string };
   try {
-    signed = assembleSignedPayload(chain, w.unsignedTx, signature, key);
+    signed = plan.assemble(signature);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     ctx.log.error({ withdrawal: w.id, err: message }, 'device signature does not verify against the pool key');

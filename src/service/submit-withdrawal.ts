@@ -50,7 +50,7 @@ async function replacementKey(tx: StoreTx, request: WithdrawalRequest, payload: 
 
 /** The pool's key on the request's chain (the payload spends from it), or why there is none. */
 async function poolKey(ctx: ServiceContext, poolId: string, chain: ParsedChainId): Promise<PoolKey> {
-  return ctx.store.transaction(async (tx) => {
+  return ctx.store.read(async (tx) => {
     const pool = await requirePool(tx, poolId);
     if (!pool.chains.includes(chain.id)) {
       throw new ValidationError('chain_not_in_pool', `pool "${pool.id}" holds no key on ${chain.id} (it holds ${pool.chains.join(', ')})`);

@@ -52,5 +52,5 @@ export async function createToken(store: Store, role: Role, name: string, now: n
 }
 
 export async function principalForToken(store: Store, token: string): Promise<Principal | null> {
-  return store.transaction((tx) => tx.principalByTokenHash(hashToken(token)));
+  return store.read((r) => r.principalByTokenHash(hashToken(token)));
 }

@@ -150,12 +150,49 @@ export interface StoreTx {
   setSetting(key: string, value: string): Promise<void>;
 }
 
+/** The reads of StoreTx: what `Store.read` offers. */
+export type StoreReads = Pick<
+  StoreTx,
+  | 'principalByTokenHash'
+  | 'principalById'
+  | 'listPrincipals'
+  | 'getApprover'
+  | 'listApprovers'
+  | 'getPool'
+  | 'listPools'
+  | 'getPolicy'
+  | 'latestPolicyVersion'
+  | 'keysOfPool'
+  | 'allKeys'
+  | 'getKey'
+  | 'claimsOf'
+  | 'getWithdrawal'
+  | 'withdrawalByIdempotencyKey'
+  | 'listWithdrawals'
+  | 'withdrawalsInStates'
+  | 'committedSince'
+  | 'committedEntriesSince'
+  | 'approvalsOf'
+  | 'getProposal'
+  | 'listProposals'
+  | 'proposalApprovalsOf'
+  | 'controlProofsOf'
+  | 'getSetting'
+>;
+
 export interface Store {
   /**
    * Runs `fn` in one serialized, durable transaction: all of it commits or none of it does. Throws
    * StoreError when the store cannot confirm the commit. `fn` must do no device I/O.
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` on committed data only, outside the serialized transactions: for lookups and views
+   * (authentication, GET routes, reports) that decide nothing. It does not wait for the transactions
+   * under way, and cannot write (the store refuses it). Every decision that writes reads inside
+   * `transaction` instead.
+   */
+  read<T>(fn: (r: StoreReads) => Promise<T>): Promise<T>;
   /** Audit entries with seq > after, at most `limit`, in order. */
   auditAfter(after: number, limit: number): Promise<readonly AuditEntry[]>;
   /** Recomputes the whole chain; reports the first altered, deleted, inserted or reordered entry. */

@@ -321,6 +321,30 @@ export function describeStoreContract(name: string, openStore: () => Promise<Ope
       expect(await store.auditAfter(0, 10)).toEqual([]);
     });
 
+    it('when reads run beside a transaction, then they see only what has committed, and they cannot write', async () => {
+      const store = await fresh();
+      await seed(store);
+      const w = withdrawal();
+      let seenInside: Withdrawal | null | undefined;
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((r) => (release = r));
+      const writing = store.transaction(async (tx) => {
+        await tx.insertWithdrawal(w);
+        seenInside = await store.read((r) => r.getWithdrawal(w.id));
+        await gate;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      release();
+      await writing;
+      expect(seenInside).toBeNull();
+      expect(await store.read((r) => r.getWithdrawal(w.id))).toEqual(w);
+      expect(await store.read((r) => r.principalByTokenHash('h1'))).toMatchObject({ id: 'p1', name: 'ops' });
+      // The type offers no writes; a cast cannot get one past the store either.
+      const sneak = store.read((r) => (r as unknown as { insertWithdrawal(x: Withdrawal): Promise<void> }).insertWithdrawal(withdrawal()));
+      await expect(sneak).rejects.toMatchObject({ name: 'StoreError' });
+      expect(await store.read((r) => r.listWithdrawals({ limit: 10 }))).toEqual([w]);
+    });
+
     it('when committed usage is summed, then only committed states inside the window count', async () => {
       const store = await fresh();
       await seed(store);
@@ -395,6 +419,7 @@ export function describeStoreContract(name: string, openStore: () => Promise<Ope
       await store.close();
       expect(await store.ping()).toBe(false);
       await expect(store.transaction((tx) => tx.listPools())).rejects.toMatchObject({ name: 'StoreError', code: 'store_closed' });
+      await expect(store.read((r) => r.listPools())).rejects.toMatchObject({ name: 'StoreError', code: 'store_closed' });
     });
   });
 }

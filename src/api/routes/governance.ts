@@ -102,8 +102,8 @@ export function governanceRoutes(ctx: ServiceContext): Router {
   router.get('/v1/proposals', async (req, res) => {
     requireRole(req, 'requester', 'approver', 'admin', 'auditor');
     const q = parseWith(proposalListQuerySchema, req.query, 'query');
-    const list = await ctx.store.transaction((tx) =>
-      tx.listProposals({ ...(q.pool ? { poolId: q.pool } : {}), ...(q.state ? { state: q.state } : {}), limit: q.limit ? Number(q.limit) : 100 }),
+    const list = await ctx.store.read((r) =>
+      r.listProposals({ ...(q.pool ? { poolId: q.pool } : {}), ...(q.state ? { state: q.state } : {}), limit: q.limit ? Number(q.limit) : 100 }),
     );
     const items = [];
     for (const p of list) items.push(await view(p));

@@ -37,7 +37,7 @@ export function deviceRoutes(ctx: ServiceContext): Router {
   const router = Router();
   router.get('/v1/devices', async (req, res) => {
     requireRole(req, 'auditor', 'admin');
-    const keys = await ctx.store.transaction((tx) => tx.allKeys());
+    const keys = await ctx.store.read((r) => r.allKeys());
     const devices = (await ctx.devices.status(READY_TIMEOUT_MS)).map((d) => ({
       type: d.type,
       status: d.status,

@@ -29,7 +29,7 @@ function withdrawalId(req: Request): string {
 export function withdrawalRoutes(ctx: ServiceContext): Router {
   const router = Router();
 
-  const view = async (w: Withdrawal) => withdrawalView(w, await ctx.store.transaction((tx) => tx.approvalsOf(w.id)));
+  const view = async (w: Withdrawal) => withdrawalView(w, await ctx.store.read((r) => r.approvalsOf(w.id)));
 
   const answer = async (res: Response, w: Withdrawal, status: number) => {
     const body = await view(w);
@@ -57,8 +57,8 @@ export function withdrawalRoutes(ctx: ServiceContext): Router {
   router.get('/v1/withdrawals', async (req, res) => {
     requireRole(req, 'requester', 'approver', 'admin', 'auditor');
     const q = parseWith(withdrawalListQuerySchema, req.query, 'query');
-    const list = await ctx.store.transaction((tx) =>
-      tx.listWithdrawals({
+    const list = await ctx.store.read((r) =>
+      r.listWithdrawals({
         ...(q.pool !== undefined ? { poolId: q.pool } : {}),
         ...(q.state !== undefined ? { state: q.state } : {}),
         limit: q.limit !== undefined ? Math.min(Number(q.limit), 500) : 100,
@@ -73,7 +73,7 @@ export function withdrawalRoutes(ctx: ServiceContext): Router {
   router.get('/v1/withdrawals/:id', async (req, res) => {
     requireRole(req, 'requester', 'approver', 'admin', 'auditor');
     const id = withdrawalId(req);
-    const w = await ctx.store.transaction((tx) => tx.getWithdrawal(id));
+    const w = await ctx.store.read((r) => r.getWithdrawal(id));
     if (!w) throw new NotFoundError('withdrawal_not_found', `withdrawal "${id}" does not exist`);
     res.json(await view(w));
   });

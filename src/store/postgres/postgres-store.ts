@@ -28,7 +28,7 @@ import {
   rowToApproval, rowToApprover, rowToAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal,
   type Row,
 } from '../rows.js';
-import type { AuditEntry, AuditVerification, Store, StoreTx, WithdrawalPatch } from '../store.js';
+import type { AuditEntry, AuditVerification, Store, StoreReads, StoreTx, WithdrawalPatch } from '../store.js';
 import { migrate } from './migrations.js';
 
 /**
@@ -45,6 +45,12 @@ const BEGIN_LOCKED = [
   "SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'",
   `SET LOCAL idle_in_transaction_session_timeout = '${IDLE_IN_TRANSACTION_TIMEOUT}'`,
   `SELECT pg_advisory_xact_lock(${STORE_LOCK_KEY})`,
+].join('; ');
+
+/** Store.read: one snapshot of committed data, without the lock; the server refuses any write. */
+const BEGIN_READ = [
+  'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  `SET LOCAL idle_in_transaction_session_timeout = '${IDLE_IN_TRANSACTION_TIMEOUT}'`,
 ].join('; ');
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -117,10 +123,11 @@ async function execute(db: Queryable, text: string, values: readonly unknown[] =
 }
 
 /**
- * Runs `fn` on one pooled connection inside BEGIN … COMMIT holding the store's advisory lock. On an
- * error it rolls back and rethrows; a connection that failed mid-way is discarded, not pooled again.
+ * Runs `fn` on one pooled connection inside `begin` … COMMIT (BEGIN_LOCKED: holding the store's
+ * advisory lock). On an error it rolls back and rethrows; a connection that failed mid-way is
+ * discarded, not pooled again.
  */
-async function lockedTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+async function lockedTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, begin = BEGIN_LOCKED): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -137,7 +144,7 @@ async function lockedTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) =
   let reusable = true;
   try {
     try {
-      await execute(client, BEGIN_LOCKED);
+      await execute(client, begin);
     } catch (error) {
       reusable = await rollback(client);
       throw error;
@@ -498,22 +505,30 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let closed = false;
   const running = new Set<Promise<unknown>>();
 
-  const store: Store = {
-    transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-      if (closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
-      const done = lockedTransaction(pool, async (client) => {
+  /** One transaction begun with `begin`, remembered until it settles so that close() waits for it. */
+  const run = <T>(begin: string, fn: (tx: StoreTx) => Promise<T>): Promise<T> => {
+    if (closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+    const done = lockedTransaction(
+      pool,
+      async (client) => {
         let open = true;
         try {
           return await fn(createTx(client, () => open));
         } finally {
           open = false;
         }
-      });
-      const settled = done.catch(() => undefined);
-      running.add(settled);
-      void settled.then(() => running.delete(settled));
-      return done;
-    },
+      },
+      begin,
+    );
+    const settled = done.catch(() => undefined);
+    running.add(settled);
+    void settled.then(() => running.delete(settled));
+    return done;
+  };
+
+  const store: Store = {
+    transaction: <T>(fn: (tx: StoreTx) => Promise<T>) => run(BEGIN_LOCKED, fn),
+    read: <T>(fn: (r: StoreReads) => Promise<T>) => run(BEGIN_READ, fn),
     async auditAfter(after, limit) {
       return (await execute(pool, 'SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [after, limit])).rows.map(rowToAudit);
     },

@@ -14,7 +14,7 @@ import type { PolicyDocument } from '../../domain/policy.js';
 import { COMMITTED_STATES, LIVE_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
-import type { AuditEntry, AuditInput, AuditVerification, Store, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
+import type { AuditEntry, AuditInput, AuditVerification, Store, StoreReads, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import {
   num, optNum, rowToApproval, rowToApprover, rowToAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal, str,
@@ -417,6 +417,7 @@ export interface SqliteStoreOptions {
 export function openSqliteStore(options: SqliteStoreOptions): Store {
   mkdirSync(dirname(options.path), { recursive: true });
   let db: Db;
+  let reader: Db;
   try {
     db = new Database(options.path);
     db.pragma('journal_mode = WAL');
@@ -424,11 +425,16 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     migrate(db);
+    // A second, read-only connection for Store.read: in WAL mode it sees the last commit and never
+    // waits for the writer; SQLite refuses any write on it.
+    reader = new Database(options.path, { readonly: true, fileMustExist: true });
+    reader.pragma('busy_timeout = 5000');
   } catch (error) {
     throw asStoreError(error);
   }
   const statements = prepareStatements(db);
   const tx = createTx(db, statements);
+  const reads: StoreReads = createTx(reader, prepareStatements(reader));
   let closed = false;
   let pending: Waiting[] = [];
   let scheduled = false;
@@ -512,6 +518,14 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         schedule();
       });
     },
+    async read<T>(fn: (r: StoreReads) => Promise<T>): Promise<T> {
+      if (closed) throw new StoreError('store_closed', 'the store is closed');
+      try {
+        return await fn(reads);
+      } catch (error) {
+        throw asStoreError(error);
+      }
+    },
     async auditAfter(after, limit) {
       return (statements.auditAfter.all(after, limit) as Row[]).map(rowToAudit);
     },
@@ -533,6 +547,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       while (pending.length > 0 || scheduled) await new Promise((r) => setImmediate(r));
       await running;
       closed = true;
+      reader.close();
       db.close();
     },
   };
