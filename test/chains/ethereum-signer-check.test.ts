@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { SigningKey, Signature as EthersSignature } from 'ethers';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { addressOfKey, recoversTo } from '../../src/chains/ethereum/signer-check.js';
+import { addressOfKey, keyTablesHeld, recoversTo } from '../../src/chains/ethereum/signer-check.js';
 
 const N = secp256k1.Point.CURVE().n;
 const eip155 = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'eip155-example.json'), 'utf8')) as {
@@ -86,5 +86,29 @@ describe('recoversTo: does a signature recover to the pool key', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('when keys are in steady use, then they get tables (at most 64, least recently used dropped) and every answer still agrees with noble', () => {
+    const digest = new Uint8Array(32).fill(3);
+    const keys = Array.from({ length: 66 }, (_, i) => {
+      const secret = new Uint8Array(32).fill(0).map((_, j) => (j === 31 ? i + 1 : j === 0 ? 0x70 : 0));
+      return { publicKey: bytesToHex(secp256k1.getPublicKey(secret, true)), ...signed(secret, digest) };
+    });
+    const before = keyTablesHeld();
+    for (const [i, k] of keys.entries()) {
+      for (let use = 0; use < 33; use++) {
+        // Every 8th use a wrong recovery id: the table path must refuse it as noble does.
+        const flipped = use % 8 === 7;
+        const recovery = flipped ? ((1 - k.recovery) as 0 | 1) : k.recovery;
+        const got = recoversTo(digest, k.r, k.s, recovery, k.publicKey);
+        expect(got).toBe(!flipped);
+        if (use === 7 || use === 32) expect(got).toBe(nobleRecovers(digest, k.r, k.s, recovery, k.publicKey));
+      }
+      if (i === 0) expect(keyTablesHeld()).toBeGreaterThan(before);
+    }
+    expect(keyTablesHeld()).toBe(64);
+    // The first keys lost their tables to the last ones; checked again, they still answer rightly.
+    for (const k of keys.slice(0, 3)) expect(recoversTo(digest, k.r, k.s, k.recovery, k.publicKey)).toBe(true);
+    expect(keyTablesHeld()).toBe(64);
   });
 });
