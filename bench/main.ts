@@ -182,9 +182,10 @@ ${table}
 
 **Ratio of medians: ${ratio.toFixed(3)}** (target ≤ 1.3: ${ratio <= 1.3 ? 'met' : 'missed'}).
 
-Why it holds: usage is read through the covering index \`withdrawals_usage (pool_id, asset, committed_at, state, amount)\`,
-so a window query touches only the rows inside the window; older history costs only the extra depth of
-the B-tree.
+Why it holds: a window sum reads the running totals of the minutes wholly inside the window
+(\`usage_minutes\`) and the withdrawals of the one minute holding its start, through the covering index
+\`withdrawals_usage (pool_id, asset, committed_at, state, amount)\`; older history costs only the extra
+depth of the B-trees, and recent activity at most one row per minute of the window.
 `;
   const lifecycleDoc = `
 ## The full lifecycle against the crypto bound (issue 8)

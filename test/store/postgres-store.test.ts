@@ -107,6 +107,36 @@ describe('the PostgreSQL store on a shared database', () => {
     expect((await store.verifyAudit()).firstBad?.seq).toBe(4);
   });
 
+  it('when a version 6 database with committed history is opened, then migration 7 fills the minute totals exactly and the sums do not change', async () => {
+    const url = await freshDatabase();
+    const before = await open(url);
+    await seed(before);
+    const big = (1n << 255n) + 3n;
+    await before.transaction(async (tx) => {
+      for (const w of [
+        withdrawal({ amount: big, state: 'signed', committedAt: 59_999 }),
+        withdrawal({ amount: big, state: 'approved', committedAt: 60_000 }),
+        withdrawal({ amount: 5n, state: 'signing', committedAt: 60_001 }),
+        withdrawal({ amount: 7n, state: 'failed', committedAt: 60_002 }),
+        withdrawal({ amount: 11n, state: 'timelocked', committedAt: 185_000 }),
+      ]) {
+        await tx.insertWithdrawal(w);
+      }
+    });
+    // Back to version 6, as a gateway before migration 7 left it.
+    const admin = await connect(url);
+    await admin.query('DROP TABLE usage_minutes; DELETE FROM schema_migrations WHERE version = 7');
+    const store = await open(url);
+    const sums = await store.transaction(async (tx) => Promise.all([-1, 59_998, 59_999, 60_000, 60_001, 120_000].map((since) => tx.committedSince('client-a', 'ETH', since))));
+    expect(sums).toEqual([2n * big + 16n, 2n * big + 16n, big + 16n, 16n, 11n, 11n]);
+    const minutes = await admin.query('SELECT minute::int AS minute, total::text AS total FROM usage_minutes ORDER BY minute');
+    expect(minutes.rows).toEqual([
+      { minute: 0, total: big.toString() },
+      { minute: 1, total: (big + 5n).toString() },
+      { minute: 3, total: '11' },
+    ]);
+  });
+
   it('when four replicas start at once on an empty database, then each migration runs once and a reopened store finds its data', async () => {
     const url = await freshDatabase();
     const replicas = await Promise.all([1, 2, 3, 4].map(() => open(url, 2)));

@@ -42,7 +42,7 @@ describe('the SQLite store', () => {
     expect(await again.transaction((tx) => tx.principalByTokenHash('h1'))).toMatchObject({ name: 'ops' });
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(6);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     db.close();
   });
 
@@ -69,6 +69,41 @@ describe('the SQLite store', () => {
     expect(db.pragma('foreign_key_check')).toEqual([]);
     expect((db.prepare("SELECT sql FROM sqlite_master WHERE name = 'proposals'").get() as { sql: string }).sql).toContain("'attest-control'");
     db.close();
+  });
+
+  it('when a version 6 database with committed history is opened, then migration 7 fills the minute totals exactly and the sums do not change', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'store-')), 'custody.db');
+    const before = openSqliteStore({ path });
+    await seed(before);
+    const big = (1n << 255n) + 3n;
+    const rows = [
+      withdrawal({ amount: big, state: 'signed', committedAt: 59_999 }),
+      withdrawal({ amount: big, state: 'approved', committedAt: 60_000 }),
+      withdrawal({ amount: 5n, state: 'signing', committedAt: 60_001 }),
+      withdrawal({ amount: 7n, state: 'failed', committedAt: 60_002 }),
+      withdrawal({ amount: 11n, state: 'timelocked', committedAt: 185_000 }),
+    ];
+    await before.transaction(async (tx) => {
+      for (const r of rows) await tx.insertWithdrawal(r);
+    });
+    await before.close();
+    // Back to version 6: as a gateway before migration 7 left it.
+    const db = new Database(path);
+    db.exec('DROP TABLE usage_minutes');
+    db.pragma('user_version = 6');
+    db.close();
+
+    const store = openSqliteStore({ path });
+    open.push(store);
+    const sums = await store.transaction(async (tx) => Promise.all([-1, 59_998, 59_999, 60_000, 60_001, 120_000].map((since) => tx.committedSince('client-a', 'ETH', since))));
+    expect(sums).toEqual([2n * big + 16n, 2n * big + 16n, big + 16n, 16n, 11n, 11n]);
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare('SELECT minute, total FROM usage_minutes ORDER BY minute').all()).toEqual([
+      { minute: 0, total: big.toString() },
+      { minute: 1, total: (big + 5n).toString() },
+      { minute: 3, total: '11' },
+    ]);
+    check.close();
   });
 
   it('when the database is written directly, then the partial unique index still refuses a second live nonce', async () => {

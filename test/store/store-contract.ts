@@ -6,6 +6,7 @@
  * it; the error texts are pinned so both stores say the same thing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { MAX_UINT256 } from '../../src/domain/amount.js';
 import type { ChainId } from '../../src/domain/chain-id.js';
 import type { PoolKey } from '../../src/domain/pool.js';
@@ -362,6 +363,58 @@ export function describeStoreContract(name: string, openStore: () => Promise<Ope
       expect(await store.transaction((tx) => tx.committedSince('client-a', 'ETH', 100))).toBe(7n);
       expect(await store.transaction((tx) => tx.committedEntriesSince('client-a', 'ETH', 60))).toEqual([{ amount: 5n, committedAt: 100 }, { amount: 7n, committedAt: 200 }]);
       expect(await store.transaction((tx) => tx.committedSince('client-a', 'BTC', 0))).toBe(0n);
+    });
+
+    it('when withdrawals enter, move within and leave the committed states, then every window sum equals the sum over the withdrawals themselves (property)', async () => {
+      const store = await fresh();
+      await seed(store);
+      const MIN = 60_000;
+      const states = ['pending_approval', 'approved', 'timelocked', 'signing', 'signed', 'failed', 'cancelled', 'expired', 'denied'] as const;
+      const live: Withdrawal[] = [];
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              kind: fc.constantFrom('insert', 'update', 'update'),
+              pick: fc.nat(),
+              state: fc.constantFrom(...states),
+              // Times cluster around a few minute boundaries so that windows often start inside a minute.
+              at: fc.oneof(fc.integer({ min: 0, max: 5 * MIN }), fc.constantFrom(MIN - 1, MIN, MIN + 1, 2 * MIN, 3 * MIN - 1)),
+              amount: fc.oneof(fc.bigInt({ min: 1n, max: 10n ** 18n }), fc.constant(MAX_UINT256)),
+              asset: fc.constantFrom('ETH', 'erc20:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed'),
+            }),
+            { minLength: 1, maxLength: 12 },
+          ),
+          fc.array(fc.integer({ min: -1, max: 6 * MIN }), { minLength: 1, maxLength: 6 }),
+          async (ops, sinces) => {
+            await store.transaction(async (tx) => {
+              for (const op of ops) {
+                const committedAt = ['approved', 'timelocked', 'signing', 'signed', 'failed', 'cancelled', 'expired'].includes(op.state) ? op.at : null;
+                if (op.kind === 'insert' || live.length === 0) {
+                  // Unique nonces keep sign-once out of the way; the states decide the usage.
+                  const w = withdrawal({ amount: op.amount, asset: op.asset, state: op.state, committedAt, signOnceKey: `nonce:p${live.length}:${op.pick}` });
+                  await tx.insertWithdrawal(w);
+                  live.push(w);
+                } else {
+                  const i = op.pick % live.length;
+                  const w = live[i] as Withdrawal;
+                  live[i] = await tx.updateWithdrawal(w.id, w.state, { state: op.state, committedAt }, 1);
+                }
+              }
+            });
+            for (const since of sinces) {
+              for (const asset of ['ETH', 'erc20:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed']) {
+                const expected = live
+                  .filter((w) => w.asset === asset && w.committedAt !== null && w.committedAt > since && ['approved', 'timelocked', 'signing', 'signed'].includes(w.state))
+                  .reduce((sum, w) => sum + w.amount, 0n);
+                expect(await store.transaction((tx) => tx.committedSince('client-a', asset, since))).toBe(expected);
+                expect(await store.read((r) => r.committedSince('client-a', asset, since))).toBe(expected);
+              }
+            }
+          },
+        ),
+        { numRuns: 25 },
+      );
     });
 
     it('when committed amounts near 2^256 are summed, then the total is exact beyond 2^256', async () => {

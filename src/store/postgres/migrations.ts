@@ -19,7 +19,8 @@
  * Constraints the store maps to conflict codes are named explicitly (postgres-store.ts).
  */
 import { StoreError } from '../../domain/errors.js';
-import { LIVE_STATES } from '../../domain/withdrawal.js';
+import { COMMITTED_STATES, LIVE_STATES } from '../../domain/withdrawal.js';
+import { MINUTE_MS } from '../usage-minutes.js';
 
 export interface Migration {
   readonly version: number;
@@ -221,6 +222,23 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: `
       CREATE INDEX withdrawals_usage ON withdrawals (pool_id, asset, committed_at) INCLUDE (state, amount) WHERE committed_at IS NOT NULL;
       DROP INDEX withdrawals_committed;
+    `,
+  },
+  {
+    version: 7,
+    description: 'running totals of committed usage per pool, asset and minute (store/usage-minutes.ts)',
+    sql: `
+      CREATE TABLE usage_minutes (
+        pool_id TEXT NOT NULL,
+        asset TEXT NOT NULL,
+        minute BIGINT NOT NULL,
+        total NUMERIC NOT NULL CHECK (total >= 0),
+        PRIMARY KEY (pool_id, asset, minute)
+      );
+      INSERT INTO usage_minutes (pool_id, asset, minute, total)
+        SELECT pool_id, asset, floor(committed_at / ${MINUTE_MS}.0)::bigint, SUM(amount) FROM withdrawals
+         WHERE committed_at IS NOT NULL AND state IN (${COMMITTED_STATES.map((s) => `'${s}'`).join(', ')})
+         GROUP BY 1, 2, 3 HAVING SUM(amount) > 0;
     `,
   },
 ];

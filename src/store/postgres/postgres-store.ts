@@ -30,6 +30,7 @@ import {
 } from '../rows.js';
 import type { AuditEntry, AuditVerification, Store, StoreReads, StoreTx, WithdrawalPatch } from '../store.js';
 import { migrate } from './migrations.js';
+import { minuteOf, nextMinuteStart, usageChanges } from '../usage-minutes.js';
 
 /**
  * The advisory lock every transaction and every migration takes: "custody" in ASCII as a 64-bit
@@ -188,6 +189,31 @@ async function rollback(client: pg.PoolClient): Promise<boolean> {
 
 /** The statements of one transaction on its connection; refuses to run once the transaction ended. */
 function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
+  /** Keeps the minute totals in step with a withdrawal's change, inside the same transaction. */
+  const applyUsage = async (before: Withdrawal | null, after: Withdrawal): Promise<void> => {
+    for (const { share, sign } of usageChanges(before, after)) {
+      const inconsistent = () => new StoreError('usage_inconsistent', `the usage total of pool ${share.poolId} (${share.asset}) would fall below zero; the store needs repair`);
+      const key = [share.poolId, share.asset, share.minute];
+      if (sign > 0n) {
+        await run(
+          `INSERT INTO usage_minutes AS u (pool_id, asset, minute, total) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (pool_id, asset, minute) DO UPDATE SET total = u.total + excluded.total`,
+          [...key, share.amount.toString()],
+        );
+        continue;
+      }
+      // A share leaves: the CHECK (total >= 0) refuses more than the minute holds.
+      const r = await one('UPDATE usage_minutes SET total = total - $4 WHERE pool_id = $1 AND asset = $2 AND minute = $3 RETURNING total::text AS total', [
+        ...key,
+        share.amount.toString(),
+      ]).catch((error: unknown) => {
+        throw error instanceof CustodyError && /usage_minutes_total_check/.test(error.message) ? inconsistent() : error;
+      });
+      if (!r) throw inconsistent();
+      if (BigInt(String(r.total)) === 0n) await run('DELETE FROM usage_minutes WHERE pool_id = $1 AND asset = $2 AND minute = $3', key);
+    }
+  };
+
   const exec = (text: string, values?: readonly unknown[]) => {
     if (!isOpen()) return Promise.reject(new StoreError('transaction_finished', 'the transaction has ended; its statements run only inside store.transaction'));
     return execute(client, text, values);
@@ -333,6 +359,7 @@ function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
       for (const claim of claims) {
         await run('INSERT INTO withdrawal_claims (withdrawal_id, pool_id, chain, claim) VALUES ($1, $2, $3, $4)', [w.id, w.poolId, w.chain, claim]);
       }
+      await applyUsage(null, w);
     },
     async claimsOf(withdrawalId) {
       return (await rows('SELECT claim FROM withdrawal_claims WHERE withdrawal_id = $1 ORDER BY claim', [withdrawalId])).map((r) => String(r.claim));
@@ -374,13 +401,18 @@ function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
         ],
       );
       if (!updated) throw new ConflictError('state_changed', `withdrawal ${id} is no longer "${from}"`);
-      return rowToWithdrawal(updated);
+      const after = rowToWithdrawal(updated);
+      await applyUsage(w, after);
+      return after;
     },
     async committedSince(poolId, asset, since) {
+      // The minutes wholly inside the window from their running totals (usage-minutes.ts), and the
+      // minute that holds `since` from its withdrawals.
       const r = await one(
-        `SELECT COALESCE(SUM(amount), 0)::text AS total FROM withdrawals
-          WHERE pool_id = $1 AND asset = $2 AND committed_at > $3 AND state IN (${COMMITTED})`,
-        [poolId, asset, since],
+        `SELECT (COALESCE((SELECT SUM(total) FROM usage_minutes WHERE pool_id = $1 AND asset = $2 AND minute > $3), 0)
+               + COALESCE((SELECT SUM(amount) FROM withdrawals
+                    WHERE pool_id = $1 AND asset = $2 AND committed_at > $4 AND committed_at < $5 AND state IN (${COMMITTED})), 0))::text AS total`,
+        [poolId, asset, minuteOf(since), since, nextMinuteStart(since)],
       );
       return BigInt(String(r?.total ?? '0'));
     },

@@ -6,12 +6,17 @@
  * sign-once key) appears once. The audit table is append-only by trigger; its hash chain is what
  * makes tampering detectable when someone bypasses the triggers with file access.
  */
+import type Database from 'better-sqlite3';
+import { COMMITTED_STATES } from '../../domain/withdrawal.js';
+import { minuteOf } from '../usage-minutes.js';
 export interface Migration {
   readonly version: number;
   readonly description: string;
   readonly sql: string;
   /** Drops and recreates tables that others reference: run with foreign keys off, then checked. */
   readonly rebuildsTables?: boolean;
+  /** Fills what SQL alone cannot compute exactly, after `sql`, in the same transaction. */
+  readonly backfill?: (db: Database.Database) => void;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -215,5 +220,34 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX withdrawals_usage ON withdrawals (pool_id, asset, committed_at, state, amount) WHERE committed_at IS NOT NULL;
       DROP INDEX withdrawals_committed;
     `,
+  },
+  {
+    version: 7,
+    description: 'running totals of committed usage per pool, asset and minute (store/usage-minutes.ts)',
+    sql: `
+      CREATE TABLE usage_minutes (
+        pool_id TEXT NOT NULL,
+        asset TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        total TEXT NOT NULL,
+        PRIMARY KEY (pool_id, asset, minute)
+      ) WITHOUT ROWID;
+    `,
+    // Amounts are decimal text of up to 78 digits: summed as bigints, not in SQL.
+    backfill: (db) => {
+      const totals = new Map<string, { poolId: string; asset: string; minute: number; total: bigint }>();
+      const committed = db.prepare(
+        `SELECT pool_id, asset, committed_at, amount FROM withdrawals WHERE committed_at IS NOT NULL AND state IN (${COMMITTED_STATES.map((s) => `'${s}'`).join(', ')})`,
+      );
+      for (const r of committed.iterate() as IterableIterator<{ pool_id: string; asset: string; committed_at: number; amount: string }>) {
+        const minute = minuteOf(r.committed_at);
+        const k = `${r.pool_id}\u0000${r.asset}\u0000${minute}`;
+        const t = totals.get(k) ?? { poolId: r.pool_id, asset: r.asset, minute, total: 0n };
+        t.total += BigInt(r.amount);
+        totals.set(k, t);
+      }
+      const insert = db.prepare('INSERT INTO usage_minutes (pool_id, asset, minute, total) VALUES (?, ?, ?, ?)');
+      for (const t of totals.values()) insert.run(t.poolId, t.asset, t.minute, t.total.toString());
+    },
   },
 ];

@@ -12,6 +12,7 @@ import { ConflictError, CustodyError, StoreError } from '../../domain/errors.js'
 import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
 import { COMMITTED_STATES, LIVE_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
+import { minuteOf, nextMinuteStart, usageChanges } from '../usage-minutes.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
 import type { AuditEntry, AuditInput, AuditVerification, Store, StoreReads, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
@@ -46,6 +47,7 @@ function migrate(db: Db): void {
     db.transaction(() => {
       for (const m of pending) {
         db.exec(m.sql);
+        m.backfill?.(db);
         db.pragma(`user_version = ${m.version}`);
       }
       const broken = db.pragma('foreign_key_check') as unknown[];
@@ -109,10 +111,19 @@ function prepareStatements(db: Db) {
     committedSince: db.prepare(
       `SELECT amount, committed_at FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND state IN (${inList(COMMITTED_STATES)}) ORDER BY committed_at`,
     ),
-    committedSumLimbs: db.prepare(
+    committedBetween: db.prepare(
+      `SELECT amount FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND committed_at < ? AND state IN (${inList(COMMITTED_STATES)})`,
+    ),
+    committedSumLimbsBetween: db.prepare(
       `SELECT ${Array.from({ length: SUM_LIMBS }, (_, k) => `SUM(CAST(substr(amount, ${-LIMB_DIGITS * (k + 1)}, ${LIMB_DIGITS}) AS INTEGER)) AS l${k}`).join(', ')}
-       FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND state IN (${inList(COMMITTED_STATES)})`,
+       FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND committed_at < ? AND state IN (${inList(COMMITTED_STATES)})`,
     ).safeIntegers(true),
+    usageMinute: db.prepare('SELECT total FROM usage_minutes WHERE pool_id = ? AND asset = ? AND minute = ?'),
+    setUsageMinute: db.prepare(
+      'INSERT INTO usage_minutes (pool_id, asset, minute, total) VALUES (?, ?, ?, ?) ON CONFLICT (pool_id, asset, minute) DO UPDATE SET total = excluded.total',
+    ),
+    deleteUsageMinute: db.prepare('DELETE FROM usage_minutes WHERE pool_id = ? AND asset = ? AND minute = ?'),
+    usageMinutesAfter: db.prepare('SELECT total FROM usage_minutes WHERE pool_id = ? AND asset = ? AND minute > ?').pluck(),
     insertApproval: db.prepare('INSERT INTO approvals (withdrawal_id, approver_id, decision, signature, message, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
     getApproval: db.prepare('SELECT 1 FROM approvals WHERE withdrawal_id = ? AND approver_id = ?'),
     approvalsOf: db.prepare('SELECT * FROM approvals WHERE withdrawal_id = ? ORDER BY created_at, approver_id'),
@@ -129,6 +140,16 @@ function prepareStatements(db: Db) {
 type Statements = ReturnType<typeof prepareStatements>;
 
 function createTx(db: Db, s: Statements): StoreTx {
+  /** Keeps the minute totals in step with a withdrawal's change, inside the same transaction. */
+  const applyUsage = (before: Withdrawal | null, after: Withdrawal) => {
+    for (const { share, sign } of usageChanges(before, after)) {
+      const row = s.usageMinute.get(share.poolId, share.asset, share.minute) as Row | undefined;
+      const total = (row ? BigInt(str(row.total)) : 0n) + sign * share.amount;
+      if (total < 0n) throw new StoreError('usage_inconsistent', `the usage total of pool ${share.poolId} (${share.asset}) would fall below zero; the store needs repair`);
+      if (total === 0n) s.deleteUsageMinute.run(share.poolId, share.asset, share.minute);
+      else s.setUsageMinute.run(share.poolId, share.asset, share.minute, total.toString());
+    }
+  };
   const listCache = new Map<string, Database.Statement>();
   const listStatement = (filter: WithdrawalFilter): Database.Statement => {
     const key = `${filter.poolId !== undefined}:${filter.state !== undefined}`;
@@ -295,6 +316,7 @@ function createTx(db: Db, s: Statements): StoreTx {
         w.contractCall === null ? null : JSON.stringify(w.contractCall),
       );
       for (const claim of claims) s.insertClaim.run(w.id, w.poolId, w.chain, claim);
+      applyUsage(null, w);
     },
     async claimsOf(withdrawalId) {
       return (s.claimsOf.all(withdrawalId) as Row[]).map((r) => str(r.claim));
@@ -341,22 +363,28 @@ function createTx(db: Db, s: Statements): StoreTx {
         requiredApprovals: patch.requiredApprovals ?? w.requiredApprovals,
       });
       if (info.changes !== 1) throw new ConflictError('state_changed', `withdrawal ${id} is no longer "${from}"`);
-      return rowToWithdrawal(s.getWithdrawal.get(id) as Row);
+      const updated = rowToWithdrawal(s.getWithdrawal.get(id) as Row);
+      applyUsage(w, updated);
+      return updated;
     },
     async committedSince(poolId, asset, since) {
-      // Exact in SQL: amounts are decimal text of up to 78 digits, summed as limbs of 15 digits, each
-      // limb's sum an exact 64-bit integer, recombined as a bigint. A sum that would overflow 64 bits
-      // (thousands of rows in one window) makes SQLite raise "integer overflow": then sum row by row.
+      // The minutes wholly inside the window from their running totals (usage-minutes.ts)...
+      let total = 0n;
+      for (const t of s.usageMinutesAfter.iterate(poolId, asset, minuteOf(since)) as IterableIterator<string>) total += BigInt(t);
+      // ...and the minute that holds `since` from its withdrawals, exactly in SQL: amounts are decimal
+      // text of up to 78 digits, summed as limbs of 15 digits, each limb's sum an exact 64-bit integer,
+      // recombined as a bigint. A sum that would overflow 64 bits makes SQLite raise "integer
+      // overflow": then sum row by row.
+      const until = nextMinuteStart(since);
       try {
-        const limbs = s.committedSumLimbs.get(poolId, asset, since) as Row;
-        let total = 0n;
-        for (let k = SUM_LIMBS - 1; k >= 0; k--) total = total * LIMB_BASE + ((limbs[`l${k}`] as bigint | null) ?? 0n);
-        return total;
+        const limbs = s.committedSumLimbsBetween.get(poolId, asset, since, until) as Row;
+        let boundary = 0n;
+        for (let k = SUM_LIMBS - 1; k >= 0; k--) boundary = boundary * LIMB_BASE + ((limbs[`l${k}`] as bigint | null) ?? 0n);
+        return total + boundary;
       } catch (error) {
         if (!(error instanceof Database.SqliteError) || !/integer overflow/i.test(error.message)) throw error;
       }
-      let total = 0n;
-      for (const r of s.committedSince.iterate(poolId, asset, since) as IterableIterator<Row>) total += BigInt(str(r.amount));
+      for (const r of s.committedBetween.iterate(poolId, asset, since, until) as IterableIterator<Row>) total += BigInt(str(r.amount));
       return total;
     },
     async committedEntriesSince(poolId, asset, since) {
