@@ -95,11 +95,22 @@ const PROFILE_DIR = process.env.BENCH_PROFILE;
 function startProcess(args: string[], env: Record<string, string>, readyLine: (line: string) => string | null): Proc {
   const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
   const child = spawn(process.execPath, [...profile, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The last of its stderr, to say why it exited; stderr is drained so that it never blocks.
+  let stderrTail = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderrTail = (stderrTail + d.toString('utf8')).slice(-2000);
+  });
   const ready = new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}${stderrTail ? `: ${stderrTail}` : ''}`)));
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
       const found = readyLine(line);
-      if (found !== null) resolve(found);
+      if (found === null) return;
+      // Ready: the rest of its log (a line or more per request) is drained unread, so that parsing it
+      // costs this client, which shares the cores with the processes it measures, nothing.
+      lines.close();
+      child.stdout?.on('data', () => undefined).resume();
+      resolve(found);
     });
   });
   return { child, ready };
