@@ -6,8 +6,8 @@
  * Per withdrawal the cryptography is: 2 Ed25519 approval verifications in the gateway, the same 2 again
  * in the device, 1 RFC 6979 ECDSA signature in the device, and 1 check in the gateway that the device's
  * signature recovers to the pool key (src/chains/ethereum/signer-check.ts) before the signed
- * transaction is released. The bound runs exactly that in a tight loop on one core, with the
- * implementations the product uses (Node's OpenSSL for Ed25519, noble for secp256k1).
+ * transaction is released. The bound runs exactly that in a tight loop on one core, each operation
+ * with the fastest correct implementation that runs on this machine (see cryptoBound).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
@@ -17,10 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { createRequire } from 'node:module';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { recoversTo } from '../src/chains/ethereum/signer-check.js';
 import { canonicalApprovalMessage, parseApprovalMessage } from '../common/approval-message.js';
+import { signRecoverable } from '../common/libsecp256k1.js';
 
 const run = promisify(execFile);
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -32,12 +35,20 @@ export function percentiles(samples: readonly number[]): { n: number; p50: numbe
   return { n: sorted.length, p50: at(0.5), p99: at(0.99) };
 }
 
+/** One implementation of one operation of the bound, measured. */
+export interface Candidate {
+  readonly operation: string;
+  readonly implementation: string;
+  readonly us: number;
+}
+
 export interface BoundResult {
   readonly usPerWithdrawal: number;
   readonly perSecond: number;
-  readonly parts: Record<string, number>;
-  /** A public-key recovery, which the check replaces (reference, not part of the bound). */
-  readonly recoverUs: number;
+  /** Each operation's count per withdrawal, fastest implementation and its time (µs, all of them). */
+  readonly parts: readonly { operation: string; count: number; implementation: string; us: number }[];
+  /** Every implementation measured, the slower ones included. */
+  readonly candidates: readonly Candidate[];
 }
 
 function timeUs(iterations: number, fn: () => void): number {
@@ -47,34 +58,72 @@ function timeUs(iterations: number, fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / iterations / 1000;
 }
 
+interface Sodium {
+  crypto_sign_verify_detached(signature: Buffer, message: Buffer, publicKey: Buffer): boolean;
+}
+
+/** libsodium (sodium-native, a devDependency) when it loads on this machine; the bound runs without it otherwise. */
+function loadSodium(): Sodium | null {
+  try {
+    return createRequire(import.meta.url)('sodium-native') as Sodium;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The cryptography of one withdrawal in a tight loop on one core. Every operation is measured with
+ * each correct implementation that runs on this machine (each one's answer is checked first), and the
+ * bound takes the fastest of each, whether or not the product uses it.
+ */
 export function cryptoBound(iterations: number): BoundResult {
-  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, Buffer.alloc(32, 7)]), format: 'der', type: 'pkcs8' });
+  const candidates: Candidate[] = [];
+  const measure = (operation: string, implementation: string, fn: () => boolean, runs = iterations) => {
+    if (!fn()) throw new Error(`bound: ${implementation} gave a wrong answer for ${operation}`);
+    candidates.push({ operation, implementation, us: timeUs(runs, () => void fn()) });
+  };
+
+  const VERIFY = 'Ed25519 verify';
+  const seed = Buffer.alloc(32, 7);
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' });
   const publicKey = createPublicKey(privateKey);
+  const rawPublicKey = Buffer.from(ed25519.getPublicKey(seed));
   const message = Buffer.from(canonicalApprovalMessage(parseApprovalMessage(sampleApproval())), 'utf8');
   const signature = cryptoSign(null, message, privateKey);
-  const verify = timeUs(iterations, () => {
-    if (!cryptoVerify(null, message, publicKey, signature)) throw new Error('bound: verify failed');
-  });
+  const forged = Buffer.from(signature);
+  forged[5] = (forged[5] as number) ^ 1;
+  if (cryptoVerify(null, message, publicKey, forged)) throw new Error('bound: OpenSSL accepted a forged signature');
+  measure(VERIFY, "OpenSSL (node:crypto), as the product", () => cryptoVerify(null, message, publicKey, signature));
+  const sodium = loadSodium();
+  if (sodium) {
+    if (sodium.crypto_sign_verify_detached(forged, message, rawPublicKey)) throw new Error('bound: libsodium accepted a forged signature');
+    measure(VERIFY, 'libsodium (sodium-native)', () => sodium.crypto_sign_verify_detached(signature, message, rawPublicKey));
+  }
+  measure(VERIFY, 'noble (JavaScript)', () => ed25519.verify(signature, message, rawPublicKey), Math.ceil(iterations / 4));
+
+  const SIGN = 'ECDSA sign (RFC 6979)';
   const secret = secp256k1.utils.randomSecretKey();
   const poolKey = bytesToHex(secp256k1.getPublicKey(secret, true));
   const digest = new Uint8Array(32).fill(9);
-  const sign = timeUs(iterations, () => secp256k1.sign(digest, secret, { prehash: false, lowS: true, format: 'recovered' }));
-  const signed = secp256k1.sign(digest, secret, { prehash: false, lowS: true, format: 'recovered' });
-  const r = BigInt('0x' + bytesToHex(signed.subarray(1, 33)));
-  const s = BigInt('0x' + bytesToHex(signed.subarray(33)));
-  const recovery = signed[0] as 0 | 1;
-  const check = timeUs(iterations, () => {
-    if (!recoversTo(digest, r, s, recovery, poolKey)) throw new Error('bound: the signature check failed');
+  const nobleSig = secp256k1.sign(digest, secret, { prehash: false, lowS: true, format: 'recovered' });
+  measure(SIGN, 'libsecp256k1 (secp256k1), as the simulator', () => bytesToHex(signRecoverable(digest, secret).signature) === bytesToHex(nobleSig.subarray(1)));
+  measure(SIGN, 'noble (JavaScript)', () => secp256k1.sign(digest, secret, { prehash: false, lowS: true, format: 'recovered' }).length === 65, Math.ceil(iterations / 2));
+
+  const CHECK = 'ECDSA check against the pool key';
+  const rs = nobleSig.subarray(1);
+  const recovery = nobleSig[0] as 0 | 1;
+  if (recoversTo(digest, rs, (1 - recovery) as 0 | 1, poolKey)) throw new Error('bound: the check accepted the wrong recovery id');
+  measure(CHECK, 'libsecp256k1 recovery, as the product', () => recoversTo(digest, rs, recovery, poolKey));
+  measure(CHECK, 'noble recovery (JavaScript)', () => secp256k1.Signature.fromBytes(nobleSig, 'recovered').recoverPublicKey(digest).toHex(true) === poolKey, Math.ceil(iterations / 4));
+
+  const fastest = (operation: string) =>
+    candidates.filter((c) => c.operation === operation).reduce((a, b) => (b.us < a.us ? b : a));
+  const parts = ([[VERIFY, 4], [SIGN, 1], [CHECK, 1]] as const).map(([operation, count]) => {
+    const best = fastest(operation);
+    return { operation, count, implementation: best.implementation, us: count * best.us };
   });
-  // For reference only (not in the bound): what recovering the public key costs instead.
-  const recover = timeUs(Math.ceil(iterations / 4), () => secp256k1.Signature.fromBytes(signed, 'recovered').recoverPublicKey(digest));
-  const usPerWithdrawal = 4 * verify + sign + check;
-  return {
-    usPerWithdrawal,
-    perSecond: 1e6 / usPerWithdrawal,
-    parts: { 'Ed25519 verify ×4': 4 * verify, 'ECDSA sign (RFC 6979)': sign, 'ECDSA check against the pool key': check },
-    recoverUs: recover,
-  };
+  const usPerWithdrawal = parts.reduce((sum, p) => sum + p.us, 0);
+  return { usPerWithdrawal, perSecond: 1e6 / usPerWithdrawal, parts, candidates };
 }
 
 function sampleApproval(): string {

@@ -12,6 +12,7 @@ import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type Scheme
 import { controlRefusal, quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
 import { challengeProblem, controlFormat, controlSigningInput } from '../common/control-message.js';
 import { signTaprootKeyPath } from './taproot.js';
+import { signRecoverable } from '../common/libsecp256k1.js';
 import { createBackup, openBackup } from './backup.js';
 import { BackupFormatError } from '../common/backup-format.js';
 import { isValidApproverKey } from '../common/approver-key.js';
@@ -188,10 +189,10 @@ export class SimDevice {
       for (let i = 0; i < req.payload.length; i += 32) {
         const hash = req.payload.subarray(i, i + 32);
         if (req.scheme === 'ecdsa-secp256k1') {
-          // RFC 6979 deterministic nonce, low-S; 'recovered' is recovery byte || r || s.
-          const sig = secp256k1.sign(hash, secret, { prehash: false, lowS: true, format: 'recovered' });
-          signatures.push(sig.slice(1));
-          recoveries.push(sig[0] as number);
+          // RFC 6979 deterministic nonce, low-S (libsecp256k1).
+          const sig = signRecoverable(hash, secret);
+          signatures.push(sig.signature);
+          recoveries.push(sig.recovery);
         } else {
           // Taproot key-path: BIP-340 by the tweaked key, whose x-only public key is the output key.
           signatures.push(signTaprootKeyPath(hash, secret));
@@ -222,8 +223,8 @@ export class SimDevice {
     const input = controlSigningInput(format, challenge);
     return withSecret(key.secretKey, (secret) => {
       if (format === 'ed25519') return { signature: ed25519.sign(input, secret), recovery: null };
-      const sig = secp256k1.sign(input, secret, { prehash: false, lowS: true, format: 'recovered' });
-      return { signature: sig.slice(1), recovery: sig[0] as number };
+      const sig = signRecoverable(input, secret);
+      return { signature: sig.signature, recovery: sig.recovery };
     });
   }
 

@@ -1,6 +1,7 @@
 /**
- * The device-signature check of the release path, against noble's public-key recovery (code we did
- * not write) and ethers' sender recovery of a published vector (EIP-155).
+ * The device-signature check of the release path and the simulator's signing (libsecp256k1), against
+ * noble's RFC 6979 signing and public-key recovery (code we did not write) and ethers' sender recovery
+ * of a published vector (EIP-155).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,8 @@ import fc from 'fast-check';
 import { SigningKey, Signature as EthersSignature } from 'ethers';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { addressOfKey, keyTablesHeld, recoversTo } from '../../src/chains/ethereum/signer-check.js';
+import { addressOfKey, recoversTo } from '../../src/chains/ethereum/signer-check.js';
+import { signRecoverable } from '../../common/libsecp256k1.js';
 
 const N = secp256k1.Point.CURVE().n;
 const eip155 = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'eip155-example.json'), 'utf8')) as {
@@ -18,7 +20,11 @@ const eip155 = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors'
   signedTx: string;
 };
 
-function signed(secret: Uint8Array, digest: Uint8Array): { r: bigint; s: bigint; recovery: 0 | 1 } {
+const be32 = (n: bigint) => hexToBytes(n.toString(16).padStart(64, '0'));
+const rs = (r: bigint, s: bigint) => Uint8Array.from([...be32(r), ...be32(s)]);
+
+/** noble's RFC 6979, low-S signature as r, s and recovery id. */
+function nobleSigned(secret: Uint8Array, digest: Uint8Array): { r: bigint; s: bigint; recovery: 0 | 1 } {
   const sig = secp256k1.sign(digest, secret, { prehash: false, lowS: true, format: 'recovered' });
   return {
     recovery: sig[0] as 0 | 1,
@@ -41,24 +47,37 @@ describe('recoversTo: does a signature recover to the pool key', () => {
   it('when the EIP-155 vector is signed with its key, then the check holds for its recovery id only, as ethers recovers it', () => {
     const secret = hexToBytes(eip155.privateKey);
     const digest = hexToBytes(eip155.signingHash.slice(2));
-    const { r, s, recovery } = signed(secret, digest);
+    const { r, s, recovery } = nobleSigned(secret, digest);
     const publicKey = bytesToHex(secp256k1.getPublicKey(secret, false));
     const ethersKey = SigningKey.recoverPublicKey(digest, EthersSignature.from({ r: '0x' + r.toString(16).padStart(64, '0'), s: '0x' + s.toString(16).padStart(64, '0'), yParity: recovery }));
     expect(ethersKey.slice(2)).toBe(publicKey);
-    expect(recoversTo(digest, r, s, recovery, publicKey)).toBe(true);
-    expect(recoversTo(digest, r, s, (1 - recovery) as 0 | 1, publicKey)).toBe(false);
+    expect(recoversTo(digest, rs(r, s), recovery, publicKey)).toBe(true);
+    expect(recoversTo(digest, rs(r, s), (1 - recovery) as 0 | 1, publicKey)).toBe(false);
     expect(addressOfKey(publicKey)).toBe('0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F');
+    expect(addressOfKey(bytesToHex(secp256k1.getPublicKey(secret, true)))).toBe('0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F');
   });
 
-  it('when r or s is 0 or not below the order, then it is false, not an exception', () => {
+  it('when r or s is 0 or not below the order, then it is false, not an exception; a wrong length is a clear error', () => {
     const secret = new Uint8Array(32).fill(5);
     const digest = new Uint8Array(32).fill(1);
-    const { r, s, recovery } = signed(secret, digest);
+    const { r, s, recovery } = nobleSigned(secret, digest);
     const publicKey = bytesToHex(secp256k1.getPublicKey(secret, true));
-    for (const [rr, ss] of [[0n, s], [r, 0n], [N, s], [r, N], [r + N, s], [r, s + N]] as const) {
-      expect(recoversTo(digest, rr, ss, recovery, publicKey)).toBe(false);
+    const max = 2n ** 256n - 1n;
+    for (const [rr, ss] of [[0n, s], [r, 0n], [N, s], [r, N], [max, s], [r, max]] as const) {
+      expect(recoversTo(digest, rs(rr, ss), recovery, publicKey)).toBe(false);
     }
-    expect(() => recoversTo(digest.slice(1), r, s, recovery, publicKey)).toThrow(/"digest" expected 32 bytes/);
+    expect(() => recoversTo(digest.slice(1), rs(r, s), recovery, publicKey)).toThrow(/"digest" expected 32 bytes/);
+    expect(() => recoversTo(digest, rs(r, s).slice(1), recovery, publicKey)).toThrow(/"signature" expected 64 bytes/);
+    expect(() => addressOfKey('02' + '00'.repeat(32))).toThrow();
+  });
+
+  it('when s is the high twin of a valid signature, then it recovers with the other recovery id (the EIP-2 low-S rule is the caller\'s)', () => {
+    const secret = new Uint8Array(32).fill(9);
+    const digest = new Uint8Array(32).fill(2);
+    const { r, s, recovery } = nobleSigned(secret, digest);
+    const publicKey = bytesToHex(secp256k1.getPublicKey(secret, true));
+    expect(recoversTo(digest, rs(r, N - s), (1 - recovery) as 0 | 1, publicKey)).toBe(true);
+    expect(recoversTo(digest, rs(r, N - s), recovery, publicKey)).toBe(false);
   });
 
   it('when signatures, digests, keys and recovery ids vary, then it agrees with noble recovery every time (property)', () => {
@@ -72,7 +91,7 @@ describe('recoversTo: does a signature recover to the pool key', () => {
         (digest, otherDigest, keySeed, change, compressed) => {
           const secret = new Uint8Array(32).fill(keySeed);
           const publicKey = bytesToHex(secp256k1.getPublicKey(secret, compressed));
-          let { r, s, recovery } = signed(secret, digest);
+          let { r, s, recovery } = nobleSigned(secret, digest);
           let key = publicKey;
           let d = digest;
           if (change === 'flip') recovery = (1 - recovery) as 0 | 1;
@@ -80,35 +99,40 @@ describe('recoversTo: does a signature recover to the pool key', () => {
           if (change === 'other-digest') d = otherDigest;
           if (change === 'tweak-r') r = (r % (N - 1n)) + 1n;
           if (change === 'tweak-s') s = (s % (N - 1n)) + 1n;
-          expect(recoversTo(d, r, s, recovery, key)).toBe(nobleRecovers(d, r, s, recovery, key));
-          if (change === 'none') expect(recoversTo(d, r, s, recovery, key)).toBe(true);
+          expect(recoversTo(d, rs(r, s), recovery, key)).toBe(nobleRecovers(d, r, s, recovery, key));
+          if (change === 'none') expect(recoversTo(d, rs(r, s), recovery, key)).toBe(true);
         },
       ),
       { numRuns: 300 },
     );
   });
+});
 
-  it('when keys are in steady use, then they get tables (at most 64, least recently used dropped) and every answer still agrees with noble', () => {
-    const digest = new Uint8Array(32).fill(3);
-    const keys = Array.from({ length: 66 }, (_, i) => {
-      const secret = new Uint8Array(32).fill(0).map((_, j) => (j === 31 ? i + 1 : j === 0 ? 0x70 : 0));
-      return { publicKey: bytesToHex(secp256k1.getPublicKey(secret, true)), ...signed(secret, digest) };
-    });
-    const before = keyTablesHeld();
-    for (const [i, k] of keys.entries()) {
-      for (let use = 0; use < 33; use++) {
-        // Every 8th use a wrong recovery id: the table path must refuse it as noble does.
-        const flipped = use % 8 === 7;
-        const recovery = flipped ? ((1 - k.recovery) as 0 | 1) : k.recovery;
-        const got = recoversTo(digest, k.r, k.s, recovery, k.publicKey);
-        expect(got).toBe(!flipped);
-        if (use === 7 || use === 32) expect(got).toBe(nobleRecovers(digest, k.r, k.s, recovery, k.publicKey));
-      }
-      if (i === 0) expect(keyTablesHeld()).toBeGreaterThan(before);
-    }
-    expect(keyTablesHeld()).toBe(64);
-    // The first keys lost their tables to the last ones; checked again, they still answer rightly.
-    for (const k of keys.slice(0, 3)) expect(recoversTo(digest, k.r, k.s, k.recovery, k.publicKey)).toBe(true);
-    expect(keyTablesHeld()).toBe(64);
+describe('signRecoverable: the simulator\'s ECDSA signing', () => {
+  it('when any key signs any digest, then the signature and recovery id are noble\'s RFC 6979 low-S ones (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.integer({ min: 1, max: 254 }), (digest, seed) => {
+        const secret = new Uint8Array(32).fill(seed);
+        const ours = signRecoverable(digest, secret);
+        const theirs = secp256k1.sign(digest, secret, { prehash: false, lowS: true, format: 'recovered' });
+        expect(ours.recovery).toBe(theirs[0]);
+        expect(bytesToHex(ours.signature)).toBe(bytesToHex(theirs.slice(1)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('when the EIP-155 vector is signed, then ethers recovers the vector\'s key', () => {
+    const digest = hexToBytes(eip155.signingHash.slice(2));
+    const { signature, recovery } = signRecoverable(digest, hexToBytes(eip155.privateKey));
+    const recovered = SigningKey.recoverPublicKey(digest, EthersSignature.from({ r: '0x' + bytesToHex(signature.slice(0, 32)), s: '0x' + bytesToHex(signature.slice(32)), yParity: recovery }));
+    expect(recovered.slice(2)).toBe(bytesToHex(secp256k1.getPublicKey(hexToBytes(eip155.privateKey), false)));
+  });
+
+  it('when the hash or the key has the wrong length, or the key is 0 or not below the order, then it is a clear error', () => {
+    expect(() => signRecoverable(new Uint8Array(31), new Uint8Array(32).fill(1))).toThrow(/"hash" expected 32 bytes/);
+    expect(() => signRecoverable(new Uint8Array(32), new Uint8Array(31).fill(1))).toThrow(/"secretKey" expected 32 bytes/);
+    expect(() => signRecoverable(new Uint8Array(32), new Uint8Array(32))).toThrow(/not a secp256k1 secret key/);
+    expect(() => signRecoverable(new Uint8Array(32), new Uint8Array(32).fill(0xff))).toThrow(/not a secp256k1 secret key/);
   });
 });

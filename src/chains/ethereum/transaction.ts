@@ -239,7 +239,7 @@ export function assembleEthereumSigned(
   let signed: AnyTx;
   try {
     if (addressOfKey(signer.publicKey).toLowerCase() !== signer.address.toLowerCase()) throw new Error('the pool key is not the pool address');
-    if (!recoversTo(p.digest, r, s, signature.recovery, signer.publicKey)) throw new Error('the signature does not recover to the pool key');
+    if (!recoversTo(p.digest, signature.signature, signature.recovery, signer.publicKey)) throw new Error('the signature does not recover to the pool key');
     signed = toTransaction(p.transfer, { yParity: signature.recovery, r, s });
   } catch (error) {
     throw mismatch(error instanceof Error ? error.message : String(error));
