@@ -2,7 +2,8 @@
  * ECDSA over secp256k1 by libsecp256k1 (the library Bitcoin Core maintains, constant-time), through
  * the `secp256k1` package's native binding: about 40 µs a signature and 55 µs a recovery here, against
  * 400 µs and 1,200 µs in JavaScript (bench/lifecycle.ts measures both). The gateway checks every
- * device signature with it and the simulator signs with it.
+ * device signature with it (Ethereum, Bitcoin inputs, a PKCS#11 token's signatures) and the simulator
+ * signs with it.
  *
  * The package falls back to a JavaScript implementation (elliptic) when its binding cannot load; this
  * module loads the binding itself, so a machine without it fails at start with a clear error instead
@@ -11,7 +12,7 @@
 import { createRequire } from 'node:module';
 import type * as Secp256k1 from 'secp256k1';
 
-type Binding = Pick<typeof Secp256k1, 'ecdsaSign' | 'ecdsaRecover' | 'publicKeyConvert'>;
+type Binding = Pick<typeof Secp256k1, 'ecdsaSign' | 'ecdsaRecover' | 'ecdsaVerify' | 'publicKeyConvert'>;
 
 function load(): Binding {
   const require = createRequire(import.meta.url);
@@ -81,4 +82,19 @@ export function recoversToKey(hash: Uint8Array, signature: Uint8Array, recovery:
   }
   for (let i = 0; i < 33; i++) if (recovered[i] !== compressed[i]) return false;
   return true;
+}
+
+/**
+ * True when `signature` (r || s, 64 bytes, s in the lower half: a high s is false, as Bitcoin's
+ * standardness and Ethereum's EIP-2 require) is a signature of the 32-byte `hash` by `publicKey` (SEC1,
+ * compressed or not). r or s of 0 or not below the group order is false.
+ */
+export function verifyLowS(hash: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (hash.length !== 32) throw new RangeError(`"hash" expected 32 bytes, got ${hash.length}`);
+  if (signature.length !== 64) throw new RangeError(`"signature" expected 64 bytes, got ${signature.length}`);
+  try {
+    return lib.ecdsaVerify(signature, hash, publicKey);
+  } catch {
+    return false;
+  }
 }

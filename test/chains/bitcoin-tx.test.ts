@@ -92,10 +92,17 @@ describe('building and signing a P2WPKH withdrawal', () => {
     expect(() => buildBitcoinTransfer({ network: 'testnet', pool: SPEND, utxos: [u], to: 'bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', amount: 1_000_000n, feeRate: 5n })).toThrow(/testnet/);
   });
 
-  it('when a signature is from another key or there are too few, then assembly refuses', () => {
+  it('when a signature is from another key, over another hash, high-S, or there are too few, then assembly refuses', () => {
     const p = buildBitcoinTransfer({ network: 'testnet', pool: SPEND, utxos: [utxo(3_000_000n)], to: DEST, amount: 1_000_000n, feeRate: 2n });
     expect(() => assembleBitcoinSigned(p, SPEND, 'testnet', deviceSign(p.sighashes, hexToBytes('22'.repeat(32))))).toThrow(expect.objectContaining({ code: 'signature_mismatch' }));
     expect(() => assembleBitcoinSigned(p, SPEND, 'testnet', [])).toThrow(/expected 1 signatures/);
+    // The high-S twin of a valid signature verifies mathematically but is not standard: refused.
+    const sig = secp256k1.Signature.fromBytes(deviceSign(p.sighashes)[0]!.signature, 'compact');
+    const highS = new secp256k1.Signature(sig.r, secp256k1.Point.CURVE().n - sig.s).toBytes('compact');
+    expect(() => assembleBitcoinSigned(p, SPEND, 'testnet', [{ signature: highS }])).toThrow(/s is not low/);
+    // A signature over another sighash by the right key.
+    const wrong = deviceSign([new Uint8Array(32).fill(4)]);
+    expect(() => assembleBitcoinSigned(p, SPEND, 'testnet', wrong)).toThrow(expect.objectContaining({ code: 'signature_mismatch' }));
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * The device-signature check of the release path and the simulator's signing (libsecp256k1), against
+ * The device-signature checks of the release path and the simulator's signing (libsecp256k1), against
  * noble's RFC 6979 signing and public-key recovery (code we did not write) and ethers' sender recovery
  * of a published vector (EIP-155).
  */
@@ -11,7 +11,7 @@ import { SigningKey, Signature as EthersSignature } from 'ethers';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { addressOfKey, recoversTo } from '../../src/chains/ethereum/signer-check.js';
-import { signRecoverable } from '../../common/libsecp256k1.js';
+import { signRecoverable, verifyLowS } from '../../common/libsecp256k1.js';
 
 const N = secp256k1.Point.CURVE().n;
 const eip155 = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'eip155-example.json'), 'utf8')) as {
@@ -134,5 +134,45 @@ describe('signRecoverable: the simulator\'s ECDSA signing', () => {
     expect(() => signRecoverable(new Uint8Array(32), new Uint8Array(31).fill(1))).toThrow(/"secretKey" expected 32 bytes/);
     expect(() => signRecoverable(new Uint8Array(32), new Uint8Array(32))).toThrow(/not a secp256k1 secret key/);
     expect(() => signRecoverable(new Uint8Array(32), new Uint8Array(32).fill(0xff))).toThrow(/not a secp256k1 secret key/);
+  });
+});
+
+describe('verifyLowS: the check of Bitcoin input signatures', () => {
+  it('when signatures, digests and keys vary, then it agrees with noble\'s low-S verification every time, and refuses the high-S twin (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.integer({ min: 1, max: 200 }),
+        fc.constantFrom('none', 'high-s', 'other-key', 'other-digest', 'tweak-r', 'tweak-s'),
+        fc.boolean(),
+        (digest, otherDigest, keySeed, change, compressed) => {
+          const secret = new Uint8Array(32).fill(keySeed);
+          let key = secp256k1.getPublicKey(secret, compressed);
+          let { r, s } = nobleSigned(secret, digest);
+          let d = digest;
+          if (change === 'high-s') s = N - s;
+          if (change === 'other-key') key = secp256k1.getPublicKey(new Uint8Array(32).fill(keySeed === 200 ? 1 : keySeed + 1), compressed);
+          if (change === 'other-digest') d = otherDigest;
+          if (change === 'tweak-r') r = (r % (N - 1n)) + 1n;
+          if (change === 'tweak-s') s = (s % (N - 1n)) + 1n;
+          const theirs = secp256k1.verify(rs(r, s), d, key, { prehash: false, lowS: true });
+          expect(verifyLowS(d, rs(r, s), key)).toBe(theirs);
+          if (change === 'none') expect(theirs).toBe(true);
+          if (change === 'high-s') expect(verifyLowS(d, rs(r, s), key)).toBe(false);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('when r or s is 0 or not below the order, then it is false; a wrong length is a clear error', () => {
+    const secret = new Uint8Array(32).fill(5);
+    const digest = new Uint8Array(32).fill(1);
+    const key = secp256k1.getPublicKey(secret, true);
+    const { r, s } = nobleSigned(secret, digest);
+    for (const [rr, ss] of [[0n, s], [r, 0n], [N, s], [r, N]] as const) expect(verifyLowS(digest, rs(rr, ss), key)).toBe(false);
+    expect(() => verifyLowS(digest.slice(1), rs(r, s), key)).toThrow(/"hash" expected 32 bytes/);
+    expect(() => verifyLowS(digest, rs(r, s).slice(1), key)).toThrow(/"signature" expected 64 bytes/);
   });
 });

@@ -16,6 +16,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
 import { CustodyError, ValidationError } from '../../domain/errors.js';
 import type { BitcoinNetwork } from '../../domain/chain-id.js';
+import { verifyLowS } from '../../../common/libsecp256k1.js';
 import { assertBitcoinAddress, btcNetwork, outputScript, poolOutput, type BitcoinAddressType } from './address.js';
 
 /** The pool's key and which of its addresses holds the coins (inputs) and gets the change. */
@@ -239,7 +240,7 @@ export function assembleBitcoinSigned(
   signatures.forEach((part, i) => {
     const sig = secp256k1.Signature.fromBytes(part.signature, 'compact');
     if (sig.s > SECP256K1_HALF_N) throw mismatch(`input ${i}: s is not low`);
-    if (!secp256k1.verify(part.signature, p.sighashes[i] as Uint8Array, poolPublicKey, { prehash: false, format: 'compact' })) {
+    if (!verifyLowS(p.sighashes[i] as Uint8Array, part.signature, poolPublicKey)) {
       throw mismatch(`input ${i}: the signature does not verify against the pool key`);
     }
     tx.updateInput(i, { partialSig: [[poolPublicKey, concatBytes(sig.toBytes('der'), new Uint8Array([SigHash.ALL]))]] });

@@ -27,6 +27,7 @@ import { CustodyError, DeviceError, type ErrorKind } from '../../domain/errors.j
 import { POOL_ID, type Curve } from '../../domain/pool.js';
 import type { ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
 import { controlFormat, controlSigningInput } from '../../../common/control-message.js';
+import { compressedKey, recoversToKey } from '../../../common/libsecp256k1.js';
 
 export interface Pkcs11DeviceOptions {
   /** Path of the token's PKCS#11 library (PKCS11_MODULE). */
@@ -200,21 +201,15 @@ function hashesToSign(request: SignRequest): Uint8Array[] {
 }
 
 /** Low-S r|s and its recovery id from the token's r|s, or an error when it does not verify. */
-function finishEcdsa(raw: Buffer, hash: Uint8Array, publicKey: Uint8Array, handle: string): Part {
+export function finishEcdsa(raw: Buffer, hash: Uint8Array, publicKey: Uint8Array, handle: string): Part {
   if (raw.length !== 64) throw failure('unavailable', 'pkcs11_bad_signature', `the token returned a ${raw.length}-byte ECDSA signature for ${handle}, expected 64`);
   const parsed = secp256k1.Signature.fromBytes(raw, 'compact');
-  const signature = parsed.hasHighS() ? new secp256k1.Signature(parsed.r, SECP256K1_ORDER - parsed.s) : parsed;
-  const expected = bytesToHex(publicKey);
+  const bytes = (parsed.hasHighS() ? new secp256k1.Signature(parsed.r, SECP256K1_ORDER - parsed.s) : parsed).toBytes('compact');
+  const key = compressedKey(publicKey);
+  // The signature verifies under the key exactly when one of its recovery ids recovers to it (libsecp256k1).
   // Ids 2 and 3 (r ≥ p − n) occur with probability about 2^-128 and are not representable in Ethereum's v.
-  const recovery = ([0, 1] as const).find((bit) => {
-    try {
-      return bytesToHex(signature.addRecoveryBit(bit).recoverPublicKey(hash).toBytes(true)) === expected;
-    } catch {
-      return false;
-    }
-  });
-  const bytes = signature.toBytes('compact');
-  if (recovery === undefined || !secp256k1.verify(bytes, hash, publicKey, { prehash: false, lowS: true })) {
+  const recovery = ([0, 1] as const).find((bit) => recoversToKey(hash, bytes, bit, key));
+  if (recovery === undefined) {
     throw failure('unavailable', 'pkcs11_bad_signature', `the token's ECDSA signature does not verify against the public key of ${handle}; nothing was returned`);
   }
   return { signature: bytes, recovery };
