@@ -7,13 +7,16 @@
  *   of small order, so no signature verifies for every message;
  * - a hardware wallet's secp256k1 key (a Ledger's Ethereum app): a 33-byte compressed public key; a
  *   65-byte `r || s || v` EIP-191 personal-message signature of the same UTF-8 bytes, as the app's
- *   SIGN PERSONAL MESSAGE returns it (micro-eth-signer's EIP-191 hashing and recovery).
+ *   SIGN PERSONAL MESSAGE returns it (micro-eth-signer's EIP-191 hashing, libsecp256k1's recovery).
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
-import { addr, eip191Signer } from 'micro-eth-signer';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { eip191Signer } from 'micro-eth-signer';
+import { recoversToKey } from './libsecp256k1.js';
+
+const SECP256K1_HALF_N = secp256k1.Point.CURVE().n >> 1n;
 
 export type ApproverKeyScheme = 'ed25519' | 'eip191';
 
@@ -62,8 +65,12 @@ export function verifyApproverSignature(publicKey: Uint8Array, message: string, 
     if (scheme === 'ed25519') return cryptoVerify(null, Buffer.from(message, 'utf8'), ed25519KeyObject(publicKey), signature);
     // Low S only, so that one approval has one encoding (EIP-2).
     const s = BigInt('0x' + bytesToHex(signature.subarray(32, 64)));
-    if (s > secp256k1.Point.CURVE().n >> 1n) return false;
-    return eip191Signer.verify('0x' + bytesToHex(signature), message, addr.fromPublicKey(bytesToHex(publicKey)));
+    if (s > SECP256K1_HALF_N) return false;
+    // v is 27 or 28 (recovery id + 27), as the Ethereum app returns it; the key it recovers must be the approver's.
+    const v = signature[64];
+    if (v !== 27 && v !== 28) return false;
+    const hash = hexToBytes(eip191Signer.getHash(message).slice(2));
+    return recoversToKey(hash, signature.subarray(0, 64), v === 27 ? 0 : 1, publicKey);
   } catch {
     return false;
   }

@@ -74,7 +74,7 @@ describe('approver signatures', () => {
     expect(isValidApproverKey(hexToBytes(rfc.vectors[0]!.publicKey))).toBe(true);
   });
 
-  it('when a hardware wallet key signs the message as an EIP-191 personal message (made by ethers), then it verifies; another message, key or a high-S twin does not', async () => {
+  it('when a hardware wallet key signs the message as an EIP-191 personal message (made by ethers), then it verifies; another message, key, recovery byte or a high-S twin does not', async () => {
     const { Wallet, Signature } = await import('ethers');
     const wallet = new Wallet('0x' + '42'.repeat(32));
     const pub = wallet.signingKey.compressedPublicKey.slice(2);
@@ -87,6 +87,10 @@ describe('approver signatures', () => {
     const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
     const highS = s.r.slice(2) + (n - BigInt(s.s)).toString(16).padStart(64, '0') + (s.v === 27 ? '1c' : '1b');
     expect(verifyApproverSignature(pub, text, highS)).toBe(false);
+    // v must be 27 or 28 and the right one: the other recovers another key, 0/1 is not the app's form.
+    const body = sig.slice(2, 130);
+    expect(verifyApproverSignature(pub, text, body + (s.v === 27 ? '1c' : '1b'))).toBe(false);
+    expect(verifyApproverSignature(pub, text, body + (s.v === 27 ? '00' : '01'))).toBe(false);
     expect(() => assertSignatureHex('ab'.repeat(66), 'signature')).toThrow(/65-byte EIP-191 signature/);
   });
 
