@@ -51,7 +51,7 @@ export function signRecoverable(hash: Uint8Array, secretKey: Uint8Array): Recove
   }
   const { signature, recid } = signed;
   if (recid !== 0 && recid !== 1) throw new RangeError(`recovery id ${recid}: R.x is not below the group order`);
-  return { signature: Uint8Array.from(signature), recovery: recid };
+  return { signature, recovery: recid };
 }
 
 /** The compressed (33-byte) form of a SEC1 public key, compressed or not; throws on a point not on the curve. */
