@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChainId } from '../src/domain/chain-id.js';
+import type { ChainId } from '../common/chain-id.js';
 import type { Withdrawal } from '../src/domain/withdrawal.js';
 import type { Store } from '../src/store/store.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';

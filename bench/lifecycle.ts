@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { recoversTo } from '../src/chains/ethereum/signer-check.js';
+import { recoversTo } from '../common/chains/ethereum/signer-check.js';
 import { canonicalApprovalMessage, parseApprovalMessage } from '../common/approval-message.js';
 import { signRecoverable } from '../common/libsecp256k1.js';
 
@@ -133,8 +133,10 @@ export function cryptoBound(iterations: number): BoundResult {
 
 function sampleApproval(): string {
   return canonicalApprovalMessage({
-    kind: 'custody.approval', version: 1, requestId: '6f1c1f4e-3c1a-4c59-9a4e-2b9f4f3e8d10', pool: 'client-a', chain: 'eip155:11155111', asset: 'ETH',
+    kind: 'custody.approval', version: 2, requestId: '6f1c1f4e-3c1a-4c59-9a4e-2b9f4f3e8d10', pool: 'client-a', chain: 'eip155:11155111', asset: 'ETH',
     amount: '1', to: '0x8ba1f109551bD432803012645Ac136ddd64DBA72', maxFee: '630000000000000', digest: 'ab'.repeat(32), policyVersion: 1, decision: 'approve',
+    // A typical EIP-1559 transfer's unsigned serialization is about 60 bytes: 120 hex characters.
+    unsignedTx: '0x02' + 'ab'.repeat(59), timelock: 'none',
   });
 }
 

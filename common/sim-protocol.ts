@@ -46,6 +46,8 @@ export const Status = {
   QUORUM_REFUSED: 0x09,
   INTERNAL: 0x0a,
   TOO_LARGE: 0x0b,
+  /** SIGN: an approval names another transaction than the one to sign, or states what it does not do. */
+  TRANSACTION_MISMATCH: 0x0c,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
@@ -154,6 +156,13 @@ export class FieldReader {
     return new Uint8Array(this.take(n, what));
   }
 
+  /** The bytes not read yet (for a codec that reads the rest of a frame itself). */
+  rest(): Buffer {
+    const out = this.buf.subarray(this.offset);
+    this.offset = this.buf.length;
+    return out;
+  }
+
   end(): void {
     if (this.offset !== this.buf.length) throw new ProtocolError(`${this.buf.length - this.offset} unexpected trailing bytes`);
   }
@@ -224,4 +233,111 @@ export function readKey(r: FieldReader): KeyRecord {
   const curve = curveName(r.u8('curve'));
   if (!curve) throw new ProtocolError('unknown curve code');
   return { handle, poolId, chain, curve, publicKey: r.bytes('publicKey') };
+}
+
+/** One approver's (or admin's) signed message, as the device receives it. */
+export interface ApprovalRecord {
+  readonly publicKey: Uint8Array;
+  readonly message: string;
+  readonly signature: Uint8Array;
+}
+
+/** At most this many approvals travel in one request. */
+export const MAX_APPROVALS = 64;
+
+/** `u16 n`, n × (`bytes publicKey`, `bytes message` (UTF-8), `bytes signature`). */
+export function writeApprovals(w: FieldWriter, approvals: readonly ApprovalRecord[]): FieldWriter {
+  if (approvals.length > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvals`);
+  w.u16(approvals.length);
+  for (const a of approvals) w.bytes(a.publicKey).bytes(Buffer.from(a.message, 'utf8')).bytes(a.signature);
+  return w;
+}
+
+/**
+ * Reads what writeApprovals wrote. `checkKey` returns the signature length the key's scheme takes, or
+ * null for a key of no known scheme; messages are refused above `maxMessageBytes` or when not UTF-8.
+ */
+export function readApprovals(r: FieldReader, maxMessageBytes: number, checkKey: (publicKey: Uint8Array) => number | null): ApprovalRecord[] {
+  const count = r.u16('approval count');
+  if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvals`);
+  const approvals: ApprovalRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const publicKey = r.bytes('approval public key');
+    const signatureBytes = checkKey(publicKey);
+    if (signatureBytes === null) throw new ProtocolError(`approval public key must be 32 or 33 bytes, got ${publicKey.length}`);
+    const message = utf8(r.bytes('approval message'), 'approval message', maxMessageBytes);
+    approvals.push({ publicKey, message, signature: r.bytes('approval signature', signatureBytes) });
+  }
+  return approvals;
+}
+
+function utf8(bytes: Uint8Array, what: string, maxBytes: number): string {
+  if (bytes.length > maxBytes) throw new ProtocolError(`${what} longer than ${maxBytes} bytes`);
+  const text = Buffer.from(bytes).toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(Buffer.from(bytes))) throw new ProtocolError(`${what} is not valid UTF-8`);
+  return text;
+}
+
+/**
+ * SIGN (docs/device-protocol.md): the pool key's handle, the pool, the unsigned transaction in the
+ * API's encoding, and the approvals. The device decodes the transaction itself and signs only it; the
+ * gateway sends no hash.
+ */
+export interface SignCommand {
+  readonly handle: string;
+  readonly poolId: string;
+  readonly unsignedTx: string;
+  readonly approvals: readonly ApprovalRecord[];
+}
+
+/** The largest unsigned transaction SIGN carries, in bytes of its text encoding. */
+export const MAX_UNSIGNED_TX_BYTES = 100_000;
+
+export function encodeSignCommand(c: SignCommand): Buffer {
+  return writeApprovals(new FieldWriter().str(c.handle).str(c.poolId).bytes(Buffer.from(c.unsignedTx, 'utf8')), c.approvals).toBuffer();
+}
+
+export function decodeSignCommand(fields: Buffer, maxMessageBytes: number, checkKey: (publicKey: Uint8Array) => number | null): SignCommand {
+  const r = new FieldReader(fields);
+  const handle = r.str('handle', 64);
+  const poolId = r.str('poolId', 64);
+  const unsignedTx = utf8(r.bytes('unsignedTx'), 'unsignedTx', MAX_UNSIGNED_TX_BYTES);
+  const approvals = readApprovals(r, maxMessageBytes, checkKey);
+  r.end();
+  return { handle, poolId, unsignedTx, approvals };
+}
+
+/** SIGN's answer: the scheme the device chose for the key and transaction, and one signature per hash signed. */
+export interface SignResult {
+  readonly scheme: SchemeName;
+  readonly signatures: readonly Uint8Array[];
+  /** ECDSA recovery id of each signature; null for Schnorr and Ed25519. */
+  readonly recoveries: readonly (0 | 1 | null)[];
+}
+
+export function encodeSignResult(s: SignResult): Buffer {
+  if (s.signatures.length !== s.recoveries.length || s.signatures.some((x) => x.length !== 64)) throw new ProtocolError('one 64-byte signature per recovery id');
+  return new FieldWriter()
+    .u8(SCHEME_CODES[s.scheme])
+    .bytes(Buffer.concat(s.signatures.map((x) => Buffer.from(x))))
+    .bytes(Uint8Array.from(s.recoveries.map((x) => x ?? 0xff)))
+    .toBuffer();
+}
+
+export function decodeSignResult(fields: Buffer): SignResult {
+  const r = new FieldReader(fields);
+  const scheme = schemeName(r.u8('scheme'));
+  const signatures = r.bytes('signatures');
+  const recoveries = r.bytes('recoveries');
+  r.end();
+  if (!scheme) throw new ProtocolError('unknown signature scheme code');
+  if (recoveries.length === 0 || signatures.length !== recoveries.length * 64) throw new ProtocolError('a malformed list of signatures');
+  return {
+    scheme,
+    signatures: Array.from(recoveries, (_, i) => signatures.slice(i * 64, (i + 1) * 64)),
+    recoveries: Array.from(recoveries, (x) => {
+      if (x !== 0 && x !== 1 && x !== 0xff) throw new ProtocolError(`recovery id ${x}`);
+      return x === 0xff ? null : x;
+    }),
+  };
 }

@@ -6,9 +6,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName } from '../common/sim-protocol.js';
+import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName, type SignCommand } from '../common/sim-protocol.js';
+import { decodeTransaction } from '../common/chains/adapters.js';
+import type { DecodedTransaction } from '../common/chains/decoded-transaction.js';
 import { controlRefusal, quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
 import { challengeProblem, controlFormat, controlSigningInput } from '../common/control-message.js';
 import { signTaprootKeyPath } from './taproot.js';
@@ -28,8 +29,6 @@ export class DeviceRefusal extends Error {
   }
 }
 
-/** The most hashes one SIGN covers (inputs of one Bitcoin transaction). */
-export const MAX_HASHES = 256;
 const POOL_ID = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
 const CHAIN_ID = /^(eip155|bip122|solana):[-_a-zA-Z0-9]{1,32}$/;
 
@@ -46,14 +45,7 @@ export function freshState(): SimState {
   return { version: 1, attestationSecretKey: bytesToHex(ed25519.utils.randomSecretKey()), pools: {}, keys: {} };
 }
 
-export interface SignRequest {
-  readonly handle: string;
-  readonly poolId: string;
-  readonly scheme: SchemeName;
-  readonly payload: Uint8Array;
-  readonly digest: Uint8Array;
-  readonly approvals: readonly ApprovalEvidence[];
-}
+export type SignRequest = SignCommand;
 
 export class SimDevice {
   private state: SimState;
@@ -152,54 +144,48 @@ export class SimDevice {
   }
 
   /**
-   * Signs once the quorum holds. ECDSA and Schnorr (taproot key-path, by the BIP-341-tweaked key) sign 32-byte hashes: the payload is one hash equal to
-   * the digest, or several (a Bitcoin transaction has one sighash per input) whose sha256 is the digest,
-   * so the approvals bind every hash signed. Ed25519 signs the payload, whose sha256 is the digest.
+   * Signs one transaction once the quorum holds (SPEC rule 2, section 5). The device decodes
+   * `unsignedTx` itself with the pool key (it must spend from that key), derives what to sign (the
+   * Ethereum signing hash, every Bitcoin input's BIP-143 / BIP-341 sighash, the Solana message) and
+   * the digest, and checks each approval names exactly this transaction and states what it does. The
+   * gateway sends no hash: one approval set yields signatures for this one transaction only.
    */
-  sign(req: SignRequest): { scheme: SchemeName; signatures: Uint8Array[]; recoveries: (number | null)[] } {
+  sign(req: SignRequest): { scheme: SchemeName; signatures: Uint8Array[]; recoveries: (0 | 1 | null)[] } {
     const key = this.state.keys[req.handle];
     if (!key) throw new DeviceRefusal(Status.NOT_FOUND, `no key with handle ${req.handle.slice(0, 80)}`);
     if (key.poolId !== req.poolId) throw new DeviceRefusal(Status.QUORUM_REFUSED, `key ${req.handle} belongs to pool ${key.poolId}, not ${req.poolId}`);
     const binding = this.state.pools[key.poolId];
     if (!binding) throw new DeviceRefusal(Status.INTERNAL, `pool ${key.poolId} has a key but no binding`);
-    if (req.digest.length !== 32) throw new DeviceRefusal(Status.BAD_REQUEST, `digest must be 32 bytes, got ${req.digest.length}`);
-    const curveOfScheme: CurveName = req.scheme === 'ed25519' ? 'ed25519' : 'secp256k1';
-    if (curveOfScheme !== key.curve) throw new DeviceRefusal(Status.BAD_REQUEST, `scheme ${req.scheme} cannot sign with a ${key.curve} key`);
-    if (req.scheme === 'schnorr-bip340' && !key.chain.startsWith('bip122:')) {
-      throw new DeviceRefusal(Status.BAD_REQUEST, `scheme ${req.scheme} (taproot key-path) signs for Bitcoin keys only, not ${key.chain}`);
+    let decoded: DecodedTransaction;
+    try {
+      decoded = decodeTransaction(key.chain, req.unsignedTx, hexToBytes(key.publicKey));
+    } catch (error) {
+      throw new DeviceRefusal(Status.BAD_REQUEST, `the device cannot decode the transaction for ${key.chain}: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const digestHex = bytesToHex(req.digest);
-    const hashedPayload = bytesToHex(sha256(req.payload));
-    if (req.scheme === 'ed25519') {
-      if (hashedPayload !== digestHex) throw new DeviceRefusal(Status.BAD_REQUEST, 'digest must be sha256 of the payload for ed25519');
-    } else {
-      const n = req.payload.length / 32;
-      if (!Number.isInteger(n) || n < 1 || n > MAX_HASHES) throw new DeviceRefusal(Status.BAD_REQUEST, `payload must be 1 to ${MAX_HASHES} hashes of 32 bytes for ${req.scheme}`);
-      if (!(n === 1 && bytesToHex(req.payload) === digestHex) && hashedPayload !== digestHex) {
-        throw new DeviceRefusal(Status.BAD_REQUEST, 'digest must equal the payload hash, or be sha256 of the payload hashes');
-      }
-    }
-    const refusal = quorumRefusal({ poolId: key.poolId, chain: key.chain, digest: req.digest, binding, approvals: req.approvals });
-    if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
+    const curveOfScheme: CurveName = decoded.scheme === 'ed25519' ? 'ed25519' : 'secp256k1';
+    if (curveOfScheme !== key.curve) throw new DeviceRefusal(Status.BAD_REQUEST, `a ${key.chain} transaction cannot be signed with a ${key.curve} key`);
+    const refusal = quorumRefusal({ poolId: key.poolId, chain: key.chain, unsignedTx: req.unsignedTx, decoded, binding, approvals: req.approvals });
+    if (refusal) throw new DeviceRefusal(refusal.status, refusal.message);
 
+    const { scheme, payload } = decoded;
     return withSecret(key.secretKey, (secret) => {
-      if (req.scheme === 'ed25519') return { scheme: req.scheme, signatures: [ed25519.sign(req.payload, secret)], recoveries: [null] };
+      if (scheme === 'ed25519') return { scheme, signatures: [ed25519.sign(payload, secret)], recoveries: [null] };
       const signatures: Uint8Array[] = [];
-      const recoveries: (number | null)[] = [];
-      for (let i = 0; i < req.payload.length; i += 32) {
-        const hash = req.payload.subarray(i, i + 32);
-        if (req.scheme === 'ecdsa-secp256k1') {
+      const recoveries: (0 | 1 | null)[] = [];
+      for (let i = 0; i < payload.length; i += 32) {
+        const hash = payload.subarray(i, i + 32);
+        if (scheme === 'ecdsa-secp256k1') {
           // RFC 6979 deterministic nonce, low-S (libsecp256k1).
           const sig = signRecoverable(hash, secret);
           signatures.push(sig.signature);
-          recoveries.push(sig.recovery);
+          recoveries.push(sig.recovery === 1 ? 1 : 0);
         } else {
           // Taproot key-path: BIP-340 by the tweaked key, whose x-only public key is the output key.
           signatures.push(signTaprootKeyPath(hash, secret));
           recoveries.push(null);
         }
       }
-      return { scheme: req.scheme, signatures, recoveries };
+      return { scheme, signatures, recoveries };
     });
   }
 

@@ -1,14 +1,17 @@
 /**
- * The device's own quorum check (SPEC rule 2): before it signs, the simulator verifies every approval
- * itself, so a gateway that skips its checks still cannot get a signature. Each approval must be a
- * canonical approval message (RFC 8785) naming this pool, this key's chain and exactly this digest
- * with decision "approve", all for one request, each signed (Ed25519 strict, or EIP-191 by a hardware
- * wallet's key: common/approver-key.ts) by a distinct
- * approver enrolled for the pool; at least the pool's threshold of them.
+ * The device's own quorum check (SPEC rule 2, section 5): before it signs, the simulator verifies
+ * every approval itself, so a gateway that skips its checks still cannot get a signature. Each
+ * approval must be a canonical version 2 approval message (RFC 8785) naming this pool, this key's
+ * chain and exactly the transaction to sign (`unsignedTx`, byte for byte), whose stated asset, amount,
+ * destination, fee cap, digest and call equal the device's own decoding of it, with decision
+ * "approve", all for one request, each signed (Ed25519 strict, or EIP-191 by a hardware wallet's key:
+ * common/approver-key.ts) by a distinct approver enrolled for the pool; at least the pool's threshold.
  */
 import { verifyApproverSignature } from '../common/approver-key.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { parseApprovalMessage } from '../common/approval-message.js';
+import { parseApprovalMessage, transactionDisagreement } from '../common/approval-message.js';
+import type { DecodedTransaction } from '../common/chains/decoded-transaction.js';
+import { Status } from '../common/sim-protocol.js';
 import { bindingHash, parseGovernanceMessage, sha256Canonical, type Binding, type GovernanceMessage } from '../common/governance-message.js';
 import type { GovernanceBinding, PoolBinding } from './sealed-state.js';
 
@@ -21,39 +24,49 @@ export interface ApprovalEvidence {
 export interface QuorumInput {
   readonly poolId: string;
   readonly chain: string;
-  readonly digest: Uint8Array;
+  /** The transaction to sign, exactly as received, and the device's own decoding of it. */
+  readonly unsignedTx: string;
+  readonly decoded: DecodedTransaction;
   readonly binding: PoolBinding;
   readonly approvals: readonly ApprovalEvidence[];
 }
 
-/** Null when the quorum holds; otherwise why not, naming the first approval at fault. */
-export function quorumRefusal(input: QuorumInput): string | null {
-  const digestHex = bytesToHex(input.digest);
+export interface Refusal {
+  readonly status: Status;
+  readonly message: string;
+}
+
+/** Null when the quorum holds; otherwise why not, naming the first approval at fault, with its status. */
+export function quorumRefusal(input: QuorumInput): Refusal | null {
+  const refused = (message: string): Refusal => ({ status: Status.QUORUM_REFUSED, message });
+  const mismatch = (message: string): Refusal => ({ status: Status.TRANSACTION_MISMATCH, message });
   const signers = new Set<string>();
   let requestId: string | null = null;
   for (const [i, a] of input.approvals.entries()) {
     const n = i + 1;
     const publicKey = bytesToHex(a.publicKey);
     const enrolled = input.binding.approvers.find((x) => x.publicKey === publicKey);
-    if (!enrolled) return `approval ${n}: the key is not an enrolled approver of pool ${input.poolId}`;
+    if (!enrolled) return refused(`approval ${n}: the key is not an enrolled approver of pool ${input.poolId}`);
     let message;
     try {
       message = parseApprovalMessage(a.message);
     } catch (error) {
-      return `approval ${n}: ${error instanceof Error ? error.message : 'unreadable approval message'}`;
+      return refused(`approval ${n}: ${error instanceof Error ? error.message : 'unreadable approval message'}`);
     }
-    if (message.pool !== input.poolId) return `approval ${n}: names pool ${message.pool}, not ${input.poolId}`;
-    if (message.chain !== input.chain) return `approval ${n}: names chain ${message.chain}, not ${input.chain}`;
-    if (message.digest !== digestHex) return `approval ${n}: digest does not match the digest to sign`;
-    if (message.decision !== 'approve') return `approval ${n}: decision is "${message.decision}", not "approve"`;
-    if (requestId !== null && message.requestId !== requestId) return `approval ${n}: names another request than approval 1`;
+    if (message.pool !== input.poolId) return refused(`approval ${n}: names pool ${message.pool}, not ${input.poolId}`);
+    if (message.chain !== input.chain) return refused(`approval ${n}: names chain ${message.chain}, not ${input.chain}`);
+    if (message.decision !== 'approve') return refused(`approval ${n}: decision is "${message.decision}", not "approve"`);
+    if (message.unsignedTx !== input.unsignedTx) return mismatch(`approval ${n}: approves another transaction than the one to sign`);
+    const disagreement = transactionDisagreement(message, input.decoded);
+    if (disagreement) return mismatch(`approval ${n}: the message does not describe its transaction: ${disagreement}`);
+    if (requestId !== null && message.requestId !== requestId) return refused(`approval ${n}: names another request than approval 1`);
     requestId = message.requestId;
-    if (!verifyApproverSignature(a.publicKey, a.message, a.signature)) return `approval ${n}: the signature does not verify with ${enrolled.id}'s key`;
-    if (signers.has(publicKey)) return `approval ${n}: ${enrolled.id} is counted already (one approval per approver)`;
+    if (!verifyApproverSignature(a.publicKey, a.message, a.signature)) return refused(`approval ${n}: the signature does not verify with ${enrolled.id}'s key`);
+    if (signers.has(publicKey)) return refused(`approval ${n}: ${enrolled.id} is counted already (one approval per approver)`);
     signers.add(publicKey);
   }
   if (signers.size < input.binding.threshold) {
-    return `${signers.size} valid approvals, pool ${input.poolId} needs at least ${input.binding.threshold}`;
+    return refused(`${signers.size} valid approvals, pool ${input.poolId} needs at least ${input.binding.threshold}`);
   }
   return null;
 }

@@ -19,11 +19,16 @@ import {
   curveName,
   Status,
   writeKey,
+  decodeSignCommand,
+  encodeSignResult,
+  readApprovals as readApprovalRecords,
+  MAX_APPROVALS,
+  type ApprovalRecord,
   type Frame,
 } from '../common/sim-protocol.js';
 import { MAX_APPROVAL_MESSAGE_BYTES } from '../common/approval-message.js';
 import { MAX_CHALLENGE_BYTES } from '../common/control-message.js';
-import { APPROVER_SIGNATURE_BYTES, approverKeyScheme, type ApproverKeyScheme } from '../common/approver-key.js';
+import { APPROVER_SIGNATURE_BYTES, approverKeyScheme } from '../common/approver-key.js';
 import { DeviceRefusal, FIRMWARE, MODEL, SimDevice, freshState } from './device.js';
 import { SealedStore, WrongPinError } from './sealed-state.js';
 import { NO_FAULTS, decideFault, type FaultPlan } from './faults.js';
@@ -31,7 +36,6 @@ import { NO_FAULTS, decideFault, type FaultPlan } from './faults.js';
 export const PARTIAL_FRAME_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 300_000;
 const WRONG_PIN_DELAY_MS = 250;
-const MAX_APPROVALS = 64;
 
 export interface SimServerOptions {
   readonly dataDir: string;
@@ -191,19 +195,8 @@ export function createSimServer(options: SimServerOptions): Server {
         return w.toBuffer();
       }
       case Opcode.SIGN: {
-        const handleId = r.str('handle', 64);
-        const poolId = r.str('poolId', 64);
-        const scheme = schemeName(r.u8('scheme'));
-        const payload = r.bytes('payload');
-        const digest = r.bytes('digest', 32);
-        const approvals = readApprovals(r);
-        r.end();
-        if (!scheme) throw new ProtocolError('unknown signature scheme code');
-        if (payload.length > 65_536) throw new ProtocolError('payload longer than 65536 bytes');
-        const sig = requireDevice(session.loggedIn).sign({ handle: handleId, poolId, scheme, payload, digest, approvals });
-        const signatures = Buffer.concat(sig.signatures);
-        const recoveries = Uint8Array.from(sig.recoveries.map((r) => r ?? 0xff));
-        return w.u8(schemeCode(sig.scheme)).bytes(signatures).bytes(recoveries).toBuffer();
+        const command = decodeSignCommand(frame.fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
+        return encodeSignResult(requireDevice(session.loggedIn).sign(command));
       }
       case Opcode.ATTEST: {
         const statement = r.bytes('statement');
@@ -317,21 +310,12 @@ function approverKey(r: FieldReader, what: string): Uint8Array {
   return key;
 }
 
-/** `u16 n`, n × (`bytes publicKey` (32 or 33), `str message`, `bytes signature` (64 or 65, by the key's scheme)). */
-function readApprovals(r: FieldReader): { publicKey: Uint8Array; message: string; signature: Uint8Array }[] {
-  const count = r.u16('approval count');
-  if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvals`);
-  const approvals = [];
-  for (let i = 0; i < count; i++) {
-    const publicKey = approverKey(r, 'approval public key');
-    const message = r.str('approval message', MAX_APPROVAL_MESSAGE_BYTES);
-    const scheme = approverKeyScheme(publicKey) as ApproverKeyScheme;
-    const signature = r.bytes('approval signature', APPROVER_SIGNATURE_BYTES[scheme]);
-    approvals.push({ publicKey, message, signature });
-  }
-  return approvals;
+/** Approvals as the protocol carries them (common/sim-protocol.ts), each key of a known approver scheme. */
+function readApprovals(r: FieldReader): ApprovalRecord[] {
+  return readApprovalRecords(r, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
 }
 
-function schemeCode(scheme: string): number {
-  return scheme === 'ecdsa-secp256k1' ? 1 : scheme === 'schnorr-bip340' ? 2 : 3;
+function approverSignatureBytes(publicKey: Uint8Array): number | null {
+  const scheme = approverKeyScheme(publicKey);
+  return scheme === null ? null : APPROVER_SIGNATURE_BYTES[scheme];
 }

@@ -3,7 +3,7 @@
  * the principal is attached to the request for the route.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { AuthError } from '../domain/errors.js';
+import { AuthError } from '../../common/errors.js';
 import type { Principal, Role } from '../domain/principal.js';
 import type { Store } from '../store/store.js';
 import { principalForToken } from '../service/tokens.js';

@@ -4,7 +4,7 @@
  * logged in full.
  */
 import type { ErrorRequestHandler, Response } from 'express';
-import { CustodyError, type ErrorKind } from '../domain/errors.js';
+import { CustodyError, type ErrorKind } from '../../common/errors.js';
 import type { Logger } from '../logger.js';
 
 export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {

@@ -4,7 +4,7 @@
  * Amounts are decimal strings here; their range is checked where they become bigints.
  */
 import { z } from 'zod';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 import { APPROVER_ID, POOL_ID } from '../domain/pool.js';
 import { policyDocumentSchema } from '../domain/ceremony-plan.js';
 import { WITHDRAWAL_STATES } from '../domain/withdrawal.js';

@@ -2,10 +2,10 @@
  * Addresses per chain family: the address of a pool key, and the canonical form of a destination.
  */
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { bitcoinNetwork, type ParsedChainId } from '../domain/chain-id.js';
-import { assertEthAddress, ethAddressFromPublicKey } from './ethereum/address.js';
-import { assertBitcoinAddress, poolOutput, type BitcoinAddressType } from './bitcoin/address.js';
-import { assertSolanaAddress, solanaAddressFromPublicKey } from './solana/address.js';
+import { bitcoinNetwork, type ParsedChainId } from '../../common/chain-id.js';
+import { assertEthAddress, ethAddressFromPublicKey } from '../../common/chains/ethereum/address.js';
+import { assertBitcoinAddress, poolOutput, type BitcoinAddressType } from '../../common/chains/bitcoin/address.js';
+import { assertSolanaAddress, solanaAddressFromPublicKey } from '../../common/chains/solana/address.js';
 
 /** The address of a pool key; on Bitcoin, of the pool's address type (P2WPKH unless the plan says P2TR). */
 export function addressForKey(chain: ParsedChainId, publicKeyHex: string, bitcoinAddressType: BitcoinAddressType = 'p2wpkh'): string {

@@ -10,10 +10,10 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
 import { base58, base64 } from '@scure/base';
 import { controlFormat, controlSigningInput, type ControlFormat } from '../../common/control-message.js';
-import { CustodyError, ValidationError } from '../domain/errors.js';
-import { bitcoinNetwork, parseChainId } from '../domain/chain-id.js';
-import { ethAddressFromPublicKey } from './ethereum/address.js';
-import { poolAddressType, poolOutput } from './bitcoin/address.js';
+import { CustodyError, ValidationError } from '../../common/errors.js';
+import { bitcoinNetwork, parseChainId } from '../../common/chain-id.js';
+import { ethAddressFromPublicKey } from '../../common/chains/ethereum/address.js';
+import { poolAddressType, poolOutput } from '../../common/chains/bitcoin/address.js';
 
 /** BIP-137 header base of a compact signature by the key of a native SegWit (P2WPKH) address. */
 const BIP137_P2WPKH = 39;

@@ -3,25 +3,26 @@
  * turn a withdrawal request into the exact unsigned transaction and its digest, and turn the device's
  * signature into the broadcastable transaction. Pure: no I/O.
  */
-import { CustodyError, ValidationError } from '../domain/errors.js';
-import { bitcoinNetwork, evmChainId, type ChainFamily, type ParsedChainId } from '../domain/chain-id.js';
+import { CustodyError, ValidationError } from '../../common/errors.js';
+import { bitcoinNetwork, evmChainId, type ChainFamily, type ParsedChainId } from '../../common/chain-id.js';
 import { bytesToHex, concatBytes, hexToBytes } from '@noble/hashes/utils.js';
-import { assertBitcoinAddress, poolAddressType } from './bitcoin/address.js';
-import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type BitcoinPool, type PreparedBitcoinTx } from './bitcoin/transaction.js';
-import { parseAmount, parsePositiveAmount } from '../domain/amount.js';
+import { assertBitcoinAddress, poolAddressType } from '../../common/chains/bitcoin/address.js';
+import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type BitcoinPool } from '../../common/chains/bitcoin/transaction.js';
+import { parseAmount, parsePositiveAmount } from '../../common/amount.js';
 import type { DeviceSignature, SignatureScheme } from '../devices/signing-device.js';
 import type { ContractCall } from '../domain/withdrawal.js';
-import { assertEthAddress } from './ethereum/address.js';
-import { assertSolanaAddress } from './solana/address.js';
-import { assembleSolanaSigned, buildSolanaTransfer, decodeSolanaUnsignedTx, type PreparedSolanaTx } from './solana/transaction.js';
+import { assertEthAddress } from '../../common/chains/ethereum/address.js';
+import { assertSolanaAddress } from '../../common/chains/solana/address.js';
+import { assembleSolanaSigned, buildSolanaTransfer, decodeSolanaUnsignedTx } from '../../common/chains/solana/transaction.js';
+import { decodeTransaction } from '../../common/chains/adapters.js';
+import type { DecodedCall } from '../../common/chains/decoded-transaction.js';
 import {
   assembleEthereumSigned,
   buildEthereumTransfer,
   canonicalEthAsset,
   decodeEthereumUnsignedTx,
   type EthereumFees,
-  type PreparedEthereumTx,
-} from './ethereum/transaction.js';
+} from '../../common/chains/ethereum/transaction.js';
 
 /** The chain-specific fields of a withdrawal request body (SPEC section 9), as received. */
 export interface PayloadRequest {
@@ -75,6 +76,8 @@ export interface PreparedPayload {
   readonly signOnceKey: string;
   /** The contract call the transaction makes, other than an ERC-20 transfer; null for transfers. */
   readonly contractCall: ContractCall | null;
+  /** The same call as decoded for the approval message (function and named arguments where known). */
+  readonly call: DecodedCall | null;
   /** Shared resources only one live request may spend (Bitcoin: `utxo:<txid>:<vout>`). */
   readonly claims: readonly string[];
   readonly scheme: SignatureScheme;
@@ -96,19 +99,25 @@ function requireField(value: string | undefined, field: string): string {
   return value;
 }
 
-function fromEthereum(prepared: PreparedEthereumTx): PreparedPayload {
-  const intent = prepared.transfer.intent;
+/**
+ * The payload of a transaction as the shared decoder reads it (the same one the approver's client and
+ * the device use): whatever built the transaction, what is recorded, checked and approved is its decoding.
+ */
+function decoded(chain: ParsedChainId, unsignedTx: string, key: PoolKeyRef): PreparedPayload {
+  const d = decodeTransaction(chain.id, unsignedTx, hexToBytes(key.publicKey));
+  if (d.to === key.address) throw new ValidationError('invalid_destination', `"to" is the pool's own address ${key.address}`);
   return {
-    asset: prepared.transfer.intent.asset,
-    amount: prepared.transfer.intent.amount,
-    to: prepared.transfer.intent.recipient,
-    unsignedTx: prepared.unsignedTx,
-    digest: prepared.digest,
-    maxFee: prepared.maxFee,
-    signOnceKey: prepared.signOnceKey,
-    contractCall: intent.data === undefined ? null : { contract: intent.recipient, selector: '0x' + intent.data.slice(0, 8) },
-    claims: [],
-    scheme: 'ecdsa-secp256k1',
+    asset: d.asset,
+    amount: d.amount,
+    to: d.to,
+    unsignedTx,
+    digest: d.digest,
+    maxFee: d.maxFee,
+    signOnceKey: d.signOnceKey,
+    contractCall: d.call === null ? null : { contract: d.call.contract, selector: d.call.selector },
+    call: d.call,
+    claims: d.claims,
+    scheme: d.scheme,
   };
 }
 
@@ -126,11 +135,11 @@ function ethereumFees(request: PayloadRequest): EthereumFees {
   };
 }
 
-function prepareEthereum(chain: ParsedChainId, request: PayloadRequest): PreparedPayload {
+function prepareEthereum(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef): PreparedPayload {
   const asset = canonicalEthAsset(request.asset);
   const chainId = evmChainId(chain);
   if (request.unsignedTx !== undefined) {
-    const prepared = fromEthereum(decodeEthereumUnsignedTx(request.unsignedTx, chainId));
+    const prepared = decoded(chain, request.unsignedTx, key);
     // The requester's description must match what the transaction really does.
     if (prepared.asset !== asset) throw new ValidationError('payload_mismatch', `"asset" is ${asset} but the transaction moves ${prepared.asset}`);
     if (request.amount !== undefined && parseAmount(request.amount, 'amount') !== prepared.amount) {
@@ -141,8 +150,7 @@ function prepareEthereum(chain: ParsedChainId, request: PayloadRequest): Prepare
     }
     return prepared;
   }
-  return fromEthereum(
-    buildEthereumTransfer({
+  const built = buildEthereumTransfer({
       chainId,
       nonce: parseAmount(requireField(request.nonce, 'nonce'), 'nonce'),
       gasLimit: parseAmount(requireField(request.gasLimit, 'gasLimit'), 'gasLimit'),
@@ -152,8 +160,8 @@ function prepareEthereum(chain: ParsedChainId, request: PayloadRequest): Prepare
         recipient: assertEthAddress(requireField(request.to, 'to'), 'to'),
         amount: parsePositiveAmount(requireField(request.amount, 'amount'), 'amount'),
       },
-    }),
-  );
+  });
+  return decoded(chain, built.unsignedTx, key);
 }
 
 function bitcoinPool(chain: ParsedChainId, key: PoolKeyRef): BitcoinPool {
@@ -163,31 +171,24 @@ function bitcoinPool(chain: ParsedChainId, key: PoolKeyRef): BitcoinPool {
   return { publicKey, type };
 }
 
-function fromBitcoin(prepared: PreparedBitcoinTx, pool: BitcoinPool): PreparedPayload {
-  return {
-    asset: 'BTC',
-    amount: prepared.amount,
-    to: prepared.to,
-    unsignedTx: prepared.psbt,
-    digest: prepared.digest,
-    maxFee: prepared.fee,
-    // The same transaction twice is one request; different ones collide on their inputs' claims.
-    signOnceKey: `tx:${bytesToHex(prepared.digest)}`,
-    contractCall: null,
-    claims: prepared.outpoints.map((o) => `utxo:${o}`),
-    scheme: bitcoinScheme(pool),
-  };
-}
-
 function bitcoinScheme(pool: BitcoinPool): SignatureScheme {
   return pool.type === 'p2tr' ? 'schnorr-bip340' : 'ecdsa-secp256k1';
 }
 
-function prepareBitcoin(chain: ParsedChainId, request: PayloadRequest, pool: BitcoinPool): PreparedPayload {
+/** Decodes a Bitcoin transaction of the pool and checks it spends from the pool's own address type. */
+function decodedBitcoin(chain: ParsedChainId, unsignedTx: string, key: PoolKeyRef, pool: BitcoinPool): PreparedPayload {
+  const prepared = decoded(chain, unsignedTx, key);
+  if (prepared.scheme !== bitcoinScheme(pool)) {
+    throw new ValidationError('foreign_input', `"unsignedTx" does not spend the pool's ${pool.type.toUpperCase()} address ${key.address}`);
+  }
+  return prepared;
+}
+
+function prepareBitcoin(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef, pool: BitcoinPool): PreparedPayload {
   if (request.asset !== 'BTC') throw new ValidationError('unsupported_asset', `"asset": only BTC is supported on ${chain.id}, got "${request.asset.slice(0, 80)}"`);
   const network = bitcoinNetwork(chain);
   if (request.unsignedTx !== undefined) {
-    const prepared = fromBitcoin(decodeBitcoinPsbt(request.unsignedTx, network, pool), pool);
+    const prepared = decodedBitcoin(chain, request.unsignedTx, key, pool);
     if (request.amount !== undefined && parseAmount(request.amount, 'amount') !== prepared.amount) {
       throw new ValidationError('payload_mismatch', `"amount" ${request.amount} differs from the PSBT's payment ${prepared.amount}`);
     }
@@ -198,39 +199,21 @@ function prepareBitcoin(chain: ParsedChainId, request: PayloadRequest, pool: Bit
   }
   const utxos = request.utxos;
   if (utxos === undefined) throw new ValidationError('missing_field', '"utxos" is required');
-  return fromBitcoin(
-    buildBitcoinTransfer({
+  const built = buildBitcoinTransfer({
       network,
       pool,
       utxos: utxos.map((u, i) => ({ txid: u.txid.toLowerCase(), vout: u.vout, value: parsePositiveAmount(u.value, `utxos[${i}].value`) })),
       to: requireField(request.to, 'to'),
       amount: parsePositiveAmount(requireField(request.amount, 'amount'), 'amount'),
       feeRate: parsePositiveAmount(requireField(request.feeRate, 'feeRate'), 'feeRate'),
-    }),
-    pool,
-  );
-}
-
-function fromSolana(prepared: PreparedSolanaTx): PreparedPayload {
-  return {
-    asset: 'SOL',
-    amount: prepared.transfer.lamports,
-    to: prepared.transfer.to,
-    unsignedTx: prepared.unsignedTx,
-    digest: prepared.digest,
-    maxFee: prepared.fee,
-    // The same message twice is one request; a blockhash bounds its life, so there is no nonce to guard.
-    signOnceKey: `tx:${bytesToHex(prepared.digest)}`,
-    contractCall: null,
-    claims: [],
-    scheme: 'ed25519',
-  };
+  });
+  return decodedBitcoin(chain, built.psbt, key, pool);
 }
 
 function prepareSolana(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef): PreparedPayload {
   if (request.asset !== 'SOL') throw new ValidationError('unsupported_asset', `"asset": only SOL is supported on ${chain.id}, got "${request.asset.slice(0, 80)}"`);
   if (request.unsignedTx !== undefined) {
-    const prepared = fromSolana(decodeSolanaUnsignedTx(request.unsignedTx, key.address));
+    const prepared = decoded(chain, request.unsignedTx, key);
     if (request.amount !== undefined && parseAmount(request.amount, 'amount') !== prepared.amount) {
       throw new ValidationError('payload_mismatch', `"amount" ${request.amount} differs from the transaction's ${prepared.amount} lamports`);
     }
@@ -239,14 +222,13 @@ function prepareSolana(chain: ParsedChainId, request: PayloadRequest, key: PoolK
     }
     return prepared;
   }
-  return fromSolana(
-    buildSolanaTransfer({
+  const built = buildSolanaTransfer({
       from: key.address,
       to: requireField(request.to, 'to'),
       lamports: parsePositiveAmount(requireField(request.amount, 'amount'), 'amount'),
       recentBlockhash: requireField(request.recentBlockhash, 'recentBlockhash'),
-    }),
-  );
+  });
+  return decoded(chain, built.unsignedTx, key);
 }
 
 /** Builds (or decodes) the exact transaction a withdrawal request asks for, spending from the pool's key. */
@@ -254,9 +236,9 @@ export function preparePayload(chain: ParsedChainId, request: PayloadRequest, ke
   refuseForeignFields(chain, request);
   switch (chain.family) {
     case 'eip155':
-      return prepareEthereum(chain, request);
+      return prepareEthereum(chain, request, key);
     case 'bip122':
-      return prepareBitcoin(chain, request, bitcoinPool(chain, key));
+      return prepareBitcoin(chain, request, key, bitcoinPool(chain, key));
     case 'solana':
       return prepareSolana(chain, request, key);
   }

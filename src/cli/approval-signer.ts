@@ -4,7 +4,7 @@
  * LEDGER_URL. The Ledger shows the message on its screen; the person there confirms or refuses.
  */
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 import { readPublicKey, signPersonalMessage } from '../devices/ledger/ledger-device.js';
 import { ledgerTransport } from '../main.js';
 import type { Config } from '../config.js';

@@ -7,8 +7,8 @@
 import type { Command } from 'commander';
 import { parseApprovalMessage, canonicalApprovalMessage, type ApprovalMessage } from '../../common/approval-message.js';
 import { loadConfig } from '../config.js';
-import { nativeAsset, parseChainId } from '../domain/chain-id.js';
-import { CustodyError, ValidationError } from '../domain/errors.js';
+import { nativeAsset, parseChainId } from '../../common/chain-id.js';
+import { CustodyError, ValidationError } from '../../common/errors.js';
 import { DEFAULT_APPROVER_PATH, keyFileSigner, ledgerSigner, type ApprovalSigner } from './approval-signer.js';
 import { bindingHash, canonicalGovernanceMessage, parseGovernanceMessage, sha256Canonical, type Binding, type GovernanceMessage } from '../../common/governance-message.js';
 import { action, emit } from './output.js';

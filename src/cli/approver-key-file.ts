@@ -13,7 +13,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { canonicalize } from 'json-canonicalize';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 
 export const APPROVER_KEY_KIND = 'custody.approver-key';
 export const PASSPHRASE_ENV = 'CUSTODY_KEY_PASSPHRASE';

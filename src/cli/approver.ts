@@ -4,12 +4,12 @@
  * an approver who approves with a Ledger reads the public key to put in the plan from the device.
  */
 import type { Command } from 'commander';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 import { APPROVER_ID } from '../domain/pool.js';
 import { generateApproverKey, PASSPHRASE_ENV, readPassphrase, writeApproverKeyFile } from './approver-key-file.js';
 import { action, emit } from './output.js';
 import { loadConfig } from '../config.js';
-import { ethAddressFromPublicKey } from '../chains/ethereum/address.js';
+import { ethAddressFromPublicKey } from '../../common/chains/ethereum/address.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { DEFAULT_APPROVER_PATH, ledgerSigner } from './approval-signer.js';
 

@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { CustodyError, ValidationError } from '../domain/errors.js';
+import { CustodyError, ValidationError } from '../../common/errors.js';
 import { challengeProblem } from '../../common/control-message.js';
 import { callGateway, gatewayTarget } from './gateway-call.js';
 import { action, emit } from './output.js';

@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { BackupFormatError, SHARE_KIND, shareBytes, type BackupFile, type ShareFile } from '../../common/backup-format.js';
 import { loadConfig, requireHsmPin } from '../config.js';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 import { createSimDevice } from '../devices/sim/client.js';
 import { readCustodianKeyFile } from './custodian.js';
 import { action, emit } from './output.js';

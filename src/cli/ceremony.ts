@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { parseCeremonyPlan } from '../domain/ceremony-plan.js';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 import { openDevices, openStore } from '../main.js';
 import { runCeremony, type Transcript } from '../service/run-ceremony.js';
 import { verifyTranscript } from '../service/verify-transcript.js';

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { CUSTODIAN_KEY_KIND } from '../../common/backup-format.js';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 import { action, emit } from './output.js';
 
 export interface CustodianKey {

@@ -3,7 +3,7 @@
  * document's detail as the error message.
  */
 import { loadConfig } from '../config.js';
-import { CustodyError, ValidationError } from '../domain/errors.js';
+import { CustodyError, ValidationError } from '../../common/errors.js';
 
 interface ProblemBody {
   readonly detail?: string;

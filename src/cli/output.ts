@@ -2,7 +2,7 @@
  * How every `custody` subcommand answers (SPEC section 7): human text by default, JSON with --json;
  * on failure one line `custody: <reason>` on stderr and a non-zero exit status.
  */
-import { CustodyError } from '../domain/errors.js';
+import { CustodyError } from '../../common/errors.js';
 
 export interface OutputOptions {
   readonly json?: boolean;

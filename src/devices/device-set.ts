@@ -4,7 +4,7 @@
  * a key records the id of the device that holds it (`sim-…`, `ledger-…`, `pkcs11-…`), whose prefix is
  * the type, so a key is only ever signed with by its own backend.
  */
-import { DeviceError } from '../domain/errors.js';
+import { DeviceError } from '../../common/errors.js';
 import type { DeviceInfo, SigningDevice } from './signing-device.js';
 
 export const DEVICE_TYPES = ['sim', 'ledger', 'pkcs11'] as const;

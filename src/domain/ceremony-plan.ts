@@ -6,10 +6,10 @@
 import { z } from 'zod';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { isValidApproverKey } from '../../common/approver-key.js';
-import { ValidationError } from './errors.js';
-import { parseAmount } from './amount.js';
+import { ValidationError } from '../../common/errors.js';
+import { parseAmount } from '../../common/amount.js';
 import { parseDuration } from './duration.js';
-import { parseChainId, type ChainId } from './chain-id.js';
+import { parseChainId, type ChainId } from '../../common/chain-id.js';
 import { APPROVER_ID, POOL_ID, type Approver } from './pool.js';
 import type { AllowlistEntry, AssetAmounts, AssetPolicy, ContractCallRule, Policy, PolicyDocument, QuorumTier } from './policy.js';
 

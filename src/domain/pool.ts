@@ -1,7 +1,7 @@
 /**
  * Pools, their keys and approvers (SPEC section 4). A key belongs to exactly one pool (rule 1).
  */
-import type { ChainId } from './chain-id.js';
+import type { ChainId } from '../../common/chain-id.js';
 
 export type PoolStatus = 'active' | 'frozen';
 export type Curve = 'secp256k1' | 'ed25519';

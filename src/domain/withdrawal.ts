@@ -4,8 +4,8 @@
  *   pending_approval -> approved -> (timelocked) -> signing -> signed
  *   or denied (policy), rejected (an approver said no), expired, cancelled, failed.
  */
-import { ConflictError } from './errors.js';
-import type { ChainId } from './chain-id.js';
+import { ConflictError } from '../../common/errors.js';
+import type { ChainId } from '../../common/chain-id.js';
 
 export const WITHDRAWAL_STATES = [
   'pending_approval',

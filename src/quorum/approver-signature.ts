@@ -4,7 +4,7 @@
  * (common/approver-key.ts, the same check the simulator makes).
  */
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 import { verifyApproverSignature as verify } from '../../common/approver-key.js';
 
 export function assertSignatureHex(value: unknown, field: string): string {

@@ -8,10 +8,10 @@
  * the amount and claims the request for signing; the gateway then asks the device by itself.
  */
 import { createHash } from 'node:crypto';
-import { AuthError, ConflictError, ValidationError } from '../domain/errors.js';
+import { AuthError, ConflictError, ValidationError } from '../../common/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Approval, ApprovalDecision, Withdrawal } from '../domain/withdrawal.js';
-import { approvalMessageFor } from '../quorum/approval-message.js';
+import { withDecision } from '../../common/approval-message.js';
 import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
 import { checkApproval, tally } from '../quorum/count.js';
 import { policyOf, requirePool, requireWithdrawal, type ServiceContext } from './context.js';
@@ -52,7 +52,7 @@ export async function approveWithdrawal(
     const key = await tx.getApprover(approver.name);
     if (!key) throw new AuthError('forbidden', 'not_pool_approver', `"${approver.name}" has no enrolled approval key`);
 
-    const message = approvalMessageFor(w, input.decision);
+    const message = withDecision(w.approvalMessage, input.decision);
     if (!verifyApproverSignature(key.publicKey, message, signature)) {
       throw new ValidationError(
         'bad_approval_signature',

@@ -2,7 +2,7 @@
  * Use case: cancel a withdrawal before signing (SPEC section 6). A requester cancels only their own
  * requests; an admin cancels any. Cancelling frees the amount and the nonce.
  */
-import { AuthError, ConflictError } from '../domain/errors.js';
+import { AuthError, ConflictError } from '../../common/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Withdrawal } from '../domain/withdrawal.js';
 import { canTransition } from '../domain/withdrawal.js';

@@ -8,7 +8,7 @@ import type { Store, StoreReads } from '../store/store.js';
 import type { Pool } from '../domain/pool.js';
 import type { Policy } from '../domain/policy.js';
 import type { Withdrawal } from '../domain/withdrawal.js';
-import { NotFoundError, StoreError } from '../domain/errors.js';
+import { NotFoundError, StoreError } from '../../common/errors.js';
 import { parsePolicyDocument } from '../domain/ceremony-plan.js';
 
 export interface ServiceContext {

@@ -3,10 +3,10 @@
  */
 import type { Pool, PoolKey } from '../domain/pool.js';
 import type { PolicyDocument } from '../domain/policy.js';
-import { StoreError } from '../domain/errors.js';
+import { StoreError } from '../../common/errors.js';
 import type { StoreReads } from '../store/store.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
-import { canonicalEthAsset } from '../chains/ethereum/transaction.js';
+import { canonicalEthAsset } from '../../common/chains/ethereum/transaction.js';
 
 export interface LimitUsage {
   readonly asset: string;

@@ -15,7 +15,7 @@ import {
   sha256Canonical,
 } from '../../common/governance-message.js';
 import { baseThreshold, parsePolicyDocument } from '../domain/ceremony-plan.js';
-import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError, isCustodyError } from '../domain/errors.js';
+import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError, isCustodyError } from '../../common/errors.js';
 import type { Approver, Pool } from '../domain/pool.js';
 import type { Policy, PolicyDocument } from '../domain/policy.js';
 import type { Principal } from '../domain/principal.js';

@@ -13,8 +13,8 @@
  */
 import { createHash } from 'node:crypto';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { parseChainId } from '../domain/chain-id.js';
-import { isCustodyError, StoreError } from '../domain/errors.js';
+import { parseChainId } from '../../common/chain-id.js';
+import { isCustodyError, StoreError } from '../../common/errors.js';
 import type { PoolKey } from '../domain/pool.js';
 import type { Reason, Withdrawal } from '../domain/withdrawal.js';
 import type { ApprovalEvidence, DeviceSignature } from '../devices/signing-device.js';
@@ -94,9 +94,12 @@ export async function claimInTx(ctx: ServiceContext, tx: StoreTx, w: Withdrawal)
   }
   const key = await tx.getKey(w.poolId, w.chain);
   if (!key) throw new StoreError('key_missing', `pool ${w.poolId} has no key on ${w.chain}`);
+  // Evidence is only what the device can count: approvals of the published message (not of a message
+  // an upgrade replaced) by current approvers of the pool (a removed approver's old vote would make a
+  // valid quorum fail in the device).
   const evidence: ApprovalEvidence[] = [];
   for (const a of await tx.approvalsOf(w.id)) {
-    if (a.decision !== 'approve') continue;
+    if (a.decision !== 'approve' || a.message !== w.approvalMessage || !pool.approvers.includes(a.approverId)) continue;
     const approver = await tx.getApprover(a.approverId);
     if (approver) evidence.push({ publicKey: approver.publicKey, message: a.message, signature: a.signature });
   }

@@ -10,9 +10,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { curveForChain, parseChainId } from '../domain/chain-id.js';
+import { curveForChain, parseChainId } from '../../common/chain-id.js';
 import { baseThreshold, type CeremonyPlan, type PlannedPool } from '../domain/ceremony-plan.js';
-import { ConflictError, ValidationError, isCustodyError } from '../domain/errors.js';
+import { ConflictError, ValidationError, isCustodyError } from '../../common/errors.js';
 import type { Pool, PoolKey } from '../domain/pool.js';
 import type { DeviceInfo, DeviceKey, EnrolledApprover, SigningDevice } from '../devices/signing-device.js';
 import type { DeviceSet } from '../devices/device-set.js';

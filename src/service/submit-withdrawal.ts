@@ -7,10 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { parseChainId, type ParsedChainId } from '../domain/chain-id.js';
+import { parseChainId, type ParsedChainId } from '../../common/chain-id.js';
 import type { Pool, PoolKey } from '../domain/pool.js';
 import type { StoreTx } from '../store/store.js';
-import { ConflictError, ValidationError } from '../domain/errors.js';
+import { ConflictError, ValidationError } from '../../common/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Withdrawal } from '../domain/withdrawal.js';
 import { preparePayload, type PayloadRequest, type PreparedPayload } from '../chains/payload.js';
@@ -146,17 +146,21 @@ export async function submitWithdrawal(
       digest,
       policyVersion: pool.policyVersion,
       contractCall: payload.contractCall,
+      unsignedTx: payload.unsignedTx,
     };
     const withdrawal: Withdrawal = {
       ...base,
       requesterId: requester.id,
       idempotencyKey,
       signOnceKey,
-      unsignedTx: payload.unsignedTx,
       requiredApprovals: decision.requiredApprovals,
       state: decision.allowed ? 'pending_approval' : 'denied',
       reasons: decision.reasons,
-      approvalMessage: approvalMessageFor(base, 'approve'),
+      approvalMessage: approvalMessageFor(
+        base,
+        { call: payload.call, timelockMs: decision.timelockUntil === null ? null : decision.timelockUntil - now, replaces: request.replaces },
+        'approve',
+      ),
       signedTx: null,
       txHash: null,
       createdAt: now,

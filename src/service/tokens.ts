@@ -2,7 +2,7 @@
  * API tokens (SPEC section 4): random, shown once, stored only as their sha256.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { ValidationError } from '../domain/errors.js';
+import { ValidationError } from '../../common/errors.js';
 import { APPROVER_ID } from '../domain/pool.js';
 import { ROLES, type Principal, type Role } from '../domain/principal.js';
 import type { Store } from '../store/store.js';

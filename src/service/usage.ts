@@ -4,7 +4,7 @@
  * a limit only one fits, then every rule evaluated. One place for submission, the final approval and
  * re-evaluation after a governance change.
  */
-import { nativeAsset, parseChainId } from '../domain/chain-id.js';
+import { nativeAsset, parseChainId } from '../../common/chain-id.js';
 import type { Policy } from '../domain/policy.js';
 import type { Pool } from '../domain/pool.js';
 import type { ContractCall, Withdrawal } from '../domain/withdrawal.js';

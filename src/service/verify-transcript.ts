@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { ATTESTATION_DOMAIN } from '../../common/sim-protocol.js';
-import { parseChainId } from '../domain/chain-id.js';
+import { parseChainId } from '../../common/chain-id.js';
 import { addressForKey } from '../chains/addresses.js';
-import { BITCOIN_ADDRESS_TYPES } from '../chains/bitcoin/address.js';
+import { BITCOIN_ADDRESS_TYPES } from '../../common/chains/bitcoin/address.js';
 import { TRANSCRIPT_KIND, transcriptStatement, type Transcript, type TranscriptBody } from './run-ceremony.js';
 
 export interface TranscriptCheck {

@@ -4,7 +4,7 @@
  * amounts as decimal strings (SQLite TEXT, PostgreSQL NUMERIC), JSON as its text. Amounts become
  * bigints straight from their decimal text, never through a JS number.
  */
-import type { ChainId } from '../domain/chain-id.js';
+import type { ChainId } from '../../common/chain-id.js';
 import type { Approver, Pool, PoolKey, PoolStatus } from '../domain/pool.js';
 import type { Principal, Role } from '../domain/principal.js';
 import type { ControlProof, Proposal, ProposalApproval, ProposalChange, ProposalState } from '../domain/proposal.js';

@@ -6,7 +6,7 @@
 import { Router } from 'express';
 import { isValidApproverKey } from '../../../common/approver-key.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { NotFoundError, ValidationError } from '../../domain/errors.js';
+import { NotFoundError, ValidationError } from '../../../common/errors.js';
 import { POOL_ID } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';

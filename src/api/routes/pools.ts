@@ -2,7 +2,7 @@
  * Pool routes (SPEC section 6): pools with keys, policy and usage; break-glass freeze.
  */
 import { Router } from 'express';
-import { NotFoundError } from '../../domain/errors.js';
+import { NotFoundError } from '../../../common/errors.js';
 import { POOL_ID } from '../../domain/pool.js';
 import type { ServiceContext } from '../../service/context.js';
 import { describePool, describePools } from '../../service/describe-pools.js';

@@ -2,7 +2,7 @@
  * Withdrawal routes (SPEC section 6): thin — parse, call a use case, answer.
  */
 import { Router, type Request, type Response } from 'express';
-import { NotFoundError, ValidationError } from '../../domain/errors.js';
+import { NotFoundError, ValidationError } from '../../../common/errors.js';
 import type { Withdrawal } from '../../domain/withdrawal.js';
 import type { ServiceContext } from '../../service/context.js';
 import { submitWithdrawal } from '../../service/submit-withdrawal.js';

@@ -7,7 +7,7 @@
  * An APDU is `CLA INS P1 P2 Lc data` with Lc one byte, so data is at most 255 bytes; long payloads go
  * in chunks, the first one P1 00 and the next ones P1 80.
  */
-import { DeviceError, type ErrorKind } from '../../domain/errors.js';
+import { DeviceError, type ErrorKind } from '../../../common/errors.js';
 
 const CLA_ETHEREUM = 0xe0;
 const INS_GET_ADDRESS = 0x02;

@@ -4,7 +4,7 @@
  * packet 0's payload starts with the total length u16be (request: the APDU; response: data and the
  * 2-byte status word). Pure: transport-node-hid.ts moves the packets.
  */
-import { DeviceError } from '../../domain/errors.js';
+import { DeviceError } from '../../../common/errors.js';
 
 export const HID_PACKET_SIZE = 64;
 /** The channel the Ethereum app doc names; any u16 works as long as the device echoes it. */

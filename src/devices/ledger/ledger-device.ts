@@ -16,7 +16,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { addr } from 'micro-eth-signer';
-import { DeviceError, isCustodyError } from '../../domain/errors.js';
+import { DeviceError, isCustodyError } from '../../../common/errors.js';
 import type { Curve } from '../../domain/pool.js';
 import type { ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
 import { controlFormat } from '../../../common/control-message.js';

@@ -8,7 +8,7 @@
  * One exchange at a time (a second fails with `ledger_busy`). After any failure (unplugged, timeout,
  * garbled packets) the device is closed and the next exchange opens it again; nothing is retried.
  */
-import { DeviceError } from '../../domain/errors.js';
+import { DeviceError } from '../../../common/errors.js';
 import { createHidResponseReader, encodeHidFrames, HID_PACKET_SIZE, LEDGER_HID_CHANNEL } from './hid-framing.js';
 import { createOneAtATime, type ApduTransport } from './transport.js';
 

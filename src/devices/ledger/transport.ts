@@ -9,7 +9,7 @@
  * be taken for the next one's) and the next exchange connects again. Nothing is retried here.
  */
 import { connect, type Socket } from 'node:net';
-import { DeviceError } from '../../domain/errors.js';
+import { DeviceError } from '../../../common/errors.js';
 
 export interface ApduTransport {
   /** Sends one APDU; resolves to the response, data followed by the 2-byte status word. */

@@ -19,9 +19,14 @@ import {
   schemeName,
   Status,
   STATUS_NAMES,
+  encodeSignCommand,
+  decodeSignResult,
+  writeApprovals as writeApprovalRecords,
+  type ApprovalRecord,
   type KeyRecord,
+  type SignResult,
 } from '../../../common/sim-protocol.js';
-import { DeviceError, type ErrorKind } from '../../domain/errors.js';
+import { DeviceError, type ErrorKind } from '../../../common/errors.js';
 import type { Curve } from '../../domain/pool.js';
 import type { ApprovalEvidence, ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
 
@@ -52,7 +57,12 @@ const STATUS_ERRORS: Readonly<Record<number, { kind: ErrorKind; code: string }>>
   [Status.QUORUM_REFUSED]: { kind: 'forbidden', code: 'device_quorum_refused' },
   [Status.INTERNAL]: { kind: 'unavailable', code: 'device_internal_error' },
   [Status.TOO_LARGE]: { kind: 'invalid', code: 'device_bad_request' },
+  [Status.TRANSACTION_MISMATCH]: { kind: 'forbidden', code: 'device_transaction_mismatch' },
 };
+
+function approvalRecord(a: ApprovalEvidence): ApprovalRecord {
+  return { publicKey: hexToBytes(a.publicKey), message: a.message, signature: hexToBytes(a.signature) };
+}
 
 function parseUrl(url: string): { host: string; port: number } {
   const m = /^tcp:\/\/([^:/\s]+):([0-9]{1,5})$/.exec(url);
@@ -192,11 +202,7 @@ export function createSimDevice(options: SimDeviceOptions) {
     for (const a of members) w.str(a.id).bytes(hexToBytes(a.publicKey));
     return w;
   };
-  const writeApprovals = (w: FieldWriter, approvals: readonly ApprovalEvidence[]) => {
-    w.u16(approvals.length);
-    for (const a of approvals) w.bytes(hexToBytes(a.publicKey)).str(a.message).bytes(hexToBytes(a.signature));
-    return w;
-  };
+  const writeApprovals = (w: FieldWriter, approvals: readonly ApprovalEvidence[]) => writeApprovalRecords(w, approvals.map(approvalRecord));
 
   const toDeviceKey = (k: KeyRecord): DeviceKey => ({ handle: k.handle, poolId: k.poolId, chain: k.chain, curve: k.curve, publicKey: bytesToHex(k.publicKey) });
 
@@ -287,27 +293,19 @@ export function createSimDevice(options: SimDeviceOptions) {
     },
 
     async sign(request: SignRequest): Promise<DeviceSignature> {
-      const w = new FieldWriter()
-        .str(request.handle)
-        .str(request.poolId)
-        .u8(SCHEME_CODES[request.scheme])
-        .bytes(request.payload)
-        .bytes(request.digest);
-      const r = await call(Opcode.SIGN, writeApprovals(w, request.approvals).toBuffer());
-      const scheme = schemeName(r.u8('scheme'));
-      const signatures = r.bytes('signatures');
-      const recoveries = r.bytes('recoveries');
-      r.end();
-      if (scheme !== request.scheme) throw new DeviceError('internal', 'device_protocol_error', `HSM answered scheme ${scheme}, asked for ${request.scheme}`);
-      if (signatures.length === 0 || signatures.length !== recoveries.length * 64) {
-        throw new DeviceError('internal', 'device_protocol_error', 'HSM answered a malformed list of signatures');
+      // The device decodes the transaction itself and derives what to sign: no hash is sent.
+      const fields = encodeSignCommand({ handle: request.handle, poolId: request.poolId, unsignedTx: request.transaction.unsignedTx, approvals: request.approvals.map(approvalRecord) });
+      const r = await call(Opcode.SIGN, fields);
+      let result: SignResult;
+      try {
+        result = decodeSignResult(r.rest());
+      } catch (error) {
+        throw new DeviceError('internal', 'device_protocol_error', `HSM answered SIGN with ${error instanceof Error ? error.message : String(error)}`);
       }
-      const parts: DeviceSignature['parts'][number][] = Array.from(recoveries, (rec, i) => ({
-        signature: signatures.slice(i * 64, (i + 1) * 64),
-        recovery: rec === 0 ? 0 : rec === 1 ? 1 : null,
-      }));
+      if (result.scheme !== request.scheme) throw new DeviceError('internal', 'device_protocol_error', `HSM answered scheme ${result.scheme}, the gateway expected ${request.scheme}`);
+      const parts = result.signatures.map((signature, i) => ({ signature, recovery: result.recoveries[i] ?? null }));
       const first = parts[0] as DeviceSignature['parts'][number];
-      return { scheme, signature: first.signature, recovery: first.recovery, parts };
+      return { scheme: result.scheme, signature: first.signature, recovery: first.recovery, parts };
     },
 
     async attest(statement: Uint8Array): Promise<Uint8Array> {

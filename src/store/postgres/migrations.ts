@@ -18,7 +18,7 @@
  *   and TRUNCATE by trigger.
  * Constraints the store maps to conflict codes are named explicitly (postgres-store.ts).
  */
-import { StoreError } from '../../domain/errors.js';
+import { StoreError } from '../../../common/errors.js';
 import { COMMITTED_STATES, LIVE_STATES } from '../../domain/withdrawal.js';
 import { MINUTE_MS } from '../usage-minutes.js';
 

@@ -18,7 +18,7 @@
  * constraint name. Amounts travel as decimal text and live in NUMERIC, never in a JS number.
  */
 import pg from 'pg';
-import { ConflictError, CustodyError, StoreError } from '../../domain/errors.js';
+import { ConflictError, CustodyError, StoreError } from '../../../common/errors.js';
 import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';

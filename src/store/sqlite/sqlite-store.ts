@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConflictError, CustodyError, StoreError } from '../../domain/errors.js';
+import { ConflictError, CustodyError, StoreError } from '../../../common/errors.js';
 import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
 import { COMMITTED_STATES, LIVE_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';

@@ -30,7 +30,7 @@ import { SYSTEM_PROGRAM_ADDRESS, SystemInstruction, getTransferSolInstruction, i
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { base64 } from '@scure/base';
-import { CustodyError, ValidationError } from '../../domain/errors.js';
+import { CustodyError, ValidationError } from '../../errors.js';
 import { assertSolanaAddress } from './address.js';
 
 export interface SolanaTransfer {
@@ -109,9 +109,10 @@ function refuse(why: string): never {
 /**
  * Decodes a requester's unsigned transaction (base64 wire format) and accepts it only if it is exactly
  * what `buildSolanaTransfer` makes from its fields: a legacy message with the pool as fee payer and only
- * signer, a recent blockhash, and one transfer from the pool. Anything else is refused.
+ * signer, a recent blockhash, and one transfer from the pool. Anything else is refused. `expectedPool`
+ * null: the pool is the transaction's one signer (an approver's client, which has only the transaction).
  */
-export function decodeSolanaUnsignedTx(wireBase64: string, poolAddress: string): PreparedSolanaTx {
+export function decodeSolanaUnsignedTx(wireBase64: string, expectedPool: string | null): PreparedSolanaTx {
   let tx: Transaction;
   let bytes: Uint8Array;
   try {
@@ -123,7 +124,8 @@ export function decodeSolanaUnsignedTx(wireBase64: string, poolAddress: string):
     throw new ValidationError('undecodable_transaction', `"unsignedTx" is not a Solana transaction (base64 wire format): ${error instanceof Error ? error.message : String(error)}`);
   }
   const signers = Object.entries(tx.signatures);
-  if (signers.length !== 1 || signers[0]?.[0] !== poolAddress) refuse('must be signed by the pool alone');
+  const poolAddress = expectedPool ?? signers[0]?.[0];
+  if (signers.length !== 1 || poolAddress === undefined || signers[0]?.[0] !== poolAddress) refuse('must be signed by the pool alone');
   if (signers[0]?.[1] !== null && signers[0]?.[1]?.some((b) => b !== 0)) throw new ValidationError('undecodable_transaction', '"unsignedTx" already carries a signature');
 
   let transfer: SolanaTransfer;

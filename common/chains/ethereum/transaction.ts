@@ -14,8 +14,8 @@ import { ERC20, createContract } from 'micro-eth-signer/abi.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { CustodyError, ValidationError } from '../../domain/errors.js';
-import { MAX_UINT256 } from '../../domain/amount.js';
+import { CustodyError, ValidationError } from '../../errors.js';
+import { MAX_UINT256 } from '../../amount.js';
 import { assertEthAddress } from './address.js';
 import { addressOfKey, recoversTo } from './signer-check.js';
 

@@ -9,14 +9,14 @@
  * The device signs one hash per input; the approvals name `digest` = sha256(sighash 1 || … || sighash n),
  * which commits to every input's sighash and so to the whole transaction.
  */
-import { SigHash, Transaction, p2pkh } from '@scure/btc-signer';
+import { Address, OutScript, SigHash, Transaction } from '@scure/btc-signer';
 import { base64 } from '@scure/base';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
-import { CustodyError, ValidationError } from '../../domain/errors.js';
-import type { BitcoinNetwork } from '../../domain/chain-id.js';
-import { verifyLowS } from '../../../common/libsecp256k1.js';
+import { CustodyError, ValidationError } from '../../errors.js';
+import type { BitcoinNetwork } from '../../chain-id.js';
+import { verifyLowS } from '../../libsecp256k1.js';
 import { assertBitcoinAddress, btcNetwork, outputScript, poolOutput, type BitcoinAddressType } from './address.js';
 
 /** The pool's key and which of its addresses holds the coins (inputs) and gets the change. */
@@ -24,6 +24,50 @@ export interface BitcoinPool {
   /** Compressed secp256k1 public key (33 bytes). */
   readonly publicKey: Uint8Array;
   readonly type: BitcoinAddressType;
+  /** The device knows the key, not the address type: it takes whichever of the two the inputs spend. */
+  readonly inferType?: boolean;
+}
+
+/** Whose outputs a transaction spends: the pool's output script of its address type. */
+export interface BitcoinSpender {
+  readonly type: BitcoinAddressType;
+  readonly script: Uint8Array;
+}
+
+export function spenderOf(pool: BitcoinPool, network: BitcoinNetwork): BitcoinSpender {
+  return { type: pool.type, script: poolOutput(pool.publicKey, pool.type, network).script };
+}
+
+/**
+ * The spender a PSBT names in its first input, for a reader that does not know the pool's key (an
+ * approver's client): a P2WPKH or P2TR output script. The device and the gateway pass the pool's key.
+ */
+function spenderFromInput(tx: Transaction): BitcoinSpender {
+  const script = tx.inputsLength > 0 ? tx.getInput(0).witnessUtxo?.script : undefined;
+  if (!script) throw new ValidationError('undecodable_transaction', '"unsignedTx" input 0 lacks its witness UTXO');
+  let decoded;
+  try {
+    decoded = OutScript.decode(script);
+  } catch {
+    throw new ValidationError('foreign_input', '"unsignedTx" input 0 does not spend a P2WPKH or P2TR output');
+  }
+  if (decoded.type === 'wpkh') return { type: 'p2wpkh', script };
+  if (decoded.type === 'tr') return { type: 'p2tr', script };
+  throw new ValidationError('foreign_input', `"unsignedTx" input 0 spends a ${decoded.type} output; only P2WPKH and P2TR pool outputs are signed`);
+}
+
+/**
+ * The pool's spender for a PSBT whose first input names one of the key's two address types: the
+ * device knows only the key, and a pool's key spends from its P2WPKH or its P2TR address.
+ */
+function spenderOfPsbt(tx: Transaction, pool: BitcoinPool, network: BitcoinNetwork): BitcoinSpender {
+  const first = tx.inputsLength > 0 ? tx.getInput(0).witnessUtxo?.script : undefined;
+  const other: BitcoinAddressType = pool.type === 'p2wpkh' ? 'p2tr' : 'p2wpkh';
+  if (pool.inferType && first !== undefined) {
+    const alt = spenderOf({ publicKey: pool.publicKey, type: other }, network);
+    if (bytesToHex(alt.script) === bytesToHex(first)) return alt;
+  }
+  return spenderOf(pool, network);
 }
 
 export interface Utxo {
@@ -58,6 +102,14 @@ export interface PreparedBitcoinTx {
   readonly change: bigint;
   /** `txid:vout` of every input: each may be claimed by one live request only. */
   readonly outpoints: readonly string[];
+  /** The pool's address whose outputs are spent (and which gets the change), and its type. */
+  readonly from: string;
+  readonly fromType: BitcoinAddressType;
+  readonly version: number;
+  readonly lockTime: number;
+  readonly inputs: readonly (Utxo & { readonly sequence: number })[];
+  /** Every output in order; `change` marks the ones back to the pool's own address. */
+  readonly outputs: readonly { readonly address: string; readonly amount: bigint; readonly change: boolean }[];
 }
 
 /** Below this, change is not worth an output (the common dust relay limit for P2WPKH is lower). */
@@ -94,31 +146,43 @@ function assertUtxos(utxos: readonly Utxo[]): void {
   });
 }
 
-function sighashesOf(tx: Transaction, pool: BitcoinPool, network: BitcoinNetwork, amounts: readonly bigint[]): Uint8Array[] {
-  if (pool.type === 'p2tr') {
+function sighashesOf(tx: Transaction, spender: BitcoinSpender, amounts: readonly bigint[]): Uint8Array[] {
+  if (spender.type === 'p2tr') {
     // BIP-341 commits every input's amount and script; all inputs are the pool's own output script.
-    const script = poolOutput(pool.publicKey, 'p2tr', network).script;
-    return amounts.map((_, i) => tx.preimageWitnessV1(i, amounts.map(() => script), SigHash.DEFAULT, [...amounts]));
+    return amounts.map((_, i) => tx.preimageWitnessV1(i, amounts.map(() => spender.script), SigHash.DEFAULT, [...amounts]));
   }
-  const scriptCode = p2pkh(pool.publicKey).script;
+  // BIP-143: the script code of a P2WPKH input is the P2PKH script of its 20-byte key hash.
+  const scriptCode = OutScript.encode({ type: 'pkh', hash: spender.script.subarray(2) });
   return amounts.map((amount, i) => tx.preimageWitnessV0(i, scriptCode, SigHash.ALL, amount));
 }
 
 function prepared(
   tx: Transaction,
-  input: { pool: BitcoinPool; network: BitcoinNetwork; to: string; amount: bigint; change: bigint; utxos: readonly Utxo[] },
+  input: { spender: BitcoinSpender; network: BitcoinNetwork; to: string; amount: bigint; change: bigint; utxos: readonly Utxo[] },
 ): PreparedBitcoinTx {
-  const sighashes = sighashesOf(tx, input.pool, input.network, input.utxos.map((u) => u.value));
+  const sighashes = sighashesOf(tx, input.spender, input.utxos.map((u) => u.value));
   const totalIn = input.utxos.reduce((s, u) => s + u.value, 0n);
+  const net = btcNetwork(input.network);
+  const changeScript = bytesToHex(input.spender.script);
   return {
     psbt: base64.encode(tx.toPSBT()),
     sighashes,
     digest: sha256(concatBytes(...sighashes)),
+    from: Address(net).encode(OutScript.decode(input.spender.script)),
+    fromType: input.spender.type,
     to: input.to,
     amount: input.amount,
     fee: totalIn - input.amount - input.change,
     change: input.change,
     outpoints: input.utxos.map((u) => `${u.txid}:${u.vout}`),
+    version: tx.version,
+    lockTime: tx.lockTime,
+    inputs: input.utxos.map((u, i) => ({ ...u, sequence: tx.getInput(i).sequence ?? 0xffffffff })),
+    outputs: Array.from({ length: tx.outputsLength }, (_, i) => {
+      const out = tx.getOutput(i);
+      const script = out.script as Uint8Array;
+      return { address: Address(net).encode(OutScript.decode(script)), amount: out.amount as bigint, change: bytesToHex(script) === changeScript };
+    }),
   };
 }
 
@@ -131,6 +195,7 @@ export function buildBitcoinTransfer(input: BitcoinTransferInput): PreparedBitco
   const { type } = input.pool;
   const script = poolOutput(input.pool.publicKey, type, input.network).script;
   const toScript = outputScript(to, input.network);
+  if (bytesToHex(toScript) === bytesToHex(script)) throw new ValidationError('invalid_destination', '"to" is the pool\'s own address');
   const totalIn = input.utxos.reduce((s, u) => s + u.value, 0n);
 
   let change = totalIn - input.amount - estimateVsize(input.utxos.length, [toScript, script], type) * input.feeRate;
@@ -147,15 +212,17 @@ export function buildBitcoinTransfer(input: BitcoinTransferInput): PreparedBitco
   for (const u of input.utxos) tx.addInput({ txid: u.txid, index: u.vout, sequence: RBF_SEQUENCE, witnessUtxo: { script, amount: u.value }, ...tapInternalKey });
   tx.addOutputAddress(to, input.amount, network);
   if (change > 0n) tx.addOutput({ script, amount: change });
-  return prepared(tx, { pool: input.pool, network: input.network, to, amount: input.amount, change, utxos: input.utxos });
+  return prepared(tx, { spender: spenderOf(input.pool, input.network), network: input.network, to, amount: input.amount, change, utxos: input.utxos });
 }
 
 /**
  * Decodes an unsigned PSBT and accepts it only if every input is an output of the pool's address (with
  * its amount), and the outputs are exactly one payment to someone else plus at most one change output
- * back to the pool.
+ * back to the pool; version 2, lock time 0, and every input's sequence final or opting in to
+ * replacement (BIP-125), exactly what buildBitcoinTransfer makes. `pool` null: the spender is read
+ * from the first input (an approver's client, which has only the transaction).
  */
-export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, pool: BitcoinPool): PreparedBitcoinTx {
+export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, pool: BitcoinPool | null): PreparedBitcoinTx {
   let tx: Transaction;
   try {
     if (typeof psbtBase64 !== 'string' || psbtBase64.length > 200_000) throw new Error('not a string of reasonable size');
@@ -163,8 +230,11 @@ export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, p
   } catch (error) {
     throw new ValidationError('undecodable_transaction', `"unsignedTx" is not a PSBT: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const script = poolOutput(pool.publicKey, pool.type, network).script;
-  const signWith = sighashType(pool.type);
+  const spender = pool === null ? spenderFromInput(tx) : spenderOfPsbt(tx, pool, network);
+  const script = spender.script;
+  const signWith = sighashType(spender.type);
+  if (tx.version !== 2) throw new ValidationError('unsupported_transaction', `"unsignedTx" is a version ${tx.version} transaction; only version 2 is signed`);
+  if (tx.lockTime !== 0) throw new ValidationError('unsupported_transaction', `"unsignedTx" has lock time ${tx.lockTime}; only lock time 0 is signed`);
   const utxos: Utxo[] = [];
   for (let i = 0; i < tx.inputsLength; i++) {
     const input = tx.getInput(i);
@@ -172,7 +242,11 @@ export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, p
       throw new ValidationError('undecodable_transaction', `"unsignedTx" input ${i} lacks its outpoint or witness UTXO`);
     }
     if (bytesToHex(input.witnessUtxo.script) !== bytesToHex(script)) {
-      throw new ValidationError('foreign_input', `"unsignedTx" input ${i} does not spend the pool's own ${pool.type.toUpperCase()} output`);
+      throw new ValidationError('foreign_input', `"unsignedTx" input ${i} does not spend the pool's own ${spender.type.toUpperCase()} output`);
+    }
+    const sequence = input.sequence ?? 0xffffffff;
+    if (sequence !== RBF_SEQUENCE && sequence !== 0xffffffff) {
+      throw new ValidationError('unsupported_transaction', `"unsignedTx" input ${i} has sequence 0x${sequence.toString(16)}; only 0xfffffffd (replaceable) or 0xffffffff (final) is signed`);
     }
     if (input.sighashType !== undefined && input.sighashType !== signWith) {
       throw new ValidationError('unsupported_sighash', `"unsignedTx" input ${i} asks for sighash type ${input.sighashType}; only ${signWith === SigHash.ALL ? 'SIGHASH_ALL' : 'SIGHASH_DEFAULT'} is signed`);
@@ -211,7 +285,7 @@ export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, p
   const payment = payments[0] as { address: string; amount: bigint };
   const totalIn = utxos.reduce((s, u) => s + u.value, 0n);
   if (totalIn < payment.amount + change) throw new ValidationError('undecodable_transaction', '"unsignedTx" spends more than its inputs hold');
-  return prepared(tx, { pool, network, to: assertBitcoinAddress(payment.address, network, 'to'), amount: payment.amount, change, utxos });
+  return prepared(tx, { spender, network, to: assertBitcoinAddress(payment.address, network, 'to'), amount: payment.amount, change, utxos });
 }
 
 /** Attaches one device signature per input, checks each against its sighash, and finalizes. */

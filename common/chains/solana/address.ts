@@ -2,7 +2,7 @@
  * Solana addresses: the base58 encoding of a 32-byte Ed25519 public key.
  */
 import { base58 } from '@scure/base';
-import { ValidationError } from '../../domain/errors.js';
+import { ValidationError } from '../../errors.js';
 
 export function solanaAddressFromPublicKey(publicKey: Uint8Array): string {
   if (publicKey.length !== 32) throw new ValidationError('invalid_public_key', `Solana keys are 32-byte Ed25519 public keys, got ${publicKey.length} bytes`);

@@ -7,7 +7,7 @@
  * key is neither parsed nor hashed again per withdrawal.
  */
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { compressedKey, recoversToKey, uncompressedKey } from '../../../common/libsecp256k1.js';
+import { compressedKey, recoversToKey, uncompressedKey } from '../../libsecp256k1.js';
 import { ethAddressFromPublicKey } from './address.js';
 
 /** Keys remembered (compressed form, address), the least recently used forgotten first. */

@@ -6,7 +6,7 @@
  * a mixed-case address must carry the right checksum, since a wrong one means a typo.
  */
 import { addr } from 'micro-eth-signer';
-import { ValidationError } from '../../domain/errors.js';
+import { ValidationError } from '../../errors.js';
 
 const HEX_ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 

@@ -5,8 +5,8 @@
  * @scure/btc-signer's address codec.
  */
 import { Address, NETWORK, OutScript, TEST_NETWORK, p2tr, p2wpkh } from '@scure/btc-signer';
-import { ValidationError } from '../../domain/errors.js';
-import type { BitcoinNetwork } from '../../domain/chain-id.js';
+import { ValidationError } from '../../errors.js';
+import type { BitcoinNetwork } from '../../chain-id.js';
 
 type Network = typeof NETWORK;
 
