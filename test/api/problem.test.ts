@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { problemOf } from '../../src/api/problem.js';
-import { ConflictError, CustodyError, StoreError, ValidationError } from '../../src/domain/errors.js';
+import { ConflictError, CustodyError, StoreError, ValidationError } from '../../common/errors.js';
 
 describe('problem documents', () => {
   it('when a custody error is mapped, then its kind picks the status and its code and message are kept', () => {

@@ -13,8 +13,8 @@ import * as ecc from 'tiny-secp256k1';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, concatBytes, hexToBytes } from '@noble/hashes/utils.js';
 import { Transaction } from '@scure/btc-signer';
-import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type BitcoinPool, type Utxo } from '../../src/chains/bitcoin/transaction.js';
-import { poolAddressType, poolOutput } from '../../src/chains/bitcoin/address.js';
+import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type BitcoinPool, type Utxo } from '../../common/chains/bitcoin/transaction.js';
+import { poolAddressType, poolOutput } from '../../common/chains/bitcoin/address.js';
 import { signTaprootKeyPath, taprootTweakedSecret } from '../../hsm-sim/taproot.js';
 
 const vectors = (name: string) => JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', name), 'utf8')) as unknown;

@@ -11,8 +11,8 @@ import * as bitcoin from 'bitcoinjs-lib';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { Transaction, p2pkh, SigHash } from '@scure/btc-signer';
-import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type Utxo } from '../../src/chains/bitcoin/transaction.js';
-import { poolOutput } from '../../src/chains/bitcoin/address.js';
+import { assembleBitcoinSigned, buildBitcoinTransfer, decodeBitcoinPsbt, type Utxo } from '../../common/chains/bitcoin/transaction.js';
+import { poolOutput } from '../../common/chains/bitcoin/address.js';
 
 const p2wpkhAddress = (pub: Uint8Array, network: 'testnet') => poolOutput(pub, 'p2wpkh', network).address;
 

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { assertBitcoinAddress, poolOutput } from '../../src/chains/bitcoin/address.js';
-import { assertSolanaAddress, solanaAddressFromPublicKey } from '../../src/chains/solana/address.js';
+import { assertBitcoinAddress, poolOutput } from '../../common/chains/bitcoin/address.js';
+import { assertSolanaAddress, solanaAddressFromPublicKey } from '../../common/chains/solana/address.js';
 import { addressForKey, assertDestination } from '../../src/chains/addresses.js';
-import { parseChainId, type BitcoinNetwork } from '../../src/domain/chain-id.js';
+import { parseChainId, type BitcoinNetwork } from '../../common/chain-id.js';
 
 const v = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'bip173-addresses.json'), 'utf8')) as {
   p2wpkh: { publicKey: string; network: BitcoinNetwork; address: string }[];

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { SigningKey, Signature as EthersSignature } from 'ethers';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { addressOfKey, recoversTo } from '../../src/chains/ethereum/signer-check.js';
+import { addressOfKey, recoversTo } from '../../common/chains/ethereum/signer-check.js';
 import { signRecoverable, verifyLowS } from '../../common/libsecp256k1.js';
 
 const N = secp256k1.Point.CURVE().n;

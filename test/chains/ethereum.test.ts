@@ -8,9 +8,9 @@ import fc from 'fast-check';
 import { Interface, Transaction as EthersTx, getAddress, keccak256 } from 'ethers';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { assertEthAddress, ethAddressFromPublicKey } from '../../src/chains/ethereum/address.js';
-import { assembleEthereumSigned, buildEthereumTransfer, decodeEthereumUnsignedTx, type EthereumTransfer } from '../../src/chains/ethereum/transaction.js';
-import { CustodyError, ValidationError } from '../../src/domain/errors.js';
+import { assertEthAddress, ethAddressFromPublicKey } from '../../common/chains/ethereum/address.js';
+import { assembleEthereumSigned, buildEthereumTransfer, decodeEthereumUnsignedTx, type EthereumTransfer } from '../../common/chains/ethereum/transaction.js';
+import { CustodyError, ValidationError } from '../../common/errors.js';
 
 const vectors = (name: string) => JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', name), 'utf8'));
 const eip55 = vectors('eip55-addresses.json') as { valid: string[]; checksummed: Record<string, string> };

@@ -9,8 +9,8 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { base58, base64 } from '@scure/base';
-import { assembleSolanaSigned, buildSolanaTransfer, decodeSolanaUnsignedTx, LAMPORTS_PER_SIGNATURE } from '../../src/chains/solana/transaction.js';
-import { solanaAddressFromPublicKey } from '../../src/chains/solana/address.js';
+import { assembleSolanaSigned, buildSolanaTransfer, decodeSolanaUnsignedTx, LAMPORTS_PER_SIGNATURE } from '../../common/chains/solana/transaction.js';
+import { solanaAddressFromPublicKey } from '../../common/chains/solana/address.js';
 
 const SECRET = hexToBytes('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60');
 const PUB = ed25519.getPublicKey(SECRET);

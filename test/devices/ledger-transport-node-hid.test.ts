@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import type HidFramingModule from '@ledgerhq/devices/hid-framing';
-import { DeviceError } from '../../src/domain/errors.js';
+import { DeviceError } from '../../common/errors.js';
 import { createNodeHidTransport, type HidDevice } from '../../src/devices/ledger/transport-node-hid.js';
 
 const require = createRequire(import.meta.url);

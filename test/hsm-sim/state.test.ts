@@ -93,7 +93,7 @@ describe('sealed state', () => {
     const d = client(s, 'not-the-pin');
     await expect(d.info()).rejects.toMatchObject({ code: 'device_wrong_pin' });
     await s.kill();
-    const error = await startSim({ dataDir: s.dataDir, pin: 'another-pin' }).then(() => null, (e: Error) => e);
+    const error = await sim({ dataDir: s.dataDir, pin: 'another-pin' }).then(() => null, (e: Error) => e);
     expect(error?.message).toMatch(/exited with 1/);
     expect(error?.message).toMatch(/hsm-sim: wrong PIN: cannot unseal/);
   });
@@ -106,7 +106,7 @@ describe('sealed state', () => {
     const bytes = readFileSync(path);
     bytes[bytes.length - 20]! ^= 0x01;
     writeFileSync(path, bytes);
-    await expect(startSim({ dataDir: s.dataDir, pin: s.pin })).rejects.toThrow(/exited with 1/);
+    await expect(sim({ dataDir: s.dataDir, pin: s.pin })).rejects.toThrow(/exited with 1/);
   });
 
   it('when started without a PIN, then it is locked until the first correct LOGIN', async () => {

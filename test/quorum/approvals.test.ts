@@ -13,7 +13,7 @@ import { assertSignatureHex, verifyApproverSignature } from '../../src/quorum/ap
 import { isValidApproverKey } from '../../common/approver-key.js';
 import { checkApproval, tally } from '../../src/quorum/count.js';
 import type { Approval } from '../../src/domain/withdrawal.js';
-import type { ChainId } from '../../src/domain/chain-id.js';
+import type { ChainId } from '../../common/chain-id.js';
 
 const rfc = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'rfc8032-ed25519.json'), 'utf8')) as {
   vectors: { name: string; secretKey: string; publicKey: string; message: string; signature: string }[];

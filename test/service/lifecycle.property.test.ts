@@ -20,7 +20,7 @@ import { canonicalGovernanceMessage, parseGovernanceMessage } from '../../common
 import { createSimDevice } from '../../src/devices/sim/client.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { addressForKey } from '../../src/chains/addresses.js';
-import { parseChainId, type ChainId } from '../../src/domain/chain-id.js';
+import { parseChainId, type ChainId } from '../../common/chain-id.js';
 import type { PolicyDocument } from '../../src/domain/policy.js';
 import type { Principal } from '../../src/domain/principal.js';
 import type { ServiceContext } from '../../src/service/context.js';

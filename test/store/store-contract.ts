@@ -7,8 +7,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MAX_UINT256 } from '../../src/domain/amount.js';
-import type { ChainId } from '../../src/domain/chain-id.js';
+import { MAX_UINT256 } from '../../common/amount.js';
+import type { ChainId } from '../../common/chain-id.js';
 import type { PoolKey } from '../../src/domain/pool.js';
 import type { ControlProof, Proposal } from '../../src/domain/proposal.js';
 import type { Withdrawal } from '../../src/domain/withdrawal.js';
