@@ -5,11 +5,11 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decodeFrame, encodeFrame, FieldReader, FieldWriter, Opcode, Status, type Frame } from '../../common/sim-protocol.js';
+import { decodeFrame, encodeFrame, encodeSignCommand, FieldReader, FieldWriter, Opcode, Status, writeApprovals, type Frame } from '../../common/sim-protocol.js';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { createSimDevice } from '../../src/devices/sim/client.js';
-import { APPROVERS, SEPOLIA, evidence, messageFor } from './fixtures.js';
+import { APPROVERS, SEPOLIA, approval, ethereumTx, evidence, messageFor } from './fixtures.js';
 
 let sim: SimProcess;
 beforeAll(async () => {
@@ -161,20 +161,16 @@ describe('malformed input', () => {
     try {
       await device.enrollPool('fuzz-pool', APPROVERS, 2);
       const key = await device.generateKey('fuzz-pool', SEPOLIA, 'secp256k1');
-      const digest = new Uint8Array(32).fill(7);
-      const m = messageFor(digest, { pool: 'fuzz-pool' });
+      const tx = ethereumTx({ nonce: 3n });
+      const m = messageFor(tx, { pool: 'fuzz-pool' });
       const approvals = [evidence('alice', m)];
+      const records = [approval('alice', m)];
       const keysBefore = await device.listKeys();
-      const approvalFields = (w: FieldWriter) => {
-        w.u16(approvals.length);
-        for (const a of approvals) w.bytes(hexToBytes(a.publicKey)).str(a.message).bytes(hexToBytes(a.signature));
-        return w;
-      };
       // Real requests that must be refused as they are (one approval is below the threshold; the pool exists).
       const originals = [
-        encodeFrame(Opcode.SIGN, 5, approvalFields(new FieldWriter().str(key.handle).str('fuzz-pool').u8(1).bytes(digest).bytes(digest)).toBuffer()),
+        encodeFrame(Opcode.SIGN, 5, encodeSignCommand({ handle: key.handle, poolId: 'fuzz-pool', unsignedTx: tx.unsignedTx, approvals: records })),
         encodeFrame(Opcode.ENROLL_POOL, 5, new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey)).toBuffer()),
-        encodeFrame(Opcode.REBIND_POOL, 5, approvalFields(new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey))).toBuffer()),
+        encodeFrame(Opcode.REBIND_POOL, 5, writeApprovals(new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey)), records).toBuffer()),
         encodeFrame(Opcode.GENERATE_KEY, 5, new FieldWriter().str('fuzz-pool').str(SEPOLIA).u8(1).toBuffer()),
       ];
       const raw = await Raw.open();
@@ -195,7 +191,7 @@ describe('malformed input', () => {
             if (reply === 'closed') throw new Error('a mutated frame closed the logged-in session');
             answered += 1;
             // A mutation can make another valid request (a pool id changed into a new one is a new
-            // pool); only GENERATE_KEY adds keys. SIGN of a mutated digest or approval never succeeds.
+            // pool); only GENERATE_KEY adds keys. SIGN of a mutated transaction or approval never succeeds.
             if (reply.code === Status.OK && which === 3) generated += 1;
             if (which === 0) expect(reply.code).not.toBe(Status.OK);
           },
@@ -208,7 +204,7 @@ describe('malformed input', () => {
       expect(keysAfter.length).toBe(keysBefore.length + generated);
       for (const k of keysBefore) expect(keysAfter).toContainEqual(k);
       // The pool's binding is as it was: one approval is still refused, two still sign.
-      const request = { handle: key.handle, poolId: 'fuzz-pool', scheme: 'ecdsa-secp256k1' as const, payload: digest, digest, transaction: { chain: SEPOLIA, unsignedTx: '0x' } };
+      const request = { handle: key.handle, poolId: 'fuzz-pool', scheme: 'ecdsa-secp256k1' as const, payload: tx.digest, digest: tx.digest, transaction: { chain: SEPOLIA, unsignedTx: tx.unsignedTx } };
       await expect(device.sign({ ...request, approvals })).rejects.toMatchObject({ code: 'device_quorum_refused' });
       expect((await device.sign({ ...request, approvals: [evidence('alice', m), evidence('bob', m)] })).signature.length).toBe(64);
       await stillAlive();

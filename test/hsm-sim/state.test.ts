@@ -2,7 +2,6 @@
  * Keys, bindings and sealed state: one key per (pool, chain), bindings refused twice, state that
  * survives restarts, sealed under the PIN, and a wrong PIN that fails cleanly.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -11,7 +10,7 @@ import { hexToBytes } from '@noble/hashes/utils.js';
 import { ATTESTATION_DOMAIN } from '../../common/sim-protocol.js';
 import { createSimDevice } from '../../src/devices/sim/client.js';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
-import { APPROVERS, SEPOLIA, evidence, messageFor } from './fixtures.js';
+import { APPROVERS, SEPOLIA, ethereumTx, evidence, messageFor } from './fixtures.js';
 
 const running: SimProcess[] = [];
 const clients: ReturnType<typeof createSimDevice>[] = [];
@@ -69,9 +68,9 @@ describe('sealed state', () => {
     expect((await d2.info()).id).toBe(id);
     expect(await d2.listKeys()).toEqual([{ ...key, poolId: 'pool-a', chain: SEPOLIA }]);
     await expect(d2.enrollPool('pool-a', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_already_exists' });
-    const digest = randomBytes(32);
-    const m = messageFor(digest);
-    const sig = await d2.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ecdsa-secp256k1', payload: digest, digest, approvals: [evidence('alice', m), evidence('bob', m)], transaction: { chain: SEPOLIA, unsignedTx: '0x' } });
+    const tx = ethereumTx();
+    const m = messageFor(tx);
+    const sig = await d2.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ecdsa-secp256k1', payload: tx.digest, digest: tx.digest, approvals: [evidence('alice', m), evidence('bob', m)], transaction: { chain: SEPOLIA, unsignedTx: tx.unsignedTx } });
     expect(sig.signature.length).toBe(64);
   });
 
