@@ -20,6 +20,7 @@ import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import type { ServiceContext } from './service/context.js';
 import { runDueWork } from './service/due-work.js';
+import { upgradeApprovalMessages } from './service/upgrade-approval-messages.js';
 import { createApp } from './api/app.js';
 
 export function sqlitePath(dataDir: string): string {
@@ -74,6 +75,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const store = await openStore(config);
   const devices = openDevices(config);
   const ctx: ServiceContext = { store, devices, now: options.now ?? Date.now, log };
+  // Before serving: no request still open may be approved on a message that does not carry its transaction.
+  await upgradeApprovalMessages(ctx);
   const app = createApp(ctx);
 
   const server: Server = await new Promise((resolve, reject) => {

@@ -11,7 +11,8 @@ import { parseAmount } from '../../common/amount.js';
 import { parseDuration } from './duration.js';
 import { parseChainId, type ChainId } from '../../common/chain-id.js';
 import { APPROVER_ID, POOL_ID, type Approver } from './pool.js';
-import type { AllowlistEntry, AssetAmounts, AssetPolicy, ContractCallRule, Policy, PolicyDocument, QuorumTier } from './policy.js';
+import type { AllowlistEntry, AssetAmounts, AssetPolicy, Policy, PolicyDocument, QuorumTier } from './policy.js';
+import { contractCallEntrySchema, parseContractCallRules } from './contract-call-rules.js';
 
 const decimal = z.string().regex(/^(0|[1-9][0-9]*)$/, 'expected a decimal string of base units');
 const duration = z.string().regex(/^[1-9][0-9]{0,6}[smhd]$/, 'expected a duration <n>s|m|h|d such as "24h"');
@@ -36,16 +37,9 @@ export const policyDocumentSchema = z.strictObject({
   timelock: z.strictObject({ above: assetAmounts, delay: duration }).optional(),
   maxFee: assetAmounts.optional(),
   requestExpiry: duration.optional(),
-  contractCalls: z
-    .array(
-      z.strictObject({
-        contract: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte contract address'),
-        selector: z.string().regex(/^0x[0-9a-fA-F]{8}$/, 'expected a 4-byte function selector such as "0x095ea7b3"'),
-        label: z.string().max(200).optional(),
-      }),
-    )
-    .max(1000)
-    .optional(),
+  /** Pools of this gateway this pool may pay (internal transfers); any other pool's address is refused (commingling). */
+  internalTransfers: z.array(z.string().regex(POOL_ID, 'expected a pool id')).max(1000).optional(),
+  contractCalls: z.array(contractCallEntrySchema).max(1000).optional(),
 });
 
 /** The key device backends a plan may name (SPEC section 9: the simulator, a Ledger, a PKCS#11 token). */
@@ -163,16 +157,12 @@ export function parsePolicyDocument(doc: unknown, path = 'policy'): Policy {
   const maxFee = amounts(d.maxFee, `${path}.maxFee`);
   if (maxFee !== undefined) policy.maxFee = maxFee;
   if (d.requestExpiry !== undefined) policy.requestExpiryMs = parseDuration(d.requestExpiry, `${path}.requestExpiry`);
-  if (d.contractCalls !== undefined) {
-    const seen = new Set<string>();
-    policy.contractCalls = d.contractCalls.map((c, i): ContractCallRule => {
-      const rule = { contract: c.contract.toLowerCase(), selector: c.selector.toLowerCase() };
-      const key = `${rule.contract}:${rule.selector}`;
-      if (seen.has(key)) throw new ValidationError('invalid_policy', `${path}.contractCalls[${i}]: ${c.selector} on ${c.contract} is listed twice`);
-      seen.add(key);
-      return c.label !== undefined ? { ...rule, label: c.label } : rule;
-    });
+  if (d.internalTransfers !== undefined) {
+    const repeated = duplicates(d.internalTransfers);
+    if (repeated !== undefined) throw new ValidationError('invalid_policy', `${path}.internalTransfers: pool "${repeated}" is listed twice`);
+    policy.internalTransfers = [...d.internalTransfers];
   }
+  if (d.contractCalls !== undefined) policy.contractCalls = parseContractCallRules(d.contractCalls, `${path}.contractCalls`);
   return policy;
 }
 

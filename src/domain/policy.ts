@@ -32,12 +32,41 @@ export interface AllowlistEntry {
   readonly addedAt?: number;
 }
 
-/** A contract call the pool may make: the contract (lowercase hex) and function selector (`0x` + 8 hex). */
+/**
+ * A constraint on one argument of an allowed contract call. Constraints only narrow: an address
+ * argument must still pass the destination rules (allowlist, cooling-off, commingling).
+ */
+export interface CallArgumentRule {
+  /** The argument must be one of these, in the decoder's text form (EIP-55, decimal, true/false, 0x-hex). */
+  readonly oneOf?: readonly string[];
+  /** Inclusive bounds of an integer argument. */
+  readonly min?: bigint;
+  readonly max?: bigint;
+}
+
+/**
+ * A contract call the pool may make: the contract (lowercase hex), the function selector (`0x` + 8
+ * hex) and its signature with argument names (the ERC-20 one for approve, increaseAllowance and
+ * transferFrom; declared in the policy for any other function), with constraints on its arguments.
+ */
 export interface ContractCallRule {
   readonly contract: string;
   readonly selector: string;
   readonly label?: string;
+  /** Normalized signature, e.g. `approve(address spender, uint256 value)`. */
+  readonly function: string;
+  /** An approve or increaseAllowance at or above UNLIMITED_ALLOWANCE passes only with this set. */
+  readonly unlimited: boolean;
+  /** Constraints by argument name. */
+  readonly args: Readonly<Record<string, CallArgumentRule>>;
 }
+
+/**
+ * From this value on, an ERC-20 allowance is treated as unlimited: 2^96 - 1, which tokens with 96-bit
+ * balances (COMP, UNI) read as "infinite", and above any realistic amount of a token of 18 decimals
+ * (79 billion tokens); 2^256 - 1, the usual "infinite approval", is far above it.
+ */
+export const UNLIMITED_ALLOWANCE = (1n << 96n) - 1n;
 
 export interface Policy {
   readonly quorum: readonly QuorumTier[];
@@ -49,6 +78,8 @@ export interface Policy {
   readonly timelock?: { readonly above: AssetAmounts; readonly delayMs: number };
   readonly maxFee?: AssetAmounts;
   readonly requestExpiryMs?: number;
+  /** Pools of this gateway whose addresses this pool may pay; another pool's address is commingling. */
+  readonly internalTransfers?: readonly string[];
   /** Contract calls allowed besides ERC-20 transfers; when absent, every other call is refused. */
   readonly contractCalls?: readonly ContractCallRule[];
 }
@@ -62,5 +93,13 @@ export interface PolicyDocument {
   timelock?: { above: Record<string, string>; delay: string };
   maxFee?: Record<string, string>;
   requestExpiry?: string;
-  contractCalls?: { contract: string; selector: string; label?: string }[];
+  internalTransfers?: string[];
+  contractCalls?: {
+    contract: string;
+    selector: string;
+    label?: string;
+    function?: string;
+    unlimited?: boolean;
+    args?: Record<string, { oneOf?: string[]; min?: string; max?: string }>;
+  }[];
 }

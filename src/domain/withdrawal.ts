@@ -108,7 +108,10 @@ export interface Withdrawal {
   readonly txHash: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
-  /** When the request entered a committed state (counts against velocity from then). */
+  /**
+   * When the request's amount counts against velocity: its quorum while it waits unsigned (it counts
+   * however long it waits), then its release once signed (it counts in every window holding that).
+   */
   readonly committedAt: number | null;
   /** Earliest signing time when time-locked. */
   readonly notBefore: number | null;

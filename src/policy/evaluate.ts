@@ -29,6 +29,9 @@ export interface PolicyInput {
   readonly feeAsset: string;
   /** The contract call the transaction makes besides an ERC-20 transfer, if any. */
   readonly contractCall: ContractCall | null;
+  /** The pool deciding, and the pool of this gateway that holds the destination address, if any. */
+  readonly poolId: string;
+  readonly destinationPool: string | null;
   readonly now: number;
   readonly usage: readonly WindowUsage[];
 }
@@ -79,6 +82,12 @@ function sameAddress(a: string, b: string): boolean {
   return a.startsWith('0x') && b.startsWith('0x') ? a.toLowerCase() === b.toLowerCase() : a === b;
 }
 
+/** The delay the policy puts on signing this amount once approved, or null: not time-locked. */
+export function timelockDelayMs(policy: Policy, asset: string, amount: bigint): number | null {
+  const lockAbove = assetEntry(policy.timelock?.above, asset);
+  return policy.timelock && lockAbove !== undefined && amount > lockAbove ? policy.timelock.delayMs : null;
+}
+
 export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
   const { policy, asset, amount, now } = input;
   const reasons: Reason[] = [];
@@ -123,6 +132,15 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
     }
   }
 
+  if (input.destinationPool === input.poolId) {
+    reasons.push({ code: 'own_address', message: `destination ${input.to} is this pool's own address` });
+  } else if (input.destinationPool !== null && !policy.internalTransfers?.includes(input.destinationPool)) {
+    reasons.push({
+      code: 'commingling',
+      message: `destination ${input.to} belongs to pool ${input.destinationPool}: assets of one pool never pay into another unless its policy lists that pool in "internalTransfers" (a governed policy change)`,
+    });
+  }
+
   const call = input.contractCall;
   if (call !== null) {
     const contract = call.contract.toLowerCase();
@@ -139,8 +157,8 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
     reasons.push({ code: 'fee_over_cap', message: `the transaction can pay up to ${input.fee} ${input.feeAsset} in fees, over the cap of ${feeCap}` });
   }
 
-  const lockAbove = assetEntry(policy.timelock?.above, asset);
-  const timelockUntil = policy.timelock && lockAbove !== undefined && amount > lockAbove ? now + policy.timelock.delayMs : null;
+  const lockDelay = timelockDelayMs(policy, asset, amount);
+  const timelockUntil = lockDelay === null ? null : now + lockDelay;
 
   return {
     allowed: reasons.length === 0,

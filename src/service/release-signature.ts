@@ -163,7 +163,9 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
 
   const result = await ctx.store.transaction(async (tx) => {
     const now = ctx.now();
-    const done = await tx.updateWithdrawal(w.id, 'signing', { state: 'signed', signedTx: signed.signedTx, txHash: signed.txHash, reasons: [] }, now);
+    // The amount leaves now: it counts in every velocity window that contains its release.
+    const committedAt = Math.max(w.committedAt ?? now, now);
+    const done = await tx.updateWithdrawal(w.id, 'signing', { state: 'signed', signedTx: signed.signedTx, txHash: signed.txHash, reasons: [], committedAt }, now);
     await tx.appendAudit(
       {
         type: 'withdrawal.signed',

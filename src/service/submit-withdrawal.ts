@@ -17,7 +17,7 @@ import { preparePayload, type PayloadRequest, type PreparedPayload } from '../ch
 import type { PolicyDecision } from '../policy/evaluate.js';
 import { approvalMessageFor } from '../quorum/approval-message.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
-import { decideNow } from './usage.js';
+import { decideNow, poolOfAddress } from './usage.js';
 
 export interface WithdrawalRequest extends PayloadRequest {
   readonly pool: string;
@@ -158,7 +158,12 @@ export async function submitWithdrawal(
       reasons: decision.reasons,
       approvalMessage: approvalMessageFor(
         base,
-        { call: payload.call, timelockMs: decision.timelockUntil === null ? null : decision.timelockUntil - now, replaces: request.replaces },
+        {
+          call: payload.call,
+          timelockMs: decision.timelockUntil === null ? null : decision.timelockUntil - now,
+          replaces: request.replaces,
+          destinationPool: (await poolOfAddress(tx, chain.id, payload.to)) ?? undefined,
+        },
         'approve',
       ),
       signedTx: null,

@@ -59,6 +59,8 @@ export interface WithdrawalPatch {
   readonly txHash?: string;
   readonly committedAt?: number | null;
   readonly notBefore?: number | null;
+  /** A new approval message (the version 2 upgrade of a request still open). */
+  readonly approvalMessage?: string;
   readonly policyVersion?: number;
   readonly requiredApprovals?: number;
 }
@@ -96,6 +98,8 @@ export interface StoreTx {
   /** Every pool key, by pool then chain. */
   allKeys(): Promise<readonly PoolKey[]>;
   getKey(poolId: string, chain: string): Promise<PoolKey | null>;
+  /** The pool key whose address is `address` (Ethereum addresses compare case-insensitively), if any. */
+  keyByAddress(address: string): Promise<PoolKey | null>;
 
   // withdrawals
   /**
@@ -128,6 +132,11 @@ export interface StoreTx {
   /** Refuses (ConflictError `duplicate_approval`) a second approval by the same approver. */
   insertApproval(approval: Approval): Promise<void>;
   approvalsOf(withdrawalId: string): Promise<readonly Approval[]>;
+  /**
+   * Moves the request's votes out of its approvals into `superseded_approvals` (kept, never counted
+   * again): its approval message was replaced. Returns how many moved.
+   */
+  supersedeApprovals(withdrawalId: string, now: number): Promise<number>;
 
   // governance
   insertProposal(proposal: Proposal): Promise<void>;
@@ -165,6 +174,7 @@ export type StoreReads = Pick<
   | 'keysOfPool'
   | 'allKeys'
   | 'getKey'
+  | 'keyByAddress'
   | 'claimsOf'
   | 'getWithdrawal'
   | 'withdrawalByIdempotencyKey'

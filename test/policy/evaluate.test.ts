@@ -32,6 +32,8 @@ function input(over: Partial<PolicyInput> = {}): PolicyInput {
     fee: 21000n * 30_000_000_000n,
     feeAsset: 'ETH',
     contractCall: null,
+    poolId: 'pool-a',
+    destinationPool: null,
     now: NOW,
     usage: [
       { window: '1h', windowMs: 3_600_000, committed: 0n },

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { parseApprovalMessage } from '../../common/approval-message.js';
-import { approvalMessageFor, type ApprovalSubject } from '../../src/quorum/approval-message.js';
+import { approvalMessageFor, type ApprovalContext, type ApprovalSubject } from '../../src/quorum/approval-message.js';
 import { assertSignatureHex, verifyApproverSignature } from '../../src/quorum/approver-signature.js';
 import { isValidApproverKey } from '../../common/approver-key.js';
 import { checkApproval, tally } from '../../src/quorum/count.js';
@@ -29,8 +29,10 @@ const subject: ApprovalSubject = {
   maxFee: 630000000000000n,
   digest: 'ab'.repeat(32),
   policyVersion: 1,
-  contractCall: null,
+  unsignedTx: '0x02e983aa36a780843b9aca0085174876e800825208948ba1f109551bd432803012645ac136ddd64dba728806f05b59d3b2000080c0',
 };
+const plain: ApprovalContext = { call: null, timelockMs: null };
+const message = (s: ApprovalSubject, decision: 'approve' | 'reject', context: ApprovalContext = plain) => approvalMessageFor(s, context, decision);
 
 describe('RFC 8032 vectors', () => {
   for (const v of rfc.vectors) {
@@ -44,22 +46,34 @@ describe('RFC 8032 vectors', () => {
 
 describe('approval messages', () => {
   it('when a message is built, then it is the exact RFC 8785 text with sorted keys', () => {
-    expect(approvalMessageFor(subject, 'approve')).toMatchInlineSnapshot(
-      `"{"amount":"500000000000000000","asset":"ETH","chain":"eip155:11155111","decision":"approve","digest":"abababababababababababababababababababababababababababababababab","kind":"custody.approval","maxFee":"630000000000000","policyVersion":1,"pool":"client-a","requestId":"6f1c1f4e-3c1a-4c59-9a4e-2b9f4f3e8d10","to":"0x8ba1f109551bD432803012645Ac136ddd64DBA72","version":1}"`,
-    );
-    expect(parseApprovalMessage(approvalMessageFor(subject, 'reject')).decision).toBe('reject');
+    expect(message(subject, 'approve')).toMatchInlineSnapshot(`"{"amount":"500000000000000000","asset":"ETH","chain":"eip155:11155111","decision":"approve","digest":"abababababababababababababababababababababababababababababababab","kind":"custody.approval","maxFee":"630000000000000","policyVersion":1,"pool":"client-a","requestId":"6f1c1f4e-3c1a-4c59-9a4e-2b9f4f3e8d10","timelock":"none","to":"0x8ba1f109551bD432803012645Ac136ddd64DBA72","unsignedTx":"0x02e983aa36a780843b9aca0085174876e800825208948ba1f109551bd432803012645ac136ddd64dba728806f05b59d3b2000080c0","version":2}"`);
+    expect(parseApprovalMessage(message(subject, 'reject')).decision).toBe('reject');
   });
 
-  it('when the request calls a contract, then the message names the function selector and parses back', () => {
-    const call = { ...subject, contractCall: { contract: subject.to, selector: '0x095ea7b3' } };
-    const text = approvalMessageFor(call, 'approve');
-    expect(text).toContain('"call":"0x095ea7b3"');
-    expect(parseApprovalMessage(text).call).toBe('0x095ea7b3');
-    expect(() => parseApprovalMessage(text.replace('0x095ea7b3', '0x095EA7B3'))).toThrow(/"call" must be a 4-byte function selector/);
+  it('when the request calls a contract, then the message carries the decoded call and parses back', () => {
+    const call = { contract: subject.to, selector: '0x095ea7b3' };
+    const text = message(subject, 'approve', { call, timelockMs: null });
+    expect(text).toContain('"call":{"contract":"0x8ba1f109551bD432803012645Ac136ddd64DBA72","selector":"0x095ea7b3"}');
+    expect(parseApprovalMessage(text).call).toEqual(call);
+    expect(() => parseApprovalMessage(text.replace('0x095ea7b3', '0x095EA7B3'))).toThrow(/"selector" must be 0x and 8 lowercase hex/);
+  });
+
+  it('when a request is time-locked, replaces another or pays another pool, then the message says so', () => {
+    const text = message(subject, 'approve', { call: null, timelockMs: 86_400_000, replaces: 'r-1', destinationPool: 'pool-b' });
+    expect(parseApprovalMessage(text)).toMatchObject({ timelock: '1d', replaces: 'r-1', destinationPool: 'pool-b' });
+    expect(parseApprovalMessage(message(subject, 'approve')).timelock).toBe('none');
+  });
+
+  it('when a version 1 message (without the transaction) is read, then it is refused and says why', () => {
+    const v1 = JSON.parse(message(subject, 'approve')) as Record<string, unknown>;
+    delete v1.unsignedTx;
+    delete v1.timelock;
+    v1.version = 1;
+    expect(() => parseApprovalMessage(JSON.stringify(v1))).toThrow(/version must be 2 \(got 1\): version 1 messages do not carry the transaction/);
   });
 
   it('when a message is re-spaced, reordered or given an extra field, then parsing refuses it', () => {
-    const text = approvalMessageFor(subject, 'approve');
+    const text = message(subject, 'approve');
     expect(() => parseApprovalMessage(JSON.stringify(JSON.parse(text), null, 1))).toThrow(/canonical/);
     expect(() => parseApprovalMessage(JSON.stringify({ ...JSON.parse(text), extra: 1 }))).toThrow(/unknown field "extra"/);
     expect(() => parseApprovalMessage(text.replace('"kind":"custody.approval"', '"kind":"other"'))).toThrow(/kind/);
@@ -78,10 +92,10 @@ describe('approver signatures', () => {
     const { Wallet, Signature } = await import('ethers');
     const wallet = new Wallet('0x' + '42'.repeat(32));
     const pub = wallet.signingKey.compressedPublicKey.slice(2);
-    const text = approvalMessageFor(subject, 'approve');
+    const text = message(subject, 'approve');
     const sig = await wallet.signMessage(text);
     expect(verifyApproverSignature(pub, text, sig.slice(2))).toBe(true);
-    expect(verifyApproverSignature(pub, approvalMessageFor(subject, 'reject'), sig.slice(2))).toBe(false);
+    expect(verifyApproverSignature(pub, message(subject, 'reject'), sig.slice(2))).toBe(false);
     expect(verifyApproverSignature(Wallet.createRandom().signingKey.compressedPublicKey.slice(2), text, sig.slice(2))).toBe(false);
     const s = Signature.from(sig);
     const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
@@ -96,14 +110,14 @@ describe('approver signatures', () => {
 
   const secret = hexToBytes(rfc.vectors[0]!.secretKey);
   const pub = rfc.vectors[0]!.publicKey;
-  const text = approvalMessageFor(subject, 'approve');
+  const text = message(subject, 'approve');
   const sig = bytesToHex(ed25519.sign(new TextEncoder().encode(text), secret));
 
   it('when alice signs the message, then it verifies with her key and not with bob\'s, nor over another message', () => {
     expect(verifyApproverSignature(pub, text, sig)).toBe(true);
     expect(verifyApproverSignature(rfc.vectors[1]!.publicKey, text, sig)).toBe(false);
-    expect(verifyApproverSignature(pub, approvalMessageFor({ ...subject, digest: 'cd'.repeat(32) }, 'approve'), sig)).toBe(false);
-    expect(verifyApproverSignature(pub, approvalMessageFor(subject, 'reject'), sig)).toBe(false);
+    expect(verifyApproverSignature(pub, message({ ...subject, digest: 'cd'.repeat(32) }, 'approve'), sig)).toBe(false);
+    expect(verifyApproverSignature(pub, message(subject, 'reject'), sig)).toBe(false);
   });
 
   it('when any bit of the signature flips, then it no longer verifies, and nothing throws (property)', () => {

@@ -26,7 +26,7 @@ import { submitWithdrawal } from '../../src/service/submit-withdrawal.js';
 import { approveWithdrawal } from '../../src/service/approve-withdrawal.js';
 import { runDueWork } from '../../src/service/due-work.js';
 import { releaseSignature } from '../../src/service/release-signature.js';
-import { approvalMessageFor } from '../../src/quorum/approval-message.js';
+import { withDecision } from '../../common/approval-message.js';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
 import { ALLOWLISTED, APPROVER_SECRETS } from '../helpers/gateway-stack.js';
 
@@ -78,7 +78,7 @@ async function setUp(poolId: string): Promise<{ ctx: ServiceContext; store: Stor
 }
 
 function approve(ctx: ServiceContext, withdrawal: Withdrawal, who: string): Promise<Withdrawal> {
-  const text = approvalMessageFor(withdrawal, 'approve');
+  const text = withDecision(withdrawal.approvalMessage, 'approve');
   const signature = bytesToHex(ed25519.sign(new TextEncoder().encode(text), hexToBytes(APPROVER_SECRETS[who] as string)));
   return approveWithdrawal(ctx, { id: `p-${who}`, name: who, role: 'approver', tokenHash: `h-${who}`, createdAt: 0 }, withdrawal.id, { decision: 'approve', signature });
 }

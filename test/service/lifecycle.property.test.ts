@@ -30,7 +30,7 @@ import { cancelWithdrawal } from '../../src/service/cancel-withdrawal.js';
 import { freezePool } from '../../src/service/freeze-pool.js';
 import { runDueWork } from '../../src/service/due-work.js';
 import { approveProposal, proposeChange } from '../../src/service/governance.js';
-import { approvalMessageFor } from '../../src/quorum/approval-message.js';
+import { withDecision } from '../../common/approval-message.js';
 import { requiredApprovals } from '../../src/policy/evaluate.js';
 import { parsePolicyDocument } from '../../src/domain/ceremony-plan.js';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
@@ -136,7 +136,7 @@ async function scenario(ops: Op[]): Promise<void> {
           const w = await store.transaction((tx) => tx.getWithdrawal(id));
           const who = APPROVER_IDS[op.who] as string;
           const decision = op.reject ? 'reject' : 'approve';
-          await approveWithdrawal(ctx, approvers[op.who]!, id, { decision, signature: signAs(who, approvalMessageFor(w!, decision)) });
+          await approveWithdrawal(ctx, approvers[op.who]!, id, { decision, signature: signAs(who, withDecision(w!.approvalMessage, decision)) });
         } else if (op.kind === 'cancel' && ids.length > 0) {
           await cancelWithdrawal(ctx, ops_, ids[op.index % ids.length] as string);
         } else if (op.kind === 'tick') {

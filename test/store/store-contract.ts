@@ -166,6 +166,14 @@ export function describeStoreContract(name: string, openStore: () => Promise<Ope
       expect((await store.transaction((tx) => tx.allKeys())).map((k) => k.poolId)).toEqual(['client-a', 'client-b']);
     });
 
+    it('when a key is looked up by its address, then its pool comes back, and an unknown address gives null', async () => {
+      const store = await fresh();
+      await seed(store);
+      const k = key();
+      expect((await store.read((tx) => tx.keyByAddress(k.address)))?.poolId).toBe('client-a');
+      expect(await store.read((tx) => tx.keyByAddress('0x' + '22'.repeat(20)))).toBeNull();
+    });
+
     it('when a second live request claims the same nonce, then sign_once; once the first failed, the nonce is free again (rule 5)', async () => {
       const store = await fresh();
       await seed(store);

@@ -241,6 +241,23 @@ export const MIGRATIONS: readonly Migration[] = [
          GROUP BY 1, 2, 3 HAVING SUM(amount) > 0;
     `,
   },
+  {
+    version: 8,
+    description:
+      'approval message version 2 (the message carries the transaction): votes on the version 1 message of a request still open move here when the gateway gives that request its version 2 message at start, and no longer count',
+    sql: `
+      CREATE TABLE superseded_approvals (
+        withdrawal_id TEXT COLLATE "C" NOT NULL REFERENCES withdrawals (id),
+        approver_id TEXT COLLATE "C" NOT NULL,
+        decision TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        superseded_at BIGINT NOT NULL
+      );
+      CREATE INDEX superseded_approvals_withdrawal ON superseded_approvals (withdrawal_id);
+    `,
+  },
 ];
 
 /**

@@ -316,6 +316,11 @@ function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
       const r = await one('SELECT * FROM pool_keys WHERE pool_id = $1 AND chain = $2', [poolId, chain]);
       return r ? rowToKey(r) : null;
     },
+    async keyByAddress(address) {
+      // Through the unique index on lower(address).
+      const r = await one('SELECT * FROM pool_keys WHERE lower(address) = lower($1)', [address]);
+      return r ? rowToKey(r) : null;
+    },
 
     async insertWithdrawal(w: Withdrawal, claims: readonly string[] = []) {
       if (w.idempotencyKey !== null && (await one('SELECT 1 FROM withdrawals WHERE requester_id = $1 AND idempotency_key = $2', [w.requesterId, w.idempotencyKey]))) {
@@ -393,11 +398,11 @@ function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
       const w = rowToWithdrawal(current);
       const updated = await one(
         `UPDATE withdrawals SET state = $1, reasons = $2, signed_tx = $3, tx_hash = $4, committed_at = $5, not_before = $6, policy_version = $7,
-          required_approvals = $8, updated_at = $9 WHERE id = $10 AND state = $11 RETURNING *`,
+          required_approvals = $8, updated_at = $9, approval_message = $12 WHERE id = $10 AND state = $11 RETURNING *`,
         [
           patch.state, JSON.stringify(patch.reasons ?? w.reasons), patch.signedTx ?? w.signedTx, patch.txHash ?? w.txHash,
           patch.committedAt !== undefined ? patch.committedAt : w.committedAt, patch.notBefore !== undefined ? patch.notBefore : w.notBefore,
-          patch.policyVersion ?? w.policyVersion, patch.requiredApprovals ?? w.requiredApprovals, now, id, from,
+          patch.policyVersion ?? w.policyVersion, patch.requiredApprovals ?? w.requiredApprovals, now, id, from, patch.approvalMessage ?? w.approvalMessage,
         ],
       );
       if (!updated) throw new ConflictError('state_changed', `withdrawal ${id} is no longer "${from}"`);
@@ -435,6 +440,14 @@ function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
     },
     async approvalsOf(withdrawalId) {
       return (await rows('SELECT * FROM approvals WHERE withdrawal_id = $1 ORDER BY created_at, approver_id', [withdrawalId])).map(rowToApproval);
+    },
+    async supersedeApprovals(withdrawalId, now) {
+      await run(
+        `INSERT INTO superseded_approvals (withdrawal_id, approver_id, decision, signature, message, created_at, superseded_at)
+         SELECT withdrawal_id, approver_id, decision, signature, message, created_at, $1 FROM approvals WHERE withdrawal_id = $2`,
+        [now, withdrawalId],
+      );
+      return (await rows('DELETE FROM approvals WHERE withdrawal_id = $1 RETURNING approver_id', [withdrawalId])).length;
     },
 
     async insertProposal(p: Proposal) {

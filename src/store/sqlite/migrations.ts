@@ -250,4 +250,21 @@ export const MIGRATIONS: readonly Migration[] = [
       for (const t of totals.values()) insert.run(t.poolId, t.asset, t.minute, t.total.toString());
     },
   },
+  {
+    version: 8,
+    description:
+      'approval message version 2 (the message carries the transaction): votes on the version 1 message of a request still open move here when the gateway gives that request its version 2 message at start, and no longer count',
+    sql: `
+      CREATE TABLE superseded_approvals (
+        withdrawal_id TEXT NOT NULL REFERENCES withdrawals (id),
+        approver_id TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        superseded_at INTEGER NOT NULL
+      );
+      CREATE INDEX superseded_approvals_withdrawal ON superseded_approvals (withdrawal_id);
+    `,
+  },
 ];

@@ -94,6 +94,8 @@ function prepareStatements(db: Db) {
     ),
     keysOfPool: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? ORDER BY chain'),
     allKeys: db.prepare('SELECT * FROM pool_keys ORDER BY pool_id, chain'),
+    // Stored addresses are canonical (EIP-55, lowercase bech32, base58): an exact match uses the unique index.
+    keyByAddress: db.prepare('SELECT * FROM pool_keys WHERE address = ?'),
     getKey: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? AND chain = ?'),
     insertWithdrawal: db.prepare(`INSERT INTO withdrawals (id, pool_id, chain, asset, amount, to_address, requester_id, idempotency_key, sign_once_key,
       unsigned_tx, digest, max_fee, policy_version, required_approvals, state, reasons, approval_message, signed_tx, tx_hash, created_at, updated_at,
@@ -107,7 +109,7 @@ function prepareStatements(db: Db) {
     liveSignOnce: db.prepare(`SELECT id FROM withdrawals WHERE pool_id = ? AND chain = ? AND sign_once_key = ? AND state IN (${inList(LIVE_STATES)}) LIMIT 1`),
     updateWithdrawal: db.prepare(`UPDATE withdrawals SET state = @state, reasons = @reasons, signed_tx = @signedTx, tx_hash = @txHash,
       committed_at = @committedAt, not_before = @notBefore, policy_version = @policyVersion, required_approvals = @requiredApprovals,
-      updated_at = @now WHERE id = @id AND state = @from`),
+      approval_message = @approvalMessage, updated_at = @now WHERE id = @id AND state = @from`),
     committedSince: db.prepare(
       `SELECT amount, committed_at FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND state IN (${inList(COMMITTED_STATES)}) ORDER BY committed_at`,
     ),
@@ -127,6 +129,9 @@ function prepareStatements(db: Db) {
     insertApproval: db.prepare('INSERT INTO approvals (withdrawal_id, approver_id, decision, signature, message, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
     getApproval: db.prepare('SELECT 1 FROM approvals WHERE withdrawal_id = ? AND approver_id = ?'),
     approvalsOf: db.prepare('SELECT * FROM approvals WHERE withdrawal_id = ? ORDER BY created_at, approver_id'),
+    copyToSuperseded: db.prepare(`INSERT INTO superseded_approvals (withdrawal_id, approver_id, decision, signature, message, created_at, superseded_at)
+      SELECT withdrawal_id, approver_id, decision, signature, message, created_at, ? FROM approvals WHERE withdrawal_id = ?`),
+    deleteApprovals: db.prepare('DELETE FROM approvals WHERE withdrawal_id = ?'),
     auditHead: db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
     insertAudit: db.prepare('INSERT INTO audit (seq, at, type, actor, subject, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
     auditAfter: db.prepare('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?'),
@@ -286,6 +291,10 @@ function createTx(db: Db, s: Statements): StoreTx {
       const r = s.getKey.get(poolId, chain) as Row | undefined;
       return r ? rowToKey(r) : null;
     },
+    async keyByAddress(address) {
+      const r = s.keyByAddress.get(address) as Row | undefined;
+      return r ? rowToKey(r) : null;
+    },
 
     async insertWithdrawal(w: Withdrawal, claims: readonly string[] = []) {
       if (w.idempotencyKey !== null && s.byIdempotencyKey.get(w.requesterId, w.idempotencyKey)) {
@@ -361,6 +370,7 @@ function createTx(db: Db, s: Statements): StoreTx {
         notBefore: patch.notBefore !== undefined ? patch.notBefore : w.notBefore,
         policyVersion: patch.policyVersion ?? w.policyVersion,
         requiredApprovals: patch.requiredApprovals ?? w.requiredApprovals,
+        approvalMessage: patch.approvalMessage ?? w.approvalMessage,
       });
       if (info.changes !== 1) throw new ConflictError('state_changed', `withdrawal ${id} is no longer "${from}"`);
       const updated = rowToWithdrawal(s.getWithdrawal.get(id) as Row);
@@ -399,6 +409,10 @@ function createTx(db: Db, s: Statements): StoreTx {
     },
     async approvalsOf(withdrawalId) {
       return (s.approvalsOf.all(withdrawalId) as Row[]).map(rowToApproval);
+    },
+    async supersedeApprovals(withdrawalId, now) {
+      s.copyToSuperseded.run(now, withdrawalId);
+      return s.deleteApprovals.run(withdrawalId).changes;
     },
 
     async appendAudit(input: AuditInput, now: number) {
