@@ -29,9 +29,15 @@ export interface DecodedCall {
 export interface DecodedTransaction {
   /** `ETH`, `BTC`, `SOL` or `erc20:<EIP-55 contract>`. */
   readonly asset: string;
-  /** Base units moved to `to` (0 for a contract call that moves no value). */
+  /**
+   * Base units moved to `to` (0 for a contract call that moves no value); for an ERC-20 approve,
+   * increaseAllowance or transferFrom, the token amount its spender may take or its recipient gets.
+   */
   readonly amount: bigint;
-  /** Destination in the chain's canonical form: the payee, the token recipient, or the called contract. */
+  /**
+   * Destination in the chain's canonical form: the payee, the token recipient, the spender of an
+   * ERC-20 allowance, or the called contract.
+   */
   readonly to: string;
   /** The most the transaction can pay in fees, native base units. */
   readonly maxFee: bigint;
@@ -40,7 +46,7 @@ export interface DecodedTransaction {
   /** What the key signs: one or more 32-byte hashes (ECDSA, Schnorr), or the message (Ed25519). */
   readonly payload: Uint8Array;
   readonly scheme: SchemeName;
-  /** The contract call other than an ERC-20 transfer, or null. */
+  /** The contract call other than an ERC-20 transfer, or null; decoded by ABI where its function is known. */
   readonly call: DecodedCall | null;
   /** The chain's replay key: `nonce:<n>` (Ethereum), `tx:<digest>` otherwise. */
   readonly signOnceKey: string;
@@ -50,11 +56,22 @@ export interface DecodedTransaction {
   readonly details: readonly (readonly [string, string])[];
 }
 
+/** What a reader knows besides the transaction. */
+export interface DecodeOptions {
+  /**
+   * Human-readable signatures with argument names (`deposit(address to, uint256 amount)`) of contract
+   * functions other than the ERC-20 ones every reader knows: the gateway passes its pool policy's,
+   * the approver's client the message's own `call.function`. A signature decodes only the selector
+   * it hashes to.
+   */
+  readonly functions?: readonly string[];
+}
+
 /**
  * A chain family's decoder. `signer` is the pool key's public key (compressed secp256k1 or Ed25519),
  * when the caller knows it: the transaction must then spend from that key; null for a reader that has
  * only the transaction (it then names its spender itself).
  */
 export interface ChainAdapter {
-  decode(chain: ParsedChainId, unsignedTx: string, signer: Uint8Array | null): DecodedTransaction;
+  decode(chain: ParsedChainId, unsignedTx: string, signer: Uint8Array | null, options?: DecodeOptions): DecodedTransaction;
 }

@@ -1,6 +1,7 @@
 /**
  * Ethereum and EVM transactions the gateway signs: EIP-1559 (type 2) and legacy EIP-155, carrying a
- * native ETH transfer or an ERC-20 `transfer(address,uint256)` call. Build from request fields, decode a
+ * native ETH transfer, an ERC-20 `transfer(address,uint256)` call, or another contract call (whose
+ * arguments contract-call.ts decodes by ABI). Build from request fields, decode a
  * requester's unsigned transaction (accepting only what can be fully read, SPEC rule 3), digest, and
  * attach the device's signature. Serialization is micro-eth-signer's (RLP, EIP-2718 envelopes, EIP-155
  * signing form) and its ERC-20 ABI encoder; nothing here serializes by hand.
@@ -205,7 +206,8 @@ export function decodeEthereumUnsignedTx(hex: string, expectedChainId: bigint): 
     intent = readErc20Transfer(raw.to, data);
   } else {
     if (data.length < 8) throw new ValidationError('unsupported_call', '"unsignedTx" call data is shorter than a 4-byte selector');
-    // Any other call: decoded as far as it can be (contract, selector, value); the policy decides.
+    // Any other call: contract, selector, value and call data here; its arguments are decoded by ABI
+    // in adapter.ts (contract-call.ts), and the policy decides.
     intent = { asset: 'ETH', recipient: assertEthAddress(raw.to, 'unsignedTx.to'), amount: raw.value, data };
   }
   const fees: EthereumFees =
