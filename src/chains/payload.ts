@@ -103,8 +103,8 @@ function requireField(value: string | undefined, field: string): string {
  * The payload of a transaction as the shared decoder reads it (the same one the approver's client and
  * the device use): whatever built the transaction, what is recorded, checked and approved is its decoding.
  */
-function decoded(chain: ParsedChainId, unsignedTx: string, key: PoolKeyRef): PreparedPayload {
-  const d = decodeTransaction(chain.id, unsignedTx, hexToBytes(key.publicKey));
+function decoded(chain: ParsedChainId, unsignedTx: string, key: PoolKeyRef, functions: readonly string[] = []): PreparedPayload {
+  const d = decodeTransaction(chain.id, unsignedTx, hexToBytes(key.publicKey), { functions });
   if (d.to === key.address) throw new ValidationError('invalid_destination', `"to" is the pool's own address ${key.address}`);
   return {
     asset: d.asset,
@@ -135,11 +135,11 @@ function ethereumFees(request: PayloadRequest): EthereumFees {
   };
 }
 
-function prepareEthereum(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef): PreparedPayload {
+function prepareEthereum(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef, functions: readonly string[]): PreparedPayload {
   const asset = canonicalEthAsset(request.asset);
   const chainId = evmChainId(chain);
   if (request.unsignedTx !== undefined) {
-    const prepared = decoded(chain, request.unsignedTx, key);
+    const prepared = decoded(chain, request.unsignedTx, key, functions);
     // The requester's description must match what the transaction really does.
     if (prepared.asset !== asset) throw new ValidationError('payload_mismatch', `"asset" is ${asset} but the transaction moves ${prepared.asset}`);
     if (request.amount !== undefined && parseAmount(request.amount, 'amount') !== prepared.amount) {
@@ -231,12 +231,15 @@ function prepareSolana(chain: ParsedChainId, request: PayloadRequest, key: PoolK
   return decoded(chain, built.unsignedTx, key);
 }
 
-/** Builds (or decodes) the exact transaction a withdrawal request asks for, spending from the pool's key. */
-export function preparePayload(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef): PreparedPayload {
+/**
+ * Builds (or decodes) the exact transaction a withdrawal request asks for, spending from the pool's key.
+ * `functions` are the contract functions the pool's policy declares, by which a call is decoded.
+ */
+export function preparePayload(chain: ParsedChainId, request: PayloadRequest, key: PoolKeyRef, functions: readonly string[] = []): PreparedPayload {
   refuseForeignFields(chain, request);
   switch (chain.family) {
     case 'eip155':
-      return prepareEthereum(chain, request, key);
+      return prepareEthereum(chain, request, key, functions);
     case 'bip122':
       return prepareBitcoin(chain, request, key, bitcoinPool(chain, key));
     case 'solana':

@@ -8,7 +8,9 @@
  */
 import type { Policy, VelocityLimit } from '../domain/policy.js';
 import type { PoolStatus } from '../domain/pool.js';
-import type { ContractCall, Reason } from '../domain/withdrawal.js';
+import type { Reason } from '../domain/withdrawal.js';
+import type { DecodedCall } from '../../common/chains/decoded-transaction.js';
+import { contractCallReasons } from './contract-calls.js';
 
 export interface WindowUsage {
   readonly window: string;
@@ -27,8 +29,10 @@ export interface PolicyInput {
   /** The most the transaction can pay in fees, in `feeAsset` base units. */
   readonly fee: bigint;
   readonly feeAsset: string;
-  /** The contract call the transaction makes besides an ERC-20 transfer, if any. */
-  readonly contractCall: ContractCall | null;
+  /** The contract call the transaction makes besides an ERC-20 transfer, if any, decoded by ABI where its function is known. */
+  readonly contractCall: DecodedCall | null;
+  /** Pools of this gateway holding an address argument of the call, by lowercase address. */
+  readonly callAddressPools?: ReadonlyMap<string, string>;
   /** The pool deciding, and the pool of this gateway that holds the destination address, if any. */
   readonly poolId: string;
   readonly destinationPool: string | null;
@@ -143,13 +147,7 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
 
   const call = input.contractCall;
   if (call !== null) {
-    const contract = call.contract.toLowerCase();
-    if (!policy.contractCalls?.some((r) => r.contract === contract && r.selector === call.selector)) {
-      reasons.push({
-        code: 'contract_call_not_allowed',
-        message: `the transaction calls function ${call.selector} of contract ${call.contract}, which the pool's policy does not allow (a governed policy change can add it to "contractCalls")`,
-      });
-    }
+    reasons.push(...contractCallReasons({ policy, poolId: input.poolId, call, to: input.to, argumentPools: input.callAddressPools ?? new Map(), now }));
   }
 
   const feeCap = assetEntry(policy.maxFee, input.feeAsset);

@@ -17,6 +17,7 @@ import { preparePayload, type PayloadRequest, type PreparedPayload } from '../ch
 import type { PolicyDecision } from '../policy/evaluate.js';
 import { approvalMessageFor } from '../quorum/approval-message.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
+import { declaredFunctions } from '../domain/contract-call-rules.js';
 import { decideNow, poolOfAddress } from './usage.js';
 
 export interface WithdrawalRequest extends PayloadRequest {
@@ -46,6 +47,18 @@ async function replacementKey(tx: StoreTx, request: WithdrawalRequest, payload: 
     throw new ValidationError('not_a_fee_bump', `"replaces": the fee cap ${payload.maxFee} must be higher than the replaced transaction's ${original.maxFee}`);
   }
   return `${payload.signOnceKey}:r:${original.id}`;
+}
+
+/**
+ * The contract functions the pool's policy declares, by which the gateway decodes a call (read only
+ * for a requester's own `unsignedTx`: a transaction the gateway builds makes no call).
+ */
+async function callFunctions(ctx: ServiceContext, request: WithdrawalRequest): Promise<readonly string[]> {
+  if (request.unsignedTx === undefined) return [];
+  return ctx.store.read(async (tx) => {
+    const pool = await requirePool(tx, request.pool);
+    return declaredFunctions(await policyOf(tx, pool.id, pool.policyVersion));
+  });
 }
 
 /** The pool's key on the request's chain (the payload spends from it), or why there is none. */
@@ -83,7 +96,7 @@ export interface Evaluation {
 /** What the policy would decide for this request now, without creating anything (POST /v1/pools/{pool}/evaluate). */
 export async function evaluateRequest(ctx: ServiceContext, request: WithdrawalRequest): Promise<Evaluation> {
   const chain = parseChainId(request.chain, 'chain');
-  const payload = preparePayload(chain, request, await poolKey(ctx, request.pool, chain));
+  const payload = preparePayload(chain, request, await poolKey(ctx, request.pool, chain), await callFunctions(ctx, request));
   return ctx.store.transaction(async (tx) => {
     const { pool, decision } = await decide(tx, request.pool, chain, payload, ctx.now());
     return {
@@ -113,7 +126,7 @@ export async function submitWithdrawal(
   idempotencyKey: string | null,
 ): Promise<SubmitResult> {
   const chain = parseChainId(request.chain, 'chain');
-  const payload = preparePayload(chain, request, await poolKey(ctx, request.pool, chain));
+  const payload = preparePayload(chain, request, await poolKey(ctx, request.pool, chain), await callFunctions(ctx, request));
   const digest = bytesToHex(payload.digest);
 
   return ctx.store.transaction(async (tx) => {

@@ -10,6 +10,10 @@ import type { Pool } from '../domain/pool.js';
 import type { ContractCall, Withdrawal, WithdrawalState } from '../domain/withdrawal.js';
 import type { StoreTx } from '../store/store.js';
 import { evaluateWithdrawal, velocityWindows, type PolicyDecision, type WindowUsage } from '../policy/evaluate.js';
+import { decodeTransaction } from '../../common/chains/adapters.js';
+import type { DecodedCall } from '../../common/chains/decoded-transaction.js';
+import { declaredFunctions } from '../domain/contract-call-rules.js';
+import { callAddresses } from '../policy/contract-calls.js';
 
 /** What is decided on: the decoded transfer and its fee cap (in the chain's native asset). */
 export interface DecisionSubject {
@@ -19,6 +23,8 @@ export interface DecisionSubject {
   readonly to: string;
   readonly maxFee: bigint;
   readonly contractCall: ContractCall | null;
+  /** The exact unsigned transaction: a contract call is decoded from it again for the deciding policy. */
+  readonly unsignedTx: string;
 }
 
 /**
@@ -54,7 +60,32 @@ export async function poolOfAddress(tx: StoreTx, chain: string, address: string)
   return key !== null && key.chain === chain ? key.poolId : null;
 }
 
+/**
+ * The contract call as the policy reads it: decoded again from the transaction itself with the deciding
+ * policy's functions (a later policy version may declare other ones), never taken from what was stored.
+ * Call data that its function does not decode yields the bare call, which the policy refuses.
+ */
+function callForPolicy(subject: DecisionSubject, policy: Policy): DecodedCall | null {
+  if (subject.contractCall === null) return null;
+  try {
+    return decodeTransaction(subject.chain, subject.unsignedTx, null, { functions: declaredFunctions(policy) }).call;
+  } catch {
+    return { contract: subject.contractCall.contract, selector: subject.contractCall.selector };
+  }
+}
+
+/** The pools of this gateway holding an address argument of the call, by lowercase address. */
+async function argumentPools(tx: StoreTx, chain: string, call: DecodedCall): Promise<Map<string, string>> {
+  const pools = new Map<string, string>();
+  for (const { address } of callAddresses(call)) {
+    const pool = await poolOfAddress(tx, chain, address);
+    if (pool !== null) pools.set(address.toLowerCase(), pool);
+  }
+  return pools;
+}
+
 export async function decideNow(tx: StoreTx, pool: Pool, policy: Policy, subject: DecisionSubject, now: number, self?: Withdrawal): Promise<PolicyDecision> {
+  const call = callForPolicy(subject, policy);
   return evaluateWithdrawal({
     poolId: pool.id,
     destinationPool: await poolOfAddress(tx, subject.chain, subject.to),
@@ -65,7 +96,8 @@ export async function decideNow(tx: StoreTx, pool: Pool, policy: Policy, subject
     to: subject.to,
     fee: subject.maxFee,
     feeAsset: nativeAsset(parseChainId(subject.chain).family),
-    contractCall: subject.contractCall,
+    contractCall: call,
+    callAddressPools: call === null ? undefined : await argumentPools(tx, subject.chain, call),
     now,
     usage: await velocityUsage(tx, pool.id, policy, subject.asset, now, self),
   });

@@ -77,3 +77,120 @@ describe('malformed plans', () => {
     );
   });
 });
+
+describe('contract-call entries', () => {
+  const USDC = '0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238';
+  const VAULT = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
+  const ROUTER = '0x8ba1f109551bD432803012645Ac136ddd64DBA72';
+  const withCalls = (contractCalls: unknown[]) => variant((p) => (p.pools[1].policy.contractCalls = contractCalls));
+  const rules = (contractCalls: unknown[]) => parseCeremonyPlan(withCalls(contractCalls)).pools[1]!.policy.contractCalls;
+
+  it('when an entry names a known ERC-20 selector, then its function is the ERC-20 one and its constraints are parsed', () => {
+    expect(rules([{ contract: USDC, selector: '0x095EA7B3', label: 'router', args: { spender: { oneOf: [ROUTER.toLowerCase()] }, value: { max: '1000000' } } }])).toEqual([
+      {
+        contract: USDC.toLowerCase(),
+        selector: '0x095ea7b3',
+        label: 'router',
+        function: 'approve(address spender, uint256 value)',
+        unlimited: false,
+        args: { spender: { oneOf: [ROUTER] }, value: { max: 1_000_000n } },
+      },
+    ]);
+  });
+
+  it('when an entry declares the function of another selector, then it is parsed normalized', () => {
+    expect(rules([{ contract: VAULT, selector: '0x47e7ef24', function: 'deposit(address to, uint amount)', args: { amount: { min: '1', max: '5' } } }])).toEqual([
+      { contract: VAULT.toLowerCase(), selector: '0x47e7ef24', function: 'deposit(address to, uint256 amount)', unlimited: false, args: { amount: { min: 1n, max: 5n } } },
+    ]);
+  });
+
+  it('when an approve entry says "unlimited": true, then the rule carries it', () => {
+    expect(rules([{ contract: USDC, selector: '0x095ea7b3', unlimited: true }])?.[0]?.unlimited).toBe(true);
+  });
+
+  const refused: [string, unknown, string][] = [
+    [
+      'an unknown selector without "function"',
+      { contract: VAULT, selector: '0x47e7ef24' },
+      'pools[1].policy.contractCalls[0]: selector 0x47e7ef24 is not an ERC-20 function every reader knows (approve, increaseAllowance, transferFrom); declare its "function" with argument names, e.g. "deposit(address to, uint256 amount)"',
+    ],
+    [
+      'a "function" whose selector differs',
+      { contract: VAULT, selector: '0x12345678', function: 'deposit(address to, uint256 amount)' },
+      'pools[1].policy.contractCalls[0].function: deposit(address to, uint256 amount) has selector 0x47e7ef24 (keccak256 of "deposit(address,uint256)"), not 0x12345678',
+    ],
+    [
+      'another "function" for a known ERC-20 selector',
+      { contract: USDC, selector: '0x095ea7b3', function: 'approve(address guy, uint256 wad)' },
+      'pools[1].policy.contractCalls[0].function: 0x095ea7b3 is ERC-20 approve, whose function is approve(address spender, uint256 value); leave "function" out or write exactly that',
+    ],
+    [
+      'the ERC-20 transfer selector',
+      { contract: USDC, selector: '0xa9059cbb' },
+      'pools[1].policy.contractCalls[0]: 0xa9059cbb is ERC-20 transfer, a token withdrawal that "assets" governs (asset erc20:<contract>), not a contract call',
+    ],
+    [
+      'a "function" without argument names',
+      { contract: VAULT, selector: '0x47e7ef24', function: 'deposit(address,uint256)' },
+      '"pools[1].policy.contractCalls[0].function" argument 1 ("address") must be a type and a name, such as "address to"',
+    ],
+    [
+      'a constraint on an argument the function lacks',
+      { contract: USDC, selector: '0x095ea7b3', args: { amount: { max: '1' } } },
+      'pools[1].policy.contractCalls[0].args.amount: approve(address spender, uint256 value) has no argument "amount" (its arguments: spender, value)',
+    ],
+    [
+      'a "max" on an address argument',
+      { contract: USDC, selector: '0x095ea7b3', args: { spender: { max: '1' } } },
+      'pools[1].policy.contractCalls[0].args.spender: "min" and "max" apply to integer arguments; "spender" is address',
+    ],
+    [
+      'a "min" above its "max"',
+      { contract: USDC, selector: '0x095ea7b3', args: { value: { min: '5', max: '4' } } },
+      'pools[1].policy.contractCalls[0].args.value: "min" 5 is above "max" 4',
+    ],
+    [
+      'a value out of the argument\'s range',
+      { contract: USDC, selector: '0x095ea7b3', args: { value: { max: '-1' } } },
+      '"pools[1].policy.contractCalls[0].args.value.max" is outside the range of a uint256 (0 to 115792089237316195423570985008687907853269984665640564039457584007913129639935)',
+    ],
+    [
+      'an address in "oneOf" with a wrong checksum',
+      { contract: USDC, selector: '0x095ea7b3', args: { spender: { oneOf: ['0x8ba1f109551bD432803012645Ac136ddd64DBA7A'] } } },
+      '"pools[1].policy.contractCalls[0].args.spender.oneOf[0]" has a wrong EIP-55 checksum (did you mean a different address? 0x8ba1f109551bD432803012645Ac136ddd64DBA7A)',
+    ],
+    [
+      'an empty constraint',
+      { contract: USDC, selector: '0x095ea7b3', args: { value: {} } },
+      'pools[1].policy.contractCalls[0].args.value: expected "oneOf", "min" or "max"',
+    ],
+    [
+      '"unlimited" on a function that sets no allowance',
+      { contract: USDC, selector: '0x23b872dd', unlimited: true },
+      'pools[1].policy.contractCalls[0].unlimited: only an ERC-20 approve or increaseAllowance sets an allowance that can be unlimited',
+    ],
+    [
+      'an unknown constraint kind',
+      { contract: USDC, selector: '0x095ea7b3', args: { value: { below: '1' } } },
+      'pools[1].policy.contractCalls[0].args.value: unknown field(s) "below"',
+    ],
+  ];
+  for (const [name, entry, message] of refused) {
+    it(`when an entry has ${name}, then the plan is refused naming the entry`, () => {
+      expect(() => parseCeremonyPlan(withCalls([entry]))).toThrow(message);
+    });
+  }
+
+  it('when two entries declare one selector with different argument names, then the plan is refused naming both', () => {
+    expect(() =>
+      parseCeremonyPlan(
+        withCalls([
+          { contract: VAULT, selector: '0x47e7ef24', function: 'deposit(address to, uint256 amount)' },
+          { contract: ROUTER, selector: '0x47e7ef24', function: 'deposit(address receiver, uint256 assets)' },
+        ]),
+      ),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[ValidationError: pools[1].policy.contractCalls[1].function: deposit(address receiver, uint256 assets) and pools[1].policy.contractCalls[0]'s deposit(address to, uint256 amount) share selector 0x47e7ef24; a selector is decoded by one signature]`,
+    );
+  });
+});

@@ -101,13 +101,14 @@ describe('each rule at its boundary', () => {
   });
 
   it('when the transaction calls a contract, then it is denied unless the policy lists that contract and selector', () => {
-    const call = { contract: HOT, selector: '0x095ea7b3' };
+    const fn = 'setApprovalForAll(address operator, bool approved)';
+    const call = { contract: HOT, selector: '0xa22cb465', function: fn, args: [{ name: 'operator', type: 'address', value: HOT }, { name: 'approved', type: 'bool', value: 'true' }] };
     const denied = evaluateWithdrawal(input({ amount: 0n, contractCall: call }));
     expect(denied.reasons.map((r) => r.code)).toEqual(['contract_call_not_allowed']);
-    expect(denied.reasons[0]?.message).toMatch(/0x095ea7b3 of contract 0x8ba1/);
-    const allowing = { ...policy, contractCalls: parsePolicyDocument({ quorum: [{ approvals: 1 }], assets: {}, contractCalls: [{ contract: HOT.toLowerCase(), selector: '0x095EA7B3' }] }).contractCalls ?? [] };
+    expect(denied.reasons[0]?.message).toMatch(/setApprovalForAll\(address operator, bool approved\) of contract 0x8ba1/);
+    const allowing = { ...policy, contractCalls: parsePolicyDocument({ quorum: [{ approvals: 1 }], assets: {}, contractCalls: [{ contract: HOT.toLowerCase(), selector: '0xA22CB465', function: fn }] }).contractCalls ?? [] };
     expect(evaluateWithdrawal(input({ policy: allowing, amount: 0n, contractCall: call })).allowed).toBe(true);
-    expect(evaluateWithdrawal(input({ policy: allowing, amount: 0n, contractCall: { ...call, selector: '0xa22cb465' } })).allowed).toBe(false);
+    expect(evaluateWithdrawal(input({ policy: allowing, amount: 0n, contractCall: { ...call, selector: '0x095ea7b3' } })).allowed).toBe(false);
     expect(evaluateWithdrawal(input({ policy: allowing, amount: 0n, contractCall: { ...call, contract: NEW } })).allowed).toBe(false);
   });
 
