@@ -9,6 +9,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName, type SignCommand } from '../common/sim-protocol.js';
 import { decodeTransaction } from '../common/chains/adapters.js';
+import { parseApprovalMessage } from '../common/approval-message.js';
 import type { DecodedTransaction } from '../common/chains/decoded-transaction.js';
 import { controlRefusal, quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
 import { challengeProblem, controlFormat, controlSigningInput } from '../common/control-message.js';
@@ -39,6 +40,24 @@ function withSecret<T>(hex: string, use: (secret: Uint8Array) => T): T {
   } finally {
     secret.fill(0);
   }
+}
+
+/**
+ * The contract functions the approvals state (`call.function`), by which the device decodes a call
+ * whose function is not one every reader knows, as the approver's client does: a signature decodes
+ * only the selector it hashes to, and the decoded arguments must then equal the message's.
+ */
+function statedFunctions(approvals: readonly ApprovalEvidence[]): string[] {
+  const stated = new Set<string>();
+  for (const a of approvals) {
+    try {
+      const fn = parseApprovalMessage(a.message).call?.function;
+      if (fn !== undefined) stated.add(fn);
+    } catch {
+      // An unreadable message is refused by the quorum check with its reason.
+    }
+  }
+  return [...stated];
 }
 
 export function freshState(): SimState {
@@ -158,7 +177,7 @@ export class SimDevice {
     if (!binding) throw new DeviceRefusal(Status.INTERNAL, `pool ${key.poolId} has a key but no binding`);
     let decoded: DecodedTransaction;
     try {
-      decoded = decodeTransaction(key.chain, req.unsignedTx, hexToBytes(key.publicKey));
+      decoded = decodeTransaction(key.chain, req.unsignedTx, hexToBytes(key.publicKey), { functions: statedFunctions(req.approvals) });
     } catch (error) {
       throw new DeviceRefusal(Status.BAD_REQUEST, `the device cannot decode the transaction for ${key.chain}: ${error instanceof Error ? error.message : String(error)}`);
     }

@@ -91,7 +91,11 @@ export function openApiDocument(): Record<string, unknown> {
                 properties: { approver: { type: 'string' }, decision: { type: 'string', enum: ['approve', 'reject'] }, signature: { type: 'string' }, at: { type: 'string' } },
               },
             },
-            approvalMessage: { type: 'string', description: 'RFC 8785 canonical JSON the approvers sign (decision "approve"; a rejection signs it with "reject")' },
+            approvalMessage: {
+              type: 'string',
+              description:
+                'RFC 8785 canonical JSON, version 2, the approvers sign (decision "approve"; a rejection signs it with "reject"). It carries unsignedTx, the exact transaction the device signs: decode it from the message itself and check every field against your own decoding before signing',
+            },
             digest: { type: 'string', description: 'hex digest the device signs' },
             unsignedTx: { type: 'string' },
             policyVersion: { type: 'integer' },
@@ -103,7 +107,7 @@ export function openApiDocument(): Record<string, unknown> {
             txHash: { type: 'string' },
           },
         },
-        Pool: { type: 'object', description: 'pool, keys, addresses, policy document and usage against each limit' },
+        Pool: { type: 'object', description: 'pool, keys, addresses, policy document, usage against each limit, and controls: the time lock and fee cap per asset ("none" where the policy sets none)' },
         AuditEntry: {
           type: 'object',
           properties: {

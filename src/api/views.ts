@@ -52,5 +52,6 @@ export function poolView(d: PoolDescription): Record<string, unknown> {
       remaining: u.remaining.toString(),
       nextFreeAt: iso(u.nextFreeAt),
     })),
+    controls: d.controls,
   };
 }

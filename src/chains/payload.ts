@@ -277,3 +277,25 @@ export function signingPlan(chain: ParsedChainId, unsignedTx: string, key: PoolK
     }
   }
 }
+
+/**
+ * What a replacement (fee bump, SPEC rule 5) changes besides its fees, or null when nothing: the
+ * chain, nonce, destination, value and call data must be those of the transaction it replaces. Only
+ * Ethereum transactions are replaced; on other chains the answer names the chain.
+ */
+export function replacementDifference(chain: ParsedChainId, original: string, replacement: string): string | null {
+  if (chain.family !== 'eip155') return `only Ethereum transactions are replaced by a fee bump, not ${chain.id} ones`;
+  const a = decodeEthereumUnsignedTx(original, evmChainId(chain)).transfer;
+  const b = decodeEthereumUnsignedTx(replacement, evmChainId(chain)).transfer;
+  const fields: [string, string, string][] = [
+    ['chain id', a.chainId.toString(), b.chainId.toString()],
+    ['nonce', a.nonce.toString(), b.nonce.toString()],
+    ['asset', a.intent.asset, b.intent.asset],
+    ['destination', a.intent.recipient.toLowerCase(), b.intent.recipient.toLowerCase()],
+    ['value', a.intent.amount.toString(), b.intent.amount.toString()],
+    ['call data', a.intent.data ?? '', b.intent.data ?? ''],
+    ['transaction type', a.fees.kind, b.fees.kind],
+  ];
+  const changed = fields.find(([, x, y]) => x !== y);
+  return changed ? `its ${changed[0]} differs from the replaced transaction's` : null;
+}

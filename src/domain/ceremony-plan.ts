@@ -9,7 +9,7 @@ import { isValidApproverKey } from '../../common/approver-key.js';
 import { ValidationError } from '../../common/errors.js';
 import { parseAmount } from '../../common/amount.js';
 import { parseDuration } from './duration.js';
-import { parseChainId, type ChainId } from '../../common/chain-id.js';
+import { parseChainId, type ChainFamily, type ChainId } from '../../common/chain-id.js';
 import { APPROVER_ID, POOL_ID, type Approver } from './pool.js';
 import type { AllowlistEntry, AssetAmounts, AssetPolicy, Policy, PolicyDocument, QuorumTier } from './policy.js';
 import { contractCallEntrySchema, parseContractCallRules } from './contract-call-rules.js';
@@ -27,10 +27,18 @@ export const policyDocumentSchema = z.strictObject({
     z.strictObject({
       maxPerTx: decimal.optional(),
       limits: z.array(z.strictObject({ window: duration, max: decimal })).max(16).optional(),
+      chain: z.string().max(80).optional(),
     }),
   ),
   allowlist: z
-    .array(z.strictObject({ address: z.string().min(1).max(128), label: z.string().max(200).optional(), addedAt: z.iso.datetime().optional() }))
+    .array(
+      z.strictObject({
+        address: z.string().min(1).max(128),
+        label: z.string().max(200).optional(),
+        addedAt: z.iso.datetime().optional(),
+        chain: z.string().max(80).optional(),
+      }),
+    )
     .max(10_000)
     .optional(),
   newAddressCoolingOff: duration.optional(),
@@ -131,7 +139,11 @@ export function parsePolicyDocument(doc: unknown, path = 'policy'): Policy {
     }));
     const windows = new Set(limits.map((l) => l.windowMs));
     if (windows.size !== limits.length) throw new ValidationError('invalid_policy', `${path}.assets.${asset}.limits: two limits with the same window`);
-    assets[asset] = a.maxPerTx === undefined ? { limits } : { maxPerTx: parseAmount(a.maxPerTx, `${path}.assets.${asset}.maxPerTx`), limits };
+    assets[asset] = {
+      limits,
+      ...(a.maxPerTx !== undefined ? { maxPerTx: parseAmount(a.maxPerTx, `${path}.assets.${asset}.maxPerTx`) } : {}),
+      ...(a.chain !== undefined ? { chain: parseChainId(a.chain, `${path}.assets.${asset}.chain`).id } : {}),
+    };
   }
 
   const policy: {
@@ -147,6 +159,7 @@ export function parsePolicyDocument(doc: unknown, path = 'policy'): Policy {
         address: e.address,
         ...(e.label !== undefined ? { label: e.label } : {}),
         ...(e.addedAt !== undefined ? { addedAt: Date.parse(e.addedAt) } : {}),
+        ...(e.chain !== undefined ? { chain: parseChainId(e.chain, `${path}.allowlist[${i}].chain`).id } : {}),
       };
     });
   }
@@ -164,6 +177,42 @@ export function parsePolicyDocument(doc: unknown, path = 'policy'): Policy {
   }
   if (d.contractCalls !== undefined) policy.contractCalls = parseContractCallRules(d.contractCalls, `${path}.contractCalls`);
   return policy;
+}
+
+/** The family of chains an address can be on, by its form (the check of its encoding comes at use). */
+function addressFamily(address: string): ChainFamily {
+  if (/^0x[0-9a-fA-F]{40}$/.test(address)) return 'eip155';
+  if (/^(bc1|tb1|bcrt1)[02-9ac-hj-np-z]+$/i.test(address) || /^[123mn][1-9A-HJ-NP-Za-km-z]{25,34}$/.test(address)) return 'bip122';
+  return 'solana';
+}
+
+/**
+ * Ties allowlist entries, contract calls and token assets to the pool's chains: one that names a chain
+ * must name one of the pool's; one that names none applies on the pool's only chain of its family, and
+ * is refused (naming the entry) where the pool holds two chains of that family, or none.
+ */
+export function assertPolicyChains(policy: Policy, chains: readonly string[], path: string): void {
+  const families = new Map<ChainFamily, string[]>();
+  for (const c of chains) {
+    const family = parseChainId(c).family;
+    families.set(family, [...(families.get(family) ?? []), c]);
+  }
+  const check = (entry: { readonly chain?: string }, family: ChainFamily, at: string, what: string) => {
+    if (entry.chain !== undefined) {
+      if (!chains.includes(entry.chain)) throw new ValidationError('invalid_policy', `${at}.chain: ${entry.chain} is not a chain of the pool (${chains.join(', ')})`);
+      return;
+    }
+    const candidates = families.get(family) ?? [];
+    if (candidates.length === 0) throw new ValidationError('invalid_policy', `${at}: ${what} is for a ${family} chain, and the pool holds none`);
+    if (candidates.length > 1) {
+      throw new ValidationError('invalid_policy', `${at}: ${what} could be on ${candidates.join(' or ')}; name its "chain"`);
+    }
+  };
+  policy.allowlist?.forEach((e, i) => check(e, addressFamily(e.address), `${path}.allowlist[${i}]`, `address ${e.address}`));
+  for (const [asset, a] of Object.entries(policy.assets)) {
+    if (asset.toLowerCase().startsWith('erc20:')) check(a, 'eip155', `${path}.assets.${asset}`, `token ${asset}`);
+  }
+  policy.contractCalls?.forEach((c, i) => check(c, 'eip155', `${path}.contractCalls[${i}]`, `contract ${c.contract}`));
 }
 
 /** The smallest number of approvals any tier requires: what the device itself enforces. */
@@ -223,6 +272,7 @@ export function parseCeremonyPlan(json: unknown): CeremonyPlan {
     const dupApprover = duplicates(pool.approvers);
     if (dupApprover) throw new ValidationError('invalid_plan', `${at}.approvers: "${dupApprover}" appears twice`);
     const policy = parsePolicyDocument(pool.policy, `${at}.policy`);
+    assertPolicyChains(policy, chains, `${at}.policy`);
     policy.quorum.forEach((tier, j) => {
       if (tier.approvals > pool.approvers.length) {
         throw new ValidationError(

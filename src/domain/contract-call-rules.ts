@@ -6,6 +6,7 @@
  * ABI specification) must be the entry's. Argument constraints must name arguments of that function
  * and fit their types. Errors name the entry at fault.
  */
+import { parseChainId } from '../../common/chain-id.js';
 import { z } from 'zod';
 import { ValidationError } from '../../common/errors.js';
 import {
@@ -24,6 +25,7 @@ export const contractCallEntrySchema = z.strictObject({
   contract: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte contract address'),
   selector: z.string().regex(/^0x[0-9a-fA-F]{8}$/, 'expected a 4-byte function selector such as "0x095ea7b3"'),
   label: z.string().max(200).optional(),
+  chain: z.string().max(80).optional(),
   function: z.string().min(1).max(1000).optional(),
   unlimited: z.boolean().optional(),
   args: z
@@ -127,6 +129,7 @@ export function parseContractCallRules(entries: readonly ContractCallEntry[], pa
       contract,
       selector,
       ...(c.label !== undefined ? { label: c.label } : {}),
+      ...(c.chain !== undefined ? { chain: parseChainId(c.chain, `${at}.chain`).id } : {}),
       function: signature.text,
       unlimited: c.unlimited === true,
       args,

@@ -23,11 +23,15 @@ export interface VelocityLimit {
 export interface AssetPolicy {
   readonly maxPerTx?: bigint;
   readonly limits: readonly VelocityLimit[];
+  /** The chain a token asset is on; without it, the pool's only chain of that family. */
+  readonly chain?: string;
 }
 
 export interface AllowlistEntry {
   readonly address: string;
   readonly label?: string;
+  /** The chain the address is on; without it, the pool's only chain of the address's family. */
+  readonly chain?: string;
   /** When the entry became part of the policy (ms since epoch); entries from the ceremony have none. */
   readonly addedAt?: number;
 }
@@ -53,6 +57,8 @@ export interface ContractCallRule {
   readonly contract: string;
   readonly selector: string;
   readonly label?: string;
+  /** The chain the contract is on; without it, the pool's only EVM chain. */
+  readonly chain?: string;
   /** Normalized signature, e.g. `approve(address spender, uint256 value)`. */
   readonly function: string;
   /** An approve or increaseAllowance at or above UNLIMITED_ALLOWANCE passes only with this set. */
@@ -87,8 +93,8 @@ export interface Policy {
 /** The wire form of a policy, exactly as in a ceremony plan: decimal strings and `<n>s|m|h|d` durations. */
 export interface PolicyDocument {
   quorum: { upTo?: Record<string, string>; approvals: number }[];
-  assets: Record<string, { maxPerTx?: string; limits?: { window: string; max: string }[] }>;
-  allowlist?: { address: string; label?: string; addedAt?: string }[];
+  assets: Record<string, { maxPerTx?: string; limits?: { window: string; max: string }[]; chain?: string }>;
+  allowlist?: { address: string; label?: string; addedAt?: string; chain?: string }[];
   newAddressCoolingOff?: string;
   timelock?: { above: Record<string, string>; delay: string };
   maxFee?: Record<string, string>;
@@ -98,6 +104,7 @@ export interface PolicyDocument {
     contract: string;
     selector: string;
     label?: string;
+    chain?: string;
     function?: string;
     unlimited?: boolean;
     args?: Record<string, { oneOf?: string[]; min?: string; max?: string }>;

@@ -21,6 +21,8 @@ export interface WindowUsage {
 
 export interface PolicyInput {
   readonly policy: Policy;
+  /** The request's CAIP-2 chain: entries tied to another chain do not apply to it. */
+  readonly chain: string;
   readonly poolStatus: PoolStatus;
   readonly asset: string;
   readonly amount: bigint;
@@ -100,7 +102,9 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
     reasons.push({ code: 'pool_frozen', message: 'the pool is frozen: no withdrawal is signed until the admin quorum unfreezes it' });
   }
 
-  const assetPolicy = assetEntry(policy.assets, asset);
+  const listed = assetEntry(policy.assets, asset);
+  // A token entry tied to another chain is another token: the same contract address means nothing here.
+  const assetPolicy = listed !== undefined && (listed.chain === undefined || listed.chain === input.chain) ? listed : undefined;
   if (!assetPolicy) {
     reasons.push({ code: 'asset_not_allowed', message: `the pool's policy does not allow ${asset} (allowed: ${Object.keys(policy.assets).join(', ') || 'none'})` });
   } else {
@@ -125,7 +129,7 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
   }
 
   if (policy.allowlist !== undefined) {
-    const entry = policy.allowlist.find((e) => sameAddress(e.address, input.to));
+    const entry = policy.allowlist.find((e) => sameAddress(e.address, input.to) && (e.chain === undefined || e.chain === input.chain));
     if (!entry) {
       reasons.push({ code: 'destination_not_allowlisted', message: `destination ${input.to} is not on the pool's allowlist` });
     } else if (entry.addedAt !== undefined && policy.newAddressCoolingOffMs !== undefined && now < entry.addedAt + policy.newAddressCoolingOffMs) {

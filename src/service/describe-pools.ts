@@ -7,6 +7,8 @@ import { StoreError } from '../../common/errors.js';
 import type { StoreReads } from '../store/store.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
 import { canonicalEthAsset } from '../../common/chains/ethereum/transaction.js';
+import { policyControls, type PolicyControls } from '../policy/gaps.js';
+import { velocityUsage } from './usage.js';
 
 export interface LimitUsage {
   readonly asset: string;
@@ -23,6 +25,8 @@ export interface PoolDescription {
   readonly keys: readonly PoolKey[];
   readonly policy: PolicyDocument;
   readonly usage: readonly LimitUsage[];
+  /** The time lock and fee cap per asset, `none` where the policy sets none. */
+  readonly controls: PolicyControls;
 }
 
 async function describe(tx: StoreReads, pool: Pool, now: number): Promise<PoolDescription> {
@@ -35,7 +39,8 @@ async function describe(tx: StoreReads, pool: Pool, now: number): Promise<PoolDe
     const asset = key.toLowerCase().startsWith('erc20:') ? canonicalEthAsset(key) : key;
     for (const limit of assetPolicy.limits) {
       const entries = await tx.committedEntriesSince(pool.id, asset, now - limit.windowMs);
-      const used = entries.reduce((sum, e) => sum + e.amount, 0n);
+      // What the policy counts: also amounts approved before the window and not yet released.
+      const used = (await velocityUsage(tx, pool.id, policy, asset, now)).find((u) => u.windowMs === limit.windowMs)?.committed ?? 0n;
       const first = entries[0];
       usage.push({
         asset,
@@ -47,7 +52,7 @@ async function describe(tx: StoreReads, pool: Pool, now: number): Promise<PoolDe
       });
     }
   }
-  return { pool, keys: await tx.keysOfPool(pool.id), policy: document, usage };
+  return { pool, keys: await tx.keysOfPool(pool.id), policy: document, usage, controls: policyControls(policy, pool.chains) };
 }
 
 export async function describePool(ctx: ServiceContext, poolId: string): Promise<PoolDescription> {

@@ -14,7 +14,7 @@ import {
   GOVERNANCE_VERSION,
   sha256Canonical,
 } from '../../common/governance-message.js';
-import { baseThreshold, parsePolicyDocument } from '../domain/ceremony-plan.js';
+import { assertPolicyChains, baseThreshold, parsePolicyDocument } from '../domain/ceremony-plan.js';
 import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError, isCustodyError } from '../../common/errors.js';
 import type { Approver, Pool } from '../domain/pool.js';
 import type { Policy, PolicyDocument } from '../domain/policy.js';
@@ -69,6 +69,7 @@ async function resultingPool(tx: StoreTx, pool: Pool, change: ProposalChange): P
   let policy = await policyOf(tx, pool.id, pool.policyVersion);
   if (change.action === 'policy') {
     policy = parsePolicyDocument(change.policy, 'policy');
+    assertPolicyChains(policy, pool.chains, 'policy');
   } else if (change.action === 'unfreeze') {
     if (pool.status !== 'frozen') throw new ConflictError('not_frozen', `pool "${pool.id}" is not frozen`);
   } else if (change.action === 'attest-control') {

@@ -18,7 +18,7 @@ import { isCustodyError, StoreError } from '../../common/errors.js';
 import type { PoolKey } from '../domain/pool.js';
 import type { Reason, Withdrawal } from '../domain/withdrawal.js';
 import type { ApprovalEvidence, DeviceSignature } from '../devices/signing-device.js';
-import { signingPlan } from '../chains/payload.js';
+import { signingPlan, type SigningPlan } from '../chains/payload.js';
 import type { StoreTx } from '../store/store.js';
 import { requirePool, requireWithdrawal, type ServiceContext } from './context.js';
 
@@ -126,7 +126,14 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
   const chain = parseChainId(w.chain);
   // Decode the stored transaction again (once, for signing and for assembly): the device signs what it
   // contains, which the digest commits to.
-  const plan = signingPlan(chain, w.unsignedTx, key);
+  let plan: SigningPlan;
+  try {
+    plan = signingPlan(chain, w.unsignedTx, key);
+  } catch (error) {
+    // Deterministic: the same stored transaction fails the same way every time, so it is never resumed.
+    const message = error instanceof Error ? error.message : String(error);
+    return failSigning(ctx, w.id, { code: isCustodyError(error) ? error.code : 'undecodable_transaction', message: `the stored transaction cannot be signed: ${message}` });
+  }
   const { payload, digest, scheme } = plan;
   if (bytesToHex(digest) !== w.digest) {
     return failSigning(ctx, w.id, { code: 'digest_mismatch', message: 'the stored transaction no longer matches the approved digest' });

@@ -7,6 +7,7 @@
  * key of the plan's device (when it has one). Safe to re-run: what exists is kept and reported, never
  * made twice.
  */
+import { policyControls, policyGapWarnings } from '../policy/gaps.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -130,6 +131,7 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
       return a;
     });
     const threshold = baseThreshold(p.policy);
+    for (const warning of policyGapWarnings(p.id, policyControls(p.policy, p.chains))) progress(warning);
     const existing = await store.transaction((tx) => tx.getPool(p.id));
 
     const poolDevice = devices.get(p.device);

@@ -13,7 +13,7 @@ import type { StoreTx } from '../store/store.js';
 import { ConflictError, ValidationError } from '../../common/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Withdrawal } from '../domain/withdrawal.js';
-import { preparePayload, type PayloadRequest, type PreparedPayload } from '../chains/payload.js';
+import { preparePayload, replacementDifference, type PayloadRequest, type PreparedPayload } from '../chains/payload.js';
 import type { PolicyDecision } from '../policy/evaluate.js';
 import { approvalMessageFor } from '../quorum/approval-message.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
@@ -39,6 +39,8 @@ async function replacementKey(tx: StoreTx, request: WithdrawalRequest, payload: 
   if (!original) throw new ValidationError('replaced_not_found', `"replaces": withdrawal ${request.replaces} does not exist`);
   const same = original.poolId === request.pool && original.chain === request.chain && original.asset === payload.asset && original.amount === payload.amount && original.to === payload.to;
   if (!same) throw new ValidationError('not_a_replacement', '"replaces": a replacement must move the same asset and amount to the same destination from the same pool and chain');
+  const difference = replacementDifference(parseChainId(request.chain, 'chain'), original.unsignedTx, payload.unsignedTx);
+  if (difference !== null) throw new ValidationError('not_a_replacement', `"replaces": a replacement may change only the fees; ${difference}`);
   if (original.state !== 'signed') throw new ConflictError('not_replaceable', `"replaces": withdrawal ${original.id} is "${original.state}"; only a signed transaction is replaced (cancel an unsigned one instead)`);
   if (!original.signOnceKey.startsWith(payload.signOnceKey + ':') && original.signOnceKey !== payload.signOnceKey) {
     throw new ValidationError('not_a_replacement', `"replaces": withdrawal ${original.id} used ${original.signOnceKey.split(':r:')[0]}, not ${payload.signOnceKey}`);

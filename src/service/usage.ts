@@ -8,7 +8,7 @@ import { nativeAsset, parseChainId } from '../../common/chain-id.js';
 import type { Policy } from '../domain/policy.js';
 import type { Pool } from '../domain/pool.js';
 import type { ContractCall, Withdrawal, WithdrawalState } from '../domain/withdrawal.js';
-import type { StoreTx } from '../store/store.js';
+import type { StoreReads, StoreTx } from '../store/store.js';
 import { evaluateWithdrawal, velocityWindows, type PolicyDecision, type WindowUsage } from '../policy/evaluate.js';
 import { decodeTransaction } from '../../common/chains/adapters.js';
 import type { DecodedCall } from '../../common/chains/decoded-transaction.js';
@@ -35,7 +35,7 @@ export interface DecisionSubject {
  * request that is itself committed (`self`) is left out, so that a re-evaluation does not count it
  * against itself.
  */
-export async function velocityUsage(tx: StoreTx, poolId: string, policy: Policy, asset: string, now: number, self?: Withdrawal): Promise<WindowUsage[]> {
+export async function velocityUsage(tx: StoreReads, poolId: string, policy: Policy, asset: string, now: number, self?: Withdrawal): Promise<WindowUsage[]> {
   const windows = velocityWindows(policy, asset);
   if (windows.length === 0) return [];
   const waiting = (await tx.withdrawalsInStates(UNRELEASED)).filter((w) => w.poolId === poolId && w.asset === asset && w.committedAt !== null && w.id !== self?.id);
@@ -87,6 +87,7 @@ async function argumentPools(tx: StoreTx, chain: string, call: DecodedCall): Pro
 export async function decideNow(tx: StoreTx, pool: Pool, policy: Policy, subject: DecisionSubject, now: number, self?: Withdrawal): Promise<PolicyDecision> {
   const call = callForPolicy(subject, policy);
   return evaluateWithdrawal({
+    chain: subject.chain,
     poolId: pool.id,
     destinationPool: await poolOfAddress(tx, subject.chain, subject.to),
     policy,

@@ -181,9 +181,15 @@ describe('unsigned transactions and replacements', () => {
     const cheaper = await submit({ ...body, replaces: first.body.id });
     expect(cheaper.status).toBe(400);
     expect(cheaper.body.code).toBe('not_a_fee_bump');
+    // Only the fees may change: a legacy transaction for the same nonce and transfer is not a fee bump.
+    const { maxFeePerGas: _f, maxPriorityFeePerGas: _p, ...legacy } = body as Record<string, unknown>;
+    const retyped = await submit({ ...legacy, gasPrice: '90000000000', replaces: first.body.id });
+    expect(retyped.status).toBe(400);
+    expect(retyped.body).toMatchObject({ code: 'not_a_replacement', detail: '"replaces": a replacement may change only the fees; its transaction type differs from the replaced transaction\'s' });
     const bump = await submit({ ...body, maxFeePerGas: '45000000000', replaces: first.body.id });
     expect(bump.status).toBe(201);
     expect(bump.body).toMatchObject({ state: 'pending_approval', replaces: first.body.id });
+    expect(JSON.parse(bump.body.approvalMessage as string)).toMatchObject({ replaces: first.body.id, unsignedTx: bump.body.unsignedTx });
     const other = await submit({ ...body, maxFeePerGas: '50000000000', replaces: first.body.id });
     expect(other.status).toBe(409);
     expect(other.body.code).toBe('sign_once');
@@ -418,6 +424,12 @@ describe('pools, audit and restarts', () => {
     expect(a.keys.map((k) => k.chain).sort()).toEqual(['bip122:000000000933ea01ad0ee984209779ba', SEPOLIA].sort());
     expect(a.keys.find((k) => k.chain === SEPOLIA)!.address).not.toBe(b.keys[0]!.address);
     expect(BigInt(a.usage.find((u) => u.asset === 'ETH' && u.window === '24h')!.used)).toBeGreaterThan(0n);
+    // What the policy leaves uncontrolled shows as "none".
+    expect((a as unknown as { controls: unknown }).controls).toEqual({
+      timelock: { ETH: 'above 3000000000000000000 after 1h', BTC: 'none' },
+      maxFee: { ETH: '10000000000000000', BTC: '100000' },
+    });
+    expect((b as unknown as { controls: unknown }).controls).toEqual({ timelock: { ETH: 'none' }, maxFee: { ETH: 'none' } });
   });
 
   it('when the ceremony is run again, then it keeps every key, and its transcript verifies offline until a byte changes', async () => {
@@ -425,6 +437,11 @@ describe('pools, audit and restarts', () => {
     const rerun = await stack.cli(['ceremony', 'run', PLAN, '--out', out, '--json']);
     expect(rerun.code).toBe(0);
     expect(rerun.stderr).toContain('not making a second one');
+    // The example plan leaves BTC out of its time lock, and client-b caps no fee: said, not silent.
+    expect(rerun.stderr).toContain('ceremony: warning: pool client-a: BTC is never time-locked (the policy\'s "timelock.above" does not name it)');
+    expect(rerun.stderr).toContain('ceremony: warning: pool client-b: ETH is never time-locked');
+    expect(rerun.stderr).toContain('ceremony: warning: pool client-b: fees paid in ETH are not capped (the policy\'s "maxFee" does not name it)');
+    expect(rerun.stderr).not.toContain('pool client-a: fees paid in');
     expect(JSON.parse(rerun.stdout)).toEqual(stack.ceremony);
     const ok = await stack.cli(['ceremony', 'verify', out, '--plan', PLAN, '--json']);
     expect(ok.code).toBe(0);

@@ -18,6 +18,7 @@ function input(policy: object, destinationPool: string | null): PolicyInput {
     fee: 1n,
     feeAsset: 'ETH',
     contractCall: null,
+    chain: 'eip155:11155111',
     poolId: 'pool-a',
     destinationPool,
     now: 0,

@@ -45,6 +45,7 @@ function input(data: string, options: { policy?: object; contract?: string; usag
   const d = decodeTransaction('eip155:11155111', unsigned, null, { functions: declaredFunctions(policy) });
   return {
     policy,
+    chain: 'eip155:11155111',
     poolStatus: 'active',
     asset: d.asset,
     amount: d.amount,

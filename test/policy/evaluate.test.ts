@@ -32,6 +32,7 @@ function input(over: Partial<PolicyInput> = {}): PolicyInput {
     fee: 21000n * 30_000_000_000n,
     feeAsset: 'ETH',
     contractCall: null,
+    chain: 'eip155:11155111',
     poolId: 'pool-a',
     destinationPool: null,
     now: NOW,

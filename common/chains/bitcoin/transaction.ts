@@ -225,7 +225,7 @@ export function buildBitcoinTransfer(input: BitcoinTransferInput): PreparedBitco
 export function decodeBitcoinPsbt(psbtBase64: string, network: BitcoinNetwork, pool: BitcoinPool | null): PreparedBitcoinTx {
   let tx: Transaction;
   try {
-    if (typeof psbtBase64 !== 'string' || psbtBase64.length > 200_000) throw new Error('not a string of reasonable size');
+    if (typeof psbtBase64 !== 'string' || psbtBase64.length > 100_000) throw new Error('not a string of reasonable size');
     tx = Transaction.fromPSBT(base64.decode(psbtBase64));
   } catch (error) {
     throw new ValidationError('undecodable_transaction', `"unsignedTx" is not a PSBT: ${error instanceof Error ? error.message : String(error)}`);
