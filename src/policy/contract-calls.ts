@@ -18,6 +18,8 @@ import type { Reason } from '../domain/withdrawal.js';
 
 export interface CallSubject {
   readonly policy: Policy;
+  /** The request's CAIP-2 chain: entries tied to another chain do not apply to it. */
+  readonly chain: string;
   readonly poolId: string;
   readonly call: DecodedCall;
   /** The request's destination, which the general rules check already. */
@@ -32,9 +34,9 @@ export function callAddresses(call: DecodedCall): readonly { readonly name: stri
   return (call.args ?? []).filter((a) => a.type === 'address').map((a) => ({ name: a.name, address: a.value }));
 }
 
-function ruleOf(policy: Policy, call: DecodedCall): ContractCallRule | undefined {
+function ruleOf(policy: Policy, chain: string, call: DecodedCall): ContractCallRule | undefined {
   const contract = call.contract.toLowerCase();
-  return policy.contractCalls?.find((r) => r.contract === contract && r.selector === call.selector);
+  return policy.contractCalls?.find((r) => r.contract === contract && r.selector === call.selector && (r.chain === undefined || r.chain === chain));
 }
 
 function argumentReasons(rule: ContractCallRule, call: DecodedCall): Reason[] {
@@ -83,7 +85,7 @@ function destinationReasons(s: CallSubject): Reason[] {
       });
     }
     if (policy.allowlist === undefined) continue;
-    const entry = policy.allowlist.find((e) => e.address.toLowerCase() === key);
+    const entry = policy.allowlist.find((e) => e.address.toLowerCase() === key && (e.chain === undefined || e.chain === s.chain));
     if (!entry) {
       reasons.push({ code: 'destination_not_allowlisted', message: `${what} is not on the pool's allowlist (every address argument of a call is a destination)` });
     } else if (entry.addedAt !== undefined && policy.newAddressCoolingOffMs !== undefined && now < entry.addedAt + policy.newAddressCoolingOffMs) {
@@ -99,7 +101,7 @@ function destinationReasons(s: CallSubject): Reason[] {
 /** Every reason the policy denies this contract call; empty when it allows it. */
 export function contractCallReasons(s: CallSubject): Reason[] {
   const { call } = s;
-  const rule = ruleOf(s.policy, call);
+  const rule = ruleOf(s.policy, s.chain, call);
   if (!rule) {
     return [
       {

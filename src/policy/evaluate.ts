@@ -151,7 +151,7 @@ export function evaluateWithdrawal(input: PolicyInput): PolicyDecision {
 
   const call = input.contractCall;
   if (call !== null) {
-    reasons.push(...contractCallReasons({ policy, poolId: input.poolId, call, to: input.to, argumentPools: input.callAddressPools ?? new Map(), now }));
+    reasons.push(...contractCallReasons({ policy, chain: input.chain, poolId: input.poolId, call, to: input.to, argumentPools: input.callAddressPools ?? new Map(), now }));
   }
 
   const feeCap = assetEntry(policy.maxFee, input.feeAsset);

@@ -158,6 +158,17 @@ describe('calls the policy cannot read', () => {
     ]);
   });
 
+  it('when the entry or the allowlisted argument is tied to another chain, then it does not apply on this one', () => {
+    const elsewhere = 'eip155:1';
+    const tied = {
+      ...basePolicy,
+      contractCalls: [{ contract: VAULT, selector: '0x47e7ef24', function: DEPOSIT, chain: elsewhere }],
+    };
+    expect(codes(input(erc20.encodeFunctionData('deposit', [ROUTER, 5n]), { contract: VAULT, policy: tied }))).toEqual(['contract_call_not_allowed']);
+    const routerElsewhere = { ...basePolicy, allowlist: [{ address: ROUTER, chain: elsewhere }, { address: VAULT }] };
+    expect(codes(input(erc20.encodeFunctionData('deposit', [ROUTER, 5n]), { contract: VAULT, policy: routerElsewhere }))).toEqual(['destination_not_allowlisted']);
+  });
+
   it('when no entry names the contract and selector, then it is denied as contract_call_not_allowed', () => {
     expect(codes(input(erc20.encodeFunctionData('deposit', [ROUTER, 5n]), { contract: ROUTER }))).toEqual(['contract_call_not_allowed']);
   });
