@@ -88,7 +88,8 @@ describe('device faults', () => {
     await stack.restartSim(['--crash-after-signs', '1']);
     const { id, afterApprovals } = await submitAndApprove();
     expect(afterApprovals.state).toBe('signing');
-    expect(stack.sim.process.exitCode).toBe(70);
+    // The gateway sees the connection drop before this process may have reaped the simulator: wait for its exit.
+    expect(await stack.sim.exited()).toBe(70);
     await stack.restartSim();
     expectSignedOnce(await waitForState(id, 'signed'));
   });

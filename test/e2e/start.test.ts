@@ -4,61 +4,89 @@
  * and approver key files; a withdrawal then goes through with curl-like calls and `custody approve`
  * with the demo key files, exactly as README shows; a second start reuses everything.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Transaction } from 'ethers';
 import { ALLOWLISTED, callApi, ROOT, SEPOLIA, runCli } from '../helpers/gateway-stack.js';
 import { logSink, recordSecrets } from '../helpers/suite-logs.js';
 import { freePort } from '../helpers/free-port.js';
+import { killGroup, spawnGroup, stopGroup, type GroupExit } from '../helpers/process-group.js';
 
 const START = join(ROOT, 'dist', 'src', 'start.js');
+/** src/start.ts prints this line after everything else of its banner, on every start; only an empty line follows it. */
+const BANNER_LAST = 'See README.md for a withdrawal end to end. Ctrl-C stops both processes.';
 const dataDir = mkdtempSync(join(tmpdir(), 'custody-start-'));
 let running: ChildProcess | null = null;
 
-/** Starts `npm start`'s program; resolves with the gateway URL and everything it printed. */
+/**
+ * Starts `npm start`'s program in a process group of its own (it starts the simulator as its child);
+ * resolves with the gateway URL and everything it printed once its whole banner has arrived: the
+ * "ready at" line comes first and the demo tokens and key files after it.
+ */
 async function start(env: Record<string, string>): Promise<{ url: string; output: string[] }> {
-  const child = spawn(process.execPath, [START], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnGroup(process.execPath, [START], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running = child;
   const sink = logSink('npm-start');
   const output: string[] = [];
-  child.stderr?.on('data', (d: Buffer) => sink(d.toString()));
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    sink(d.toString());
+  });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`npm start was not ready within 60 s:\n${output.join('\n')}`)), 60_000);
-    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}:\n${output.join('\n')}`)));
+    let readyAt: string | null = null;
+    let lastSeen = false;
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      reject(new Error(`${why}; stdout:\n${output.join('\n')}\nstderr:\n${stderr}`));
+    };
+    const onExit = (code: number | null) => fail(`npm start exited with ${code} before the end of its banner`);
+    const timer = setTimeout(() => fail('npm start did not print its whole banner within 60 s'), 60_000);
+    child.once('exit', onExit);
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       output.push(line);
       // The demo banner prints the demo tokens on purpose; the logs (pino JSON lines) must not.
-      if (line.startsWith('{')) sink(line);
-      const m = /^Custody gateway ready at (http:\/\/\S+)/.exec(line);
-      if (m) {
+      if (line.startsWith('{')) {
+        sink(line);
+        return;
+      }
+      readyAt ??= /^Custody gateway ready at (http:\/\/\S+)/.exec(line)?.[1] ?? null;
+      if (line === BANNER_LAST) lastSeen = true;
+      else if (lastSeen && line === '') {
+        child.off('exit', onExit);
         clearTimeout(timer);
-        resolve(m[1] as string);
+        if (readyAt === null) reject(new Error(`npm start ended its banner without a "Custody gateway ready at" line:\n${output.join('\n')}`));
+        else resolve(readyAt);
       }
     });
   });
   return { url, output };
 }
 
-async function stop(): Promise<number | null> {
+/** SIGTERM to `npm start` (not to its group): it must stop the gateway and the simulator itself. */
+async function stop(): Promise<GroupExit | null> {
   const child = running;
   running = null;
-  if (!child || child.exitCode !== null) return child?.exitCode ?? null;
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.kill('SIGTERM');
-  return exited;
+  return child ? stopGroup(child) : null;
 }
 
-afterAll(async () => {
-  await stop();
+afterEach(async () => {
+  const child = running;
+  running = null;
+  if (child) await killGroup(child);
+});
+
+afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('npm start and the README walk-through', () => {
   let env: Record<string, string>;
+  /** Set by the first test once its withdrawal is signed; the second test needs it. */
   let withdrawalId = '';
 
   it('when started on an empty DATA_DIR, then it runs the demo ceremony and a withdrawal goes through as README shows', async () => {
@@ -76,29 +104,32 @@ describe('npm start and the README walk-through', () => {
       pool: 'client-a', chain: SEPOLIA, asset: 'ETH', amount: '500000000000000000', to: ALLOWLISTED, nonce: '0', gasLimit: '21000', maxFeePerGas: '30000000000', maxPriorityFeePerGas: '1000000000',
     }, { 'Idempotency-Key': 'demo-1' });
     expect(submitted.status).toBe(201);
-    withdrawalId = submitted.body.id as string;
+    const id = submitted.body.id as string;
 
     for (const who of ['alice', 'bob']) {
-      const approved = await runCli(['approve', withdrawalId, '--key', join(dataDir, 'demo', `${who}.key`), '--token', tokens.approvers[who] as string, '--url', url], { ...env, CUSTODY_KEY_PASSPHRASE: 'demo-passphrase' });
+      const approved = await runCli(['approve', id, '--key', join(dataDir, 'demo', `${who}.key`), '--token', tokens.approvers[who] as string, '--url', url], { ...env, CUSTODY_KEY_PASSPHRASE: 'demo-passphrase' });
       expect(approved.code, approved.stderr).toBe(0);
     }
-    const signed = await callApi(url, 'GET', `/v1/withdrawals/${withdrawalId}`, tokens.requester);
+    const signed = await callApi(url, 'GET', `/v1/withdrawals/${id}`, tokens.requester);
     expect(signed.body.state).toBe('signed');
+    withdrawalId = id;
     const tx = Transaction.from(signed.body.signedTx as string);
     expect(tx.to).toBe(ALLOWLISTED);
     expect(tx.value).toBe(500000000000000000n);
 
     const audit = await runCli(['audit', 'verify'], env);
     expect(audit.code, audit.stderr).toBe(0);
-    expect(await stop()).not.toBe(null);
+    // It exits by itself on SIGTERM (a status, not the signal) and takes the simulator with it.
+    expect(await stop()).toEqual({ code: 0, killed: false });
   }, 120_000);
 
-  it('when started again on the same DATA_DIR, then it reuses the ceremony, the tokens and the signed request', async () => {
+  it('when started again on the same DATA_DIR, then it reuses the ceremony, the tokens and the signed request', async (ctx) => {
+    ctx.skip(withdrawalId === '', 'the first start did not sign its withdrawal; its failure says why');
     const { url, output } = await start(env);
     expect(output.join('\n')).not.toMatch(/First start/);
     const tokens = JSON.parse(readFileSync(join(dataDir, 'demo', 'tokens.json'), 'utf8')) as { requester: string };
     const again = await callApi(url, 'GET', `/v1/withdrawals/${withdrawalId}`, tokens.requester);
     expect(again.body.state).toBe('signed');
-    await stop();
+    expect(await stop()).toEqual({ code: 0, killed: false });
   }, 120_000);
 });

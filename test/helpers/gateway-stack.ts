@@ -125,10 +125,15 @@ export async function startGatewayProcess(env: Record<string, string>, logs: str
     sink(d.toString());
   });
   const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start within 20 s; stderr: ${stderr}`)), 20_000);
+    // One that is not listening in time is killed, and the start fails once it has exited: no test holds a handle to stop it.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, 20_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code}; stderr: ${stderr}`));
+      reject(new Error(timedOut ? `gateway did not start within 20 s; stderr: ${stderr}` : `gateway exited with ${code}; stderr: ${stderr}`));
     });
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       logs.push(line);
@@ -164,32 +169,47 @@ export async function startGatewayProcess(env: Record<string, string>, logs: str
 export async function startStack(options: { plan?: string; env?: Record<string, string> } = {}): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'custody-e2e-'));
   const pin = 'e2e-pin-' + Math.random().toString(36).slice(2);
-  let sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin });
+  let sim: SimHandle;
+  try {
+    sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin });
+  } catch (error) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   const env: Record<string, string> = { DATA_DIR: dataDir, HSM_URL: sim.url, HSM_PIN: pin, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...options.env };
 
   const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, { ...env, ...extraEnv });
-  const ceremonyRun = await cli(['ceremony', 'run', options.plan ?? PLAN, '--json']);
-  if (ceremonyRun.code !== 0) throw new Error(`ceremony failed: ${ceremonyRun.stderr}`);
-  const ceremony = JSON.parse(ceremonyRun.stdout) as Stack['ceremony'];
-
-  const token = async (role: string, name: string) => {
-    const r = await cli(['token', 'create', '--role', role, '--name', name, '--json']);
-    if (r.code !== 0) throw new Error(`token create failed: ${r.stderr}`);
-    return (JSON.parse(r.stdout) as { token: string }).token;
-  };
-  const tokens = {
-    requester: await token('requester', 'ops-desk'),
-    alice: await token('approver', 'alice'),
-    bob: await token('approver', 'bob'),
-    carol: await token('approver', 'carol'),
-    admin: await token('admin', 'alice'),
-    auditor: await token('auditor', 'auditor'),
-  };
-
-  recordSecrets([pin, ...Object.values(tokens), ...Object.entries(options.env ?? {}).filter(([k]) => /PIN|PASSPHRASE/.test(k)).map(([, v]) => v)]);
   const logs: string[] = [];
   const earlierLogs: string[] = [];
-  let gateway = await startGatewayProcess(env, logs);
+  // A stack that fails half-way stops what it started: the caller gets no handle to close it with.
+  const prepared = await (async () => {
+    const ceremonyRun = await cli(['ceremony', 'run', options.plan ?? PLAN, '--json']);
+    if (ceremonyRun.code !== 0) throw new Error(`ceremony failed: ${ceremonyRun.stderr}`);
+    const ceremony = JSON.parse(ceremonyRun.stdout) as Stack['ceremony'];
+
+    const token = async (role: string, name: string) => {
+      const r = await cli(['token', 'create', '--role', role, '--name', name, '--json']);
+      if (r.code !== 0) throw new Error(`token create failed: ${r.stderr}`);
+      return (JSON.parse(r.stdout) as { token: string }).token;
+    };
+    const tokens = {
+      requester: await token('requester', 'ops-desk'),
+      alice: await token('approver', 'alice'),
+      bob: await token('approver', 'bob'),
+      carol: await token('approver', 'carol'),
+      admin: await token('admin', 'alice'),
+      auditor: await token('auditor', 'auditor'),
+    };
+
+    recordSecrets([pin, ...Object.values(tokens), ...Object.entries(options.env ?? {}).filter(([k]) => /PIN|PASSPHRASE/.test(k)).map(([, v]) => v)]);
+    return { ceremony, tokens, gateway: await startGatewayProcess(env, logs) };
+  })().catch(async (error: unknown) => {
+    await sim.kill();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  });
+  const { ceremony, tokens } = prepared;
+  let gateway = prepared.gateway;
 
   const stack: Stack = {
     dataDir,

@@ -19,6 +19,8 @@ export interface SimProcess {
   readonly process: ChildProcess;
   /** Everything the process wrote to stderr so far. */
   stderr(): string;
+  /** Resolves with the exit status once the process has exited (null when a signal ended it). */
+  exited(): Promise<number | null>;
   stop(): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -45,12 +47,17 @@ export async function startSim(options: StartSimOptions = {}): Promise<SimProces
     stderr += d.toString();
     sink(d.toString());
   });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const port = await new Promise<number>((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hsm-sim did not start within 15 s; stderr: ${stderr}`)), 15_000);
+    // One that is not listening in time is killed, and the start fails once it has exited: no test holds a handle to stop it.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, 15_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`hsm-sim exited with ${code} before listening; stderr: ${stderr}`));
+      reject(new Error(timedOut ? `hsm-sim did not start within 15 s; stderr: ${stderr}` : `hsm-sim exited with ${code} before listening; stderr: ${stderr}`));
     });
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       sink(line);
@@ -69,6 +76,7 @@ export async function startSim(options: StartSimOptions = {}): Promise<SimProces
     pin,
     process: child,
     stderr: () => stderr,
+    exited: () => exited,
     async stop() {
       if (alive()) child.kill('SIGTERM');
       await exited;

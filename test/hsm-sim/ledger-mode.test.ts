@@ -7,7 +7,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { computeAddress, hexlify, Signature, Transaction, verifyMessage } from 'ethers';
 import type EthModule from '@ledgerhq/hw-app-eth';
@@ -320,24 +320,33 @@ describe('malformed input', () => {
 });
 
 describe('the process', () => {
+  // Every simulator these tests start, and every client of one, goes when the test ends, passed or failed.
+  const started: SimProcess[] = [];
+  const clients: { close(): Promise<void> }[] = [];
+  const start = async (options: Parameters<typeof startSim>[0]) => {
+    const s = await startSim(options);
+    started.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close();
+    for (const s of started.splice(0)) await s.kill();
+  });
+
   it('when ledger mode starts without a PIN, then it exits with 2 and says the PIN is needed', async () => {
-    await expect(startSim({ pin: '', args: LEDGER })).rejects.toThrow(/exited with 2 .*needs the PIN/s);
+    await expect(start({ pin: '', args: LEDGER })).rejects.toThrow(/exited with 2 .*needs the PIN/s);
   });
 
   it('when the simulator goes away and comes back on the same data and port, then calls fail meanwhile and the device is the same after', async () => {
-    const first = await startSim({ args: LEDGER });
+    const first = await start({ args: LEDGER });
     const t = createSpeculosTransport({ port: first.port, timeoutMs: 3_000 });
     const d = createLedgerDevice({ transport: t });
+    clients.push(d);
     const id = (await d.info()).id;
     await first.kill();
     await expect(d.info()).rejects.toMatchObject({ kind: 'unavailable' });
-    const second = await startSim({ dataDir: first.dataDir, pin: first.pin, port: first.port, args: LEDGER });
-    try {
-      expect((await d.info()).id).toBe(id);
-      await expect(startSim({ dataDir: first.dataDir, pin: 'wrong', args: LEDGER })).rejects.toThrow(/exited with 1 .*wrong PIN/s);
-    } finally {
-      await d.close();
-      await second.stop();
-    }
+    await start({ dataDir: first.dataDir, pin: first.pin, port: first.port, args: LEDGER });
+    expect((await d.info()).id).toBe(id);
+    await expect(start({ dataDir: first.dataDir, pin: 'wrong', args: LEDGER })).rejects.toThrow(/exited with 1 .*wrong PIN/s);
   });
 });
