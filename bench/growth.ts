@@ -1,5 +1,5 @@
 /**
- * Benchmark section of issue 8, cost growth: decision latency (POST /v1/pools/{pool}/evaluate) and
+ * Benchmark section on cost growth: decision latency (POST /v1/pools/{pool}/evaluate) and
  * release latency (final approval → signed) through the real processes, with 10 and with 10,000
  * pools, and with 10^3 and with 10^6 past withdrawals in the pool; memory of gateway and simulator
  * with 10,000 pools. Each pair of systems runs side by side and is measured in alternating rounds, so

@@ -1,5 +1,5 @@
 /**
- * Benchmark sections of issue 8: the crypto bound of one withdrawal, and the full lifecycle through the
+ * Benchmark sections on the crypto bound of one withdrawal, and the full lifecycle through the
  * real processes (`custody serve` over HTTP, `hsm-sim` over TCP, the SQLite store with durable
  * commits) at several concurrencies, with the ratio of the two.
  *

@@ -2,7 +2,7 @@
  * `npm run bench`: benchmarks, reported as ratios against a baseline measured in the same run, and
  * written to docs/benchmarks.md with the command and the machine.
  *
- * Section "policy" (issue 3): the cost of deciding a request (decode, read usage of every rolling
+ * Section "policy": the cost of deciding a request (decode, read usage of every rolling
  * window, evaluate the policy) with 10^3 and with 10^6 past withdrawals in the pool. Both pools have
  * the same recent activity (the last 24 hours); only the length of their history differs. The
  * baseline is the 10^3 pool; the target is a ratio of medians of at most 1.3.
@@ -27,6 +27,7 @@ import { readFileSync } from 'node:fs';
 import { createDeviceSet } from '../src/devices/device-set.js';
 import { cryptoBound, lifecycle, percentiles } from './lifecycle.js';
 import { RECENT, growth, seedHistory, type Latencies } from './growth.js';
+import { deviceDecodeCost } from './device-decode.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHAIN = 'eip155:11155111' as ChainId;
@@ -121,6 +122,11 @@ async function main(): Promise<void> {
   process.stderr.write('full lifecycle…\n');
   const repeats = quick ? 1 : 3;
   const life = await lifecycle(ROOT, quick ? [{ concurrency: 1, withdrawals: 50 }, { concurrency: 8, withdrawals: 100 }, { concurrency: 32, withdrawals: 150 }] : [{ concurrency: 1, withdrawals: 300 }, { concurrency: 8, withdrawals: 800 }, { concurrency: 32, withdrawals: 1000 }], quick ? 3 : 10, repeats);
+  // BENCH_BEFORE=DIR: an earlier checkout, built, measured the same way in this run (before/after).
+  const beforeRoot = process.env.BENCH_BEFORE;
+  const before = beforeRoot ? await lifecycle(resolve(beforeRoot), quick ? [{ concurrency: 1, withdrawals: 50 }, { concurrency: 8, withdrawals: 100 }, { concurrency: 32, withdrawals: 150 }] : [{ concurrency: 1, withdrawals: 300 }, { concurrency: 8, withdrawals: 800 }, { concurrency: 32, withdrawals: 1000 }], quick ? 3 : 10, repeats) : null;
+  process.stderr.write('device decoding…\n');
+  const device = deviceDecodeCost(quick ? 2_000 : 10_000);
   const best = Math.max(...life.levels.map((l) => l.perSecond));
   const range = ([lo, hi]: [number, number], digits: number) => `${lo.toFixed(digits)}–${hi.toFixed(digits)}`;
   const lifeRows = life.levels.map((l) => `| ${l.concurrency} | ${l.withdrawals} | ${l.perSecond.toFixed(1)} (${range(l.perSecondRange, 1)}) | ${(l.perSecond / bound.perSecond).toFixed(3)} | ${l.finalApprovalP50Ms.toFixed(1)} | ${l.finalApprovalP99Ms.toFixed(1)} |`);
@@ -170,7 +176,7 @@ Machine: ${machine()}.
 Figures are ratios against a baseline measured in the same run; absolute times are shown for context
 only and vary with the machine.
 
-## Policy decision cost against history size (issue 3)
+## Policy decision cost against history size
 
 What is measured: \`evaluateRequest\` — decode the request into the exact EIP-1559 transaction, then in
 one store transaction read the pool, its policy and the committed usage of each rolling window (1 h and
@@ -188,8 +194,18 @@ Why it holds: a window sum reads the running totals of the minutes wholly inside
 \`withdrawals_usage (pool_id, asset, committed_at, state, amount)\`; older history costs only the extra
 depth of the B-trees, and recent activity at most one row per minute of the window.
 `;
+  const deviceRows = device.steps.map((x) => `| ${x.step} | ${x.us.toFixed(1)} |`);
+  const deviceTable = ['| step of one SIGN | µs |', '|---|---|', ...deviceRows].join('\n');
+  const beforeDoc = before === null ? '' : `
+Before and after, measured in this run: the same client against an earlier build (\`BENCH_BEFORE=${beforeRoot}\`, its \`custody serve\` and \`hsm-sim\`), where the device signed the hash the gateway sent instead of decoding the transaction. Ratio: after / before.
+
+${['| concurrency | before withdrawals/s | after withdrawals/s | ratio | before p50 / p99 (ms) | after p50 / p99 (ms) |', '|---|---|---|---|---|---|', ...life.levels.map((l, i) => {
+    const b = before.levels[i];
+    return b ? `| ${l.concurrency} | ${b.perSecond.toFixed(1)} | ${l.perSecond.toFixed(1)} | ${(l.perSecond / b.perSecond).toFixed(3)} | ${b.finalApprovalP50Ms.toFixed(1)} / ${b.finalApprovalP99Ms.toFixed(1)} | ${l.finalApprovalP50Ms.toFixed(1)} / ${l.finalApprovalP99Ms.toFixed(1)} |` : '';
+  })].join('\n')}
+`;
   const lifecycleDoc = `
-## The full lifecycle against the crypto bound (issue 8)
+## The full lifecycle against the crypto bound
 
 **The bound** (baseline): the cryptography one withdrawal needs, in a tight loop on one core — 2
 Ed25519 approval verifications in the gateway and the same 2 in the device, 1 RFC 6979 ECDSA signature
@@ -217,12 +233,22 @@ ${lifeTable}
 
 ${pacedLine}
 
+${beforeDoc}
+**What the device's own decoding costs** (in process, one SIGN of an EIP-1559 ETH transfer with two
+approvals; the device decodes the transaction with the shared adapter, derives the signing hash,
+parses each version 2 approval message and compares it with its decoding, verifies the signatures and
+signs). Baseline: the signature.
+
+${deviceTable}
+
+Decoding and comparing are **${(100 * device.decodeShare).toFixed(0)} %** of the device's work per SIGN, ${(device.steps.slice(0, 2).reduce((a, x) => a + x.us, 0) / (device.steps[3]?.us ?? 1)).toFixed(2)} × the signature.
+
 Where the gateway's time goes, what was removed, and what would close the gap to the bound:
 [performance.md](performance.md) (profiles with \`BENCH_PROFILE=DIR\`).
 RSS after the run: gateway ${life.gatewayRssMiB.toFixed(0)} MiB, simulator ${life.simRssMiB.toFixed(0)} MiB (2 pools).
 `;
   const growthDoc = `
-## Cost growth: pools and history (issue 8)
+## Cost growth: pools and history
 
 Two systems side by side (each its own \`custody serve\`, \`hsm-sim\` and SQLite file, after a real
 ceremony), measured in alternating rounds, one request at a time: the decision is

@@ -1,5 +1,5 @@
 /**
- * Re-evaluation of a pool's open withdrawals after a governance change (issue 3: "the stricter outcome
+ * Re-evaluation of a pool's open withdrawals after a governance change ("the stricter outcome
  * wins"). Runs inside the transaction that applies the change. For every request not yet signing:
  * denied if the new policy denies it; otherwise it needs the larger of its old and new number of
  * approvals, counted among the pool's current approvers only; an approved request that no longer has

@@ -164,12 +164,20 @@ describe('Ethereum contract calls', () => {
   const callTx = (data: string, value = 0n) =>
     EthersTx.from({ type: 2, chainId: 11155111n, nonce: nonce++, gasLimit: 80_000n, maxFeePerGas: 20_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n, to: USDC, value, data }).unsignedSerialized;
 
-  it('when the policy lists the contract and selector, then the call is approved with the selector in the approval message and signed by the pool', async () => {
+  it('when the policy lists the contract and selector, then the approve is decoded as the token amount it allows, shown with its arguments in the approval message, and signed by the pool', async () => {
     const data = erc20.encodeFunctionData('approve', [ROUTER, 1_000_000n]);
-    const submitted = await submit({ chain: SEPOLIA, asset: 'ETH', unsignedTx: callTx(data) });
+    const submitted = await submit({ chain: SEPOLIA, asset: `erc20:${USDC}`, unsignedTx: callTx(data) });
     expect(submitted.status).toBe(201);
-    expect(submitted.body).toMatchObject({ amount: '0', to: USDC, contractCall: { contract: USDC, selector: '0x095ea7b3' } });
-    expect(JSON.parse(submitted.body.approvalMessage as string).call).toBe('0x095ea7b3');
+    expect(submitted.body).toMatchObject({ amount: '1000000', to: ROUTER, contractCall: { contract: USDC, selector: '0x095ea7b3' } });
+    expect(JSON.parse(submitted.body.approvalMessage as string).call).toEqual({
+      contract: USDC,
+      selector: '0x095ea7b3',
+      function: 'approve(address spender, uint256 value)',
+      args: [
+        { name: 'spender', type: 'address', value: ROUTER },
+        { name: 'value', type: 'uint256', value: '1000000' },
+      ],
+    });
     const signed = await approveBy(submitted.body.id as string, ['alice', 'bob']);
     expect(signed.body.state).toBe('signed');
     const tx = EthersTx.from(signed.body.signedTx as string);
@@ -179,8 +187,8 @@ describe('Ethereum contract calls', () => {
   });
 
   it('when the call is to a function the policy does not list, then it is denied with contract_call_not_allowed and nothing is signed', async () => {
-    const data = erc20.encodeFunctionData('transferFrom', [ROUTER, keyOf(SEPOLIA).address, 5n]);
-    const denied = await submit({ chain: SEPOLIA, asset: 'ETH', unsignedTx: callTx(data) });
+    const data = erc20.encodeFunctionData('transferFrom', [ROUTER, '0x8ba1f109551bD432803012645Ac136ddd64DBA72', 5n]);
+    const denied = await submit({ chain: SEPOLIA, asset: `erc20:${USDC}`, unsignedTx: callTx(data) });
     expect(denied.status).toBe(412);
     expect((denied.body.reasons as { code: string }[]).map((r) => r.code)).toEqual(['contract_call_not_allowed']);
     expect(denied.body.state).toBe('denied');

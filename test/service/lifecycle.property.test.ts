@@ -1,5 +1,5 @@
 /**
- * Property-based test of the whole withdrawal lifecycle (issue 3): random sequences of submissions,
+ * Property-based test of the whole withdrawal lifecycle (SPEC sections 3 and 4): random sequences of submissions,
  * approvals, rejections, cancellations, clock steps, freezes and governed policy changes, run through
  * the service layer against a real SQLite file and the real simulator process, with a controlled
  * clock. After every sequence the invariants of the core rules must hold:

@@ -89,7 +89,7 @@ describe('the SQLite store', () => {
     await before.close();
     // Back to version 6: as a gateway before migration 7 left it.
     const db = new Database(path);
-    db.exec('DROP TABLE usage_minutes');
+    db.exec('DROP TABLE usage_minutes; DROP TABLE superseded_approvals');
     db.pragma('user_version = 6');
     db.close();
 
