@@ -303,4 +303,21 @@ describe('approver changes', () => {
     const audit = await stack.api('GET', '/v1/audit/verify', stack.tokens.auditor);
     expect(audit.body.ok).toBe(true);
   });
+
+  it("when an approver who voted is removed, then the others' quorum still signs: the device gets only current approvers' approvals", async () => {
+    const dave = JSON.parse((await stack.cli(['token', 'create', '--role', 'approver', '--name', 'dave', '--json'])).stdout).token as string;
+    const w = await submit('client-b', ETH / 100n);
+    expect((await approve(w.body.id as string, 'carol')).body.state).toBe('pending_approval');
+    const proposal = await stack.api('POST', '/v1/pools/client-b/approvers', admins.alice as string, { remove: ['carol'] });
+    expect(proposal.status).toBe(201);
+    await vote(proposal.body, 'bob');
+    expect((await vote(proposal.body, 'carol')).body.state).toBe('applied');
+    // carol's vote stays on record but no longer counts, and must not reach the device.
+    expect((await approve(w.body.id as string, 'bob')).body.state).toBe('pending_approval');
+    const message = (await stack.api('GET', `/v1/withdrawals/${w.body.id}`, dave)).body.approvalMessage as string;
+    const signature = bytesToHex(ed25519.sign(new TextEncoder().encode(message), hexToBytes(DAVE_SECRET)));
+    const signed = await stack.api('POST', `/v1/withdrawals/${w.body.id}/approvals`, dave, { signature, decision: 'approve' });
+    expect(signed.body.state).toBe('signed');
+    expect(Transaction.from(signed.body.signedTx as string).value).toBe(ETH / 100n);
+  });
 });
