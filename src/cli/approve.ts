@@ -12,6 +12,7 @@
  * and exits non-zero. Governance proposals (`--proposal`) are checked against the change and binding
  * the message commits to, shown and confirmed the same way.
  */
+import { knownFunction } from '../../common/chains/ethereum/contract-call.js';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import {
@@ -126,22 +127,29 @@ function amountText(amount: bigint, asset: string): string {
   return asset in DECIMALS ? `${formatUnits(amount.toString(), asset)} (${amount} base units)` : formatUnits(amount.toString(), asset);
 }
 
-/** What the approver reads before signing: the message's own fields, then everything the transaction says as decoded here. */
+/**
+ * What the approver reads before signing: what the transaction does, as decoded here from the
+ * message's "unsignedTx"; then, apart, what only the gateway states (the time lock, a replacement,
+ * an internal transfer): the transaction cannot confirm those, so they are shown as the gateway's word.
+ */
 export function withdrawalScreen({ message, decoded }: CheckedApproval): string[] {
   const call = decoded.call;
   const request: Row[] = [
     ['pool', message.pool],
     ['chain', message.chain],
-    ['policy', `version ${message.policyVersion}`],
-    ['time lock', message.timelock === 'none' ? 'not time-locked' : `signed ${message.timelock} after the quorum approves`],
-  ];
-  if (message.replaces !== undefined) request.push(['replaces', `replaces request ${message.replaces}`]);
-  if (message.destinationPool !== undefined) request.push(['internal', `internal transfer to pool ${message.destinationPool}`]);
-  request.push(
     ['amount', amountText(decoded.amount, decoded.asset)],
     ['to', decoded.to],
     ['max fee', amountText(decoded.maxFee, nativeAsset(parseChainId(message.chain).family))],
-  );
+  ];
+  const stated: Row[] = [
+    ['policy', `version ${message.policyVersion}`],
+    ['time lock', message.timelock === 'none' ? 'not time-locked' : `signed ${message.timelock} after the quorum approves`],
+  ];
+  if (message.replaces !== undefined) stated.push(['replaces', `replaces request ${message.replaces}`]);
+  if (message.destinationPool !== undefined) stated.push(['internal', `internal transfer to pool ${message.destinationPool}`]);
+  // Argument names of a function the policy declared come from the message: the selector binds only
+  // the function's name and argument types, so the names are the gateway's word too.
+  const namesStated = call !== null && call.function !== undefined && knownFunction(call.selector) === undefined;
   return screenOf([
     `withdrawal ${message.requestId}`,
     request,
@@ -157,7 +165,10 @@ export function withdrawalScreen({ message, decoded }: CheckedApproval): string[
             ['selector', call.selector],
             ...(call.args ?? []).map((a): Row => [`${a.name} (${a.type})`, a.value]),
           ] as Row[],
+          ...(namesStated ? ['  (the argument names are the message\'s own: only the function name and argument types are bound to the selector)'] : []),
         ]),
+    'stated by the gateway, not in the transaction (check them against your records):',
+    stated,
   ]);
 }
 

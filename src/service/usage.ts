@@ -54,10 +54,13 @@ export async function velocityUsage(tx: StoreReads, poolId: string, policy: Poli
 /** Committed states whose amount has not left yet. */
 const UNRELEASED: readonly WithdrawalState[] = ['approved', 'timelocked', 'signing'];
 
-/** The pool of this gateway that holds `address` on `chain`, if any (commingling, internal transfers). */
-export async function poolOfAddress(tx: StoreTx, chain: string, address: string): Promise<string | null> {
+/**
+ * The pool of this gateway whose key controls `address`, if any (commingling, internal transfers):
+ * on any chain of the family, since one EVM key controls its address on every EVM chain.
+ */
+export async function poolOfAddress(tx: StoreReads, chain: string, address: string): Promise<string | null> {
   const key = await tx.keyByAddress(address);
-  return key !== null && key.chain === chain ? key.poolId : null;
+  return key !== null && parseChainId(key.chain).family === parseChainId(chain).family ? key.poolId : null;
 }
 
 /**

@@ -161,10 +161,16 @@ describe('what the approver is shown', () => {
     expect(screen).toMatch(new RegExp(`^ {2}function +${call?.function === undefined ? 'unknown' : ''}`, 'm'));
     if (call?.function !== undefined) expect(screen).toContain(call.function);
     for (const a of call?.args ?? []) expect(screen).toContain(`${a.name} (${a.type})`);
+    // A declared function's argument names are the message's own: the screen says so.
+    if (call?.function !== undefined) expect(screen).toContain("(the argument names are the message's own: only the function name and argument types are bound to the selector)");
   });
 
-  it('when the request is time-locked, replaces another and moves to another pool, then each is said', () => {
+  it('when the request is time-locked, replaces another and moves to another pool, then each is said, apart, as the gateway\'s word (the transaction cannot confirm it)', () => {
     const screen = withdrawalScreen(check({ ...ethMessage(ID), timelock: '24h', replaces: OTHER_ID, destinationPool: 'client-b' })).join('\n');
+    const stated = screen.indexOf('stated by the gateway, not in the transaction (check them against your records):');
+    expect(stated).toBeGreaterThan(screen.indexOf('the transaction, decoded here'));
+    expect(screen.indexOf('internal transfer to pool client-b')).toBeGreaterThan(stated);
+    expect(screen.indexOf('replaces request')).toBeGreaterThan(stated);
     expect(screen).toMatch(/^ {2}time lock +signed 24h after the quorum approves$/m);
     expect(screen).toMatch(new RegExp(`^ {2}replaces +replaces request ${OTHER_ID}$`, 'm'));
     expect(screen).toMatch(/^ {2}internal +internal transfer to pool client-b$/m);

@@ -11,7 +11,7 @@ import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import type { Store, StoreTx } from '../../src/store/store.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
-import { describeStoreContract, SEPOLIA, seed, withdrawal } from './store-contract.js';
+import { describeStoreContract, key, SEPOLIA, seed, withdrawal } from './store-contract.js';
 
 let server: PostgresServer;
 beforeAll(async () => {
@@ -125,10 +125,12 @@ describe('the PostgreSQL store on a shared database', () => {
     });
     // Back to version 6, as a gateway before migration 7 left it.
     const admin = await connect(url);
-    await admin.query('DROP TABLE usage_minutes; DROP TABLE superseded_approvals; DELETE FROM schema_migrations WHERE version >= 7');
+    await admin.query('DROP TABLE usage_minutes; DROP TABLE superseded_approvals; DROP TABLE key_addresses; DELETE FROM schema_migrations WHERE version >= 7');
     const store = await open(url);
     const sums = await store.transaction(async (tx) => Promise.all([-1, 59_998, 59_999, 60_000, 60_001, 120_000].map((since) => tx.committedSince('client-a', 'ETH', since))));
     expect(sums).toEqual([2n * big + 16n, 2n * big + 16n, big + 16n, 16n, 11n, 11n]);
+    // Migration 9 listed every address of the keys that were there.
+    expect((await store.read((tx) => tx.keyByAddress(key().address)))?.poolId).toBe('client-a');
     const minutes = await admin.query('SELECT minute::int AS minute, total::text AS total FROM usage_minutes ORDER BY minute');
     expect(minutes.rows).toEqual([
       { minute: 0, total: big.toString() },

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import type { Store } from '../../src/store/store.js';
-import { SEPOLIA, seed, withdrawal } from './store-contract.js';
+import { key, SEPOLIA, seed, withdrawal } from './store-contract.js';
 
 const open: Store[] = [];
 
@@ -89,7 +89,7 @@ describe('the SQLite store', () => {
     await before.close();
     // Back to version 6: as a gateway before migration 7 left it.
     const db = new Database(path);
-    db.exec('DROP TABLE usage_minutes; DROP TABLE superseded_approvals');
+    db.exec('DROP TABLE usage_minutes; DROP TABLE superseded_approvals; DROP TABLE key_addresses');
     db.pragma('user_version = 6');
     db.close();
 
@@ -97,6 +97,8 @@ describe('the SQLite store', () => {
     open.push(store);
     const sums = await store.transaction(async (tx) => Promise.all([-1, 59_998, 59_999, 60_000, 60_001, 120_000].map((since) => tx.committedSince('client-a', 'ETH', since))));
     expect(sums).toEqual([2n * big + 16n, 2n * big + 16n, big + 16n, 16n, 11n, 11n]);
+    // Migration 9 listed every address of the keys that were there.
+    expect((await store.read((tx) => tx.keyByAddress(key().address)))?.poolId).toBe('client-a');
     const check = new Database(path, { readonly: true });
     expect(check.prepare('SELECT minute, total FROM usage_minutes ORDER BY minute').all()).toEqual([
       { minute: 0, total: big.toString() },

@@ -5,6 +5,9 @@
  * chain, and amounts near 2^256 kept exactly. sqlite-contract.test.ts and postgres-store.test.ts run
  * it; the error texts are pinned so both stores say the same thing.
  */
+import { poolOutput } from '../../common/chains/bitcoin/address.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MAX_UINT256 } from '../../common/amount.js';
@@ -172,6 +175,13 @@ export function describeStoreContract(name: string, openStore: () => Promise<Ope
       const k = key();
       expect((await store.read((tx) => tx.keyByAddress(k.address)))?.poolId).toBe('client-a');
       expect(await store.read((tx) => tx.keyByAddress('0x' + '22'.repeat(20)))).toBeNull();
+      // A Bitcoin key controls both its P2WPKH and its P2TR address: either finds the pool.
+      const btc = 'bip122:000000000933ea01ad0ee984209779ba' as ChainId;
+      const publicKey = bytesToHex(secp256k1.getPublicKey(new Uint8Array(32).fill(5), true));
+      const [p2wpkh, p2tr] = (['p2wpkh', 'p2tr'] as const).map((t) => poolOutput(hexToBytes(publicKey), t, 'testnet').address);
+      await store.transaction((tx) => tx.insertKey(key({ poolId: 'client-b', chain: btc, publicKey, address: p2wpkh as string, handle: 'k_btc' })));
+      expect((await store.read((tx) => tx.keyByAddress(p2tr as string)))?.poolId).toBe('client-b');
+      expect((await store.read((tx) => tx.keyByAddress(p2wpkh as string)))?.address).toBe(p2wpkh);
     });
 
     it('when a second live request claims the same nonce, then sign_once; once the first failed, the nonce is free again (rule 5)', async () => {

@@ -18,6 +18,8 @@
  *   and TRUNCATE by trigger.
  * Constraints the store maps to conflict codes are named explicitly (postgres-store.ts).
  */
+import { everyAddressOfKey } from '../../chains/addresses.js';
+import { parseChainId } from '../../../common/chain-id.js';
 import { StoreError } from '../../../common/errors.js';
 import { COMMITTED_STATES, LIVE_STATES } from '../../domain/withdrawal.js';
 import { MINUTE_MS } from '../usage-minutes.js';
@@ -26,6 +28,8 @@ export interface Migration {
   readonly version: number;
   readonly description: string;
   readonly sql: string;
+  /** Fills what SQL alone cannot compute, after `sql`, in the same transaction. */
+  readonly backfill?: (query: MigrationQuery) => Promise<void>;
 }
 
 /** Runs one statement (or, without values, several) in the migrating transaction; returns the rows. */
@@ -258,6 +262,26 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX superseded_approvals_withdrawal ON superseded_approvals (withdrawal_id);
     `,
   },
+  {
+    version: 9,
+    description: 'every address each pool key controls (a Bitcoin key pays at its P2WPKH and its P2TR address), for the commingling check',
+    sql: `
+      CREATE TABLE key_addresses (
+        address TEXT COLLATE "C" NOT NULL,
+        pool_id TEXT COLLATE "C" NOT NULL,
+        chain TEXT COLLATE "C" NOT NULL,
+        FOREIGN KEY (pool_id, chain) REFERENCES pool_keys (pool_id, chain)
+      );
+      CREATE UNIQUE INDEX key_addresses_address ON key_addresses (lower(address));
+    `,
+    backfill: async (query) => {
+      for (const k of await query('SELECT pool_id, chain, public_key, address FROM pool_keys')) {
+        for (const a of everyAddressOfKey(parseChainId(String(k.chain)), String(k.public_key), String(k.address))) {
+          await query('INSERT INTO key_addresses (address, pool_id, chain) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [a, k.pool_id, k.chain]);
+        }
+      }
+    },
+  },
 ];
 
 /**
@@ -279,6 +303,7 @@ export async function migrate(query: MigrationQuery): Promise<void> {
   }
   for (const m of MIGRATIONS.filter((x) => x.version > current)) {
     await query(m.sql);
+    await m.backfill?.(query);
     await query('INSERT INTO schema_migrations (version, description) VALUES ($1, $2)', [m.version, m.description]);
   }
 }

@@ -17,6 +17,8 @@
  * backstop against writers that bypass the lock, and their violations map to the same codes by
  * constraint name. Amounts travel as decimal text and live in NUMERIC, never in a JS number.
  */
+import { parseChainId } from '../../../common/chain-id.js';
+import { everyAddressOfKey } from '../../chains/addresses.js';
 import pg from 'pg';
 import { ConflictError, CustodyError, StoreError } from '../../../common/errors.js';
 import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
@@ -305,6 +307,9 @@ function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
       await run('INSERT INTO pool_keys (pool_id, chain, curve, public_key, address, device, handle, ceremony_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
         k.poolId, k.chain, k.curve, k.publicKey, k.address, k.device, k.handle, k.ceremonyId, k.createdAt,
       ]);
+      for (const a of everyAddressOfKey(parseChainId(k.chain), k.publicKey, k.address)) {
+        await run('INSERT INTO key_addresses (address, pool_id, chain) VALUES ($1, $2, $3)', [a, k.poolId, k.chain]);
+      }
     },
     async keysOfPool(poolId) {
       return (await rows('SELECT * FROM pool_keys WHERE pool_id = $1 ORDER BY chain', [poolId])).map(rowToKey);
@@ -318,7 +323,7 @@ function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
     },
     async keyByAddress(address) {
       // Through the unique index on lower(address).
-      const r = await one('SELECT * FROM pool_keys WHERE lower(address) = lower($1)', [address]);
+      const r = await one('SELECT k.* FROM key_addresses a JOIN pool_keys k ON k.pool_id = a.pool_id AND k.chain = a.chain WHERE lower(a.address) = lower($1)', [address]);
       return r ? rowToKey(r) : null;
     },
 

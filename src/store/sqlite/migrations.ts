@@ -6,6 +6,8 @@
  * sign-once key) appears once. The audit table is append-only by trigger; its hash chain is what
  * makes tampering detectable when someone bypasses the triggers with file access.
  */
+import { everyAddressOfKey } from '../../chains/addresses.js';
+import { parseChainId } from '../../../common/chain-id.js';
 import type Database from 'better-sqlite3';
 import { COMMITTED_STATES } from '../../domain/withdrawal.js';
 import { minuteOf } from '../usage-minutes.js';
@@ -266,5 +268,24 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX superseded_approvals_withdrawal ON superseded_approvals (withdrawal_id);
     `,
+  },
+  {
+    version: 9,
+    description: 'every address each pool key controls (a Bitcoin key pays at its P2WPKH and its P2TR address), for the commingling check',
+    sql: `
+      CREATE TABLE key_addresses (
+        address TEXT PRIMARY KEY,
+        pool_id TEXT NOT NULL,
+        chain TEXT NOT NULL,
+        FOREIGN KEY (pool_id, chain) REFERENCES pool_keys (pool_id, chain)
+      ) WITHOUT ROWID;
+    `,
+    backfill: (db) => {
+      const insert = db.prepare('INSERT OR IGNORE INTO key_addresses (address, pool_id, chain) VALUES (?, ?, ?)');
+      // All rows first: better-sqlite3 runs no insert while a select on the same connection iterates.
+      for (const k of db.prepare('SELECT pool_id, chain, public_key, address FROM pool_keys').all() as { pool_id: string; chain: string; public_key: string; address: string }[]) {
+        for (const a of everyAddressOfKey(parseChainId(k.chain), k.public_key, k.address)) insert.run(a, k.pool_id, k.chain);
+      }
+    },
   },
 ];

@@ -5,6 +5,8 @@
  * COMMIT, each in its own savepoint: group commit) and across processes by `BEGIN IMMEDIATE`
  * (SQLite's single writer). Amounts are decimal TEXT, summed exactly (committedSince).
  */
+import { parseChainId } from '../../../common/chain-id.js';
+import { everyAddressOfKey } from '../../chains/addresses.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -95,7 +97,8 @@ function prepareStatements(db: Db) {
     keysOfPool: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? ORDER BY chain'),
     allKeys: db.prepare('SELECT * FROM pool_keys ORDER BY pool_id, chain'),
     // Stored addresses are canonical (EIP-55, lowercase bech32, base58): an exact match uses the unique index.
-    keyByAddress: db.prepare('SELECT * FROM pool_keys WHERE address = ?'),
+    keyByAddress: db.prepare('SELECT k.* FROM key_addresses a JOIN pool_keys k ON k.pool_id = a.pool_id AND k.chain = a.chain WHERE a.address = ?'),
+    insertKeyAddress: db.prepare('INSERT INTO key_addresses (address, pool_id, chain) VALUES (?, ?, ?)'),
     getKey: db.prepare('SELECT * FROM pool_keys WHERE pool_id = ? AND chain = ?'),
     insertWithdrawal: db.prepare(`INSERT INTO withdrawals (id, pool_id, chain, asset, amount, to_address, requester_id, idempotency_key, sign_once_key,
       unsigned_tx, digest, max_fee, policy_version, required_approvals, state, reasons, approval_message, signed_tx, tx_hash, created_at, updated_at,
@@ -226,6 +229,7 @@ function createTx(db: Db, s: Statements): StoreTx {
         throw new ConflictError('key_conflict', `${what}: a key belongs to exactly one pool and a pool has one key per chain`);
       }
       s.insertKey.run(k.poolId, k.chain, k.curve, k.publicKey, k.address, k.device, k.handle, k.ceremonyId, k.createdAt);
+      for (const a of everyAddressOfKey(parseChainId(k.chain), k.publicKey, k.address)) s.insertKeyAddress.run(a, k.poolId, k.chain);
     },
     async insertPolicyVersion(poolId, version, policy) {
       if (s.getPolicy.get(poolId, version)) throw new ConflictError('policy_version_exists', `policy version ${version} of pool "${poolId}" exists and is immutable`);

@@ -7,6 +7,9 @@
  *
  * - paying pool B's address written in lowercase, or as an ERC-20 transfer recipient, or as the
  *   spender of an approve, or as the `from` of a transferFrom (pulling pool B's allowance);
+ * - paying pool B's Bitcoin key at its other address type (P2TR where B holds P2WPKH: the device
+ *   signs for either), the pool's own key at its other type, and pool C's mainnet address on Sepolia
+ *   (one EVM key controls its address on every EVM chain);
  * - paying the pool's own address (ETH, and Bitcoin as a PSBT whose "payment" is its own change
  *   script);
  * - a request body that describes the transaction differently from the `unsignedTx` it carries;
@@ -14,7 +17,6 @@
  *   replaces a Bitcoin transaction;
  * - a legacy transaction and an EIP-1559 one for the same nonce.
  *
- * Attacks that succeeded are not here (they are in the red-team report).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -56,6 +58,7 @@ const PLAN = {
   pools: [
     { id: 'client-a', owner: 'A', chains: [BTC, SEPOLIA], approvers: ['alice', 'bob'], policy },
     { id: 'client-b', owner: 'B', chains: [BTC, SEPOLIA], approvers: ['bob', 'carol'], policy },
+    { id: 'client-c', owner: 'C', chains: ['eip155:1'], approvers: ['alice', 'carol'], policy: { quorum: [{ approvals: 2 }], assets: { ETH: {} } } },
   ],
 };
 
@@ -93,6 +96,21 @@ function expectDenied(res: Awaited<ReturnType<typeof submit>>, code: string): vo
 describe('commingling and the own address', () => {
   it('when a Bitcoin withdrawal pays pool B\'s own (stored) address, then it is denied for commingling', async () => {
     expectDenied(await submit({ chain: BTC, asset: 'BTC', amount: '1000000', to: keyOf('client-b', BTC).address, utxos: utxos(), feeRate: '5' }), 'commingling');
+  });
+
+  it("when a Bitcoin withdrawal pays pool B's key at its other address type (P2TR; B holds P2WPKH), then it is denied for commingling: B's key controls it too", async () => {
+    const alias = poolOutput(hexToBytes(keyOf('client-b', BTC).publicKey), 'p2tr', 'testnet').address;
+    expect(alias).not.toBe(keyOf('client-b', BTC).address);
+    expectDenied(await submit({ chain: BTC, asset: 'BTC', amount: '1000000', to: alias, utxos: utxos(), feeRate: '5' }), 'commingling');
+  });
+
+  it("when a Bitcoin withdrawal pays the pool's own key at its other address type, then it is denied as its own address", async () => {
+    const alias = poolOutput(hexToBytes(keyOf('client-a', BTC).publicKey), 'p2tr', 'testnet').address;
+    expectDenied(await submit({ chain: BTC, asset: 'BTC', amount: '1000000', to: alias, utxos: utxos(), feeRate: '5' }), 'own_address');
+  });
+
+  it("when a Sepolia withdrawal pays the address of pool C's mainnet key (one EVM key controls its address on every EVM chain), then it is denied for commingling", async () => {
+    expectDenied(await submit({ chain: SEPOLIA, asset: 'ETH', amount: '1000', to: keyOf('client-c', 'eip155:1').address, nonce: String(nonce++), gasLimit: '21000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1' }), 'commingling');
   });
 
   it('when an ETH withdrawal pays pool B\'s address written all in lowercase, then the decoder canonicalizes it and it is denied for commingling', async () => {
