@@ -5,7 +5,7 @@
  *
  * Per withdrawal the cryptography is: 2 Ed25519 approval verifications in the gateway, the same 2 again
  * in the device, 1 RFC 6979 ECDSA signature in the device, and 1 check in the gateway that the device's
- * signature recovers to the pool key (src/chains/ethereum/signer-check.ts) before the signed
+ * signature recovers to the pool key (common/chains/ethereum/signer-check.ts) before the signed
  * transaction is released. The bound runs exactly that in a tight loop on one core, each operation
  * with the fastest correct implementation that runs on this machine (see cryptoBound).
  */
