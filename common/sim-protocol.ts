@@ -8,6 +8,11 @@
  *
  * Fields are written in a fixed order per opcode: u8, u16be, u32be, `str` (u16be length + UTF-8),
  * `bytes` (u32be length + bytes). A reader refuses truncated fields and trailing bytes.
+ *
+ * Each opcode has one codec for its request (`encodeXCommand`/`decodeXCommand`) and one for its OK
+ * answer (`encodeXResult`/`decodeXResult`); the client and the simulator use only these, so the two
+ * halves cannot disagree on a layout. Request decoders enforce the limits the device enforces on the
+ * wire (string lengths, MAX_APPROVALS, approver key lengths); what a field means is the device's to check.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -214,6 +219,23 @@ export function errorFields(message: string): Buffer {
   return new FieldWriter().str(message.slice(0, 1000)).toBuffer();
 }
 
+/** The message of an error answer (any status but OK), as errorFields wrote it. */
+export function decodeErrorFields(fields: Buffer): string {
+  const r = new FieldReader(fields);
+  const message = r.str('message');
+  r.end();
+  return message;
+}
+
+// Field groups several opcodes share.
+
+/**
+ * Tells the length of the signatures a public key's scheme makes, or null for a key of no known
+ * scheme (the simulator passes common/approver-key.ts; the codec stays free of crypto).
+ */
+export type ApproverKeyCheck = (publicKey: Uint8Array) => number | null;
+
+/** `key` = `str handle`, `str poolId`, `str chain`, `u8 curve`, `bytes publicKey`. */
 export interface KeyRecord {
   readonly handle: string;
   readonly poolId: string;
@@ -235,6 +257,33 @@ export function readKey(r: FieldReader): KeyRecord {
   return { handle, poolId, chain, curve, publicKey: r.bytes('publicKey') };
 }
 
+/** An approver of a pool or an admin, as ENROLL_POOL, ENROLL_GOVERNANCE and REBIND_POOL bind them. */
+export interface MemberRecord {
+  readonly id: string;
+  readonly publicKey: Uint8Array;
+}
+
+/** `u16 n`, n × (`str id`, `bytes publicKey`). */
+function writeMembers(w: FieldWriter, members: readonly MemberRecord[]): FieldWriter {
+  w.u16(members.length);
+  for (const m of members) w.str(m.id).bytes(m.publicKey);
+  return w;
+}
+
+/** Reads what writeMembers wrote: at most MAX_APPROVALS members, ids of at most 64 bytes, keys `checkKey` knows. */
+function readMembers(r: FieldReader, role: 'approver' | 'admin', checkKey: ApproverKeyCheck): MemberRecord[] {
+  const count = r.u16(`${role} count`);
+  if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} ${role}s`);
+  const members: MemberRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = r.str(`${role} id`, 64);
+    const publicKey = r.bytes(`${role} key`);
+    if (checkKey(publicKey) === null) throw new ProtocolError(`${role} key must be 32 or 33 bytes, got ${publicKey.length}`);
+    members.push({ id, publicKey });
+  }
+  return members;
+}
+
 /** One approver's (or admin's) signed message, as the device receives it. */
 export interface ApprovalRecord {
   readonly publicKey: Uint8Array;
@@ -242,7 +291,7 @@ export interface ApprovalRecord {
   readonly signature: Uint8Array;
 }
 
-/** At most this many approvals travel in one request. */
+/** At most this many approvals (and approvers, and admins) travel in one request. */
 export const MAX_APPROVALS = 64;
 
 /** `u16 n`, n × (`bytes publicKey`, `bytes message` (UTF-8), `bytes signature`). */
@@ -254,10 +303,10 @@ export function writeApprovals(w: FieldWriter, approvals: readonly ApprovalRecor
 }
 
 /**
- * Reads what writeApprovals wrote. `checkKey` returns the signature length the key's scheme takes, or
+ * Reads what writeApprovals wrote. `checkKey` gives the signature length the key's scheme takes, or
  * null for a key of no known scheme; messages are refused above `maxMessageBytes` or when not UTF-8.
  */
-export function readApprovals(r: FieldReader, maxMessageBytes: number, checkKey: (publicKey: Uint8Array) => number | null): ApprovalRecord[] {
+export function readApprovals(r: FieldReader, maxMessageBytes: number, checkKey: ApproverKeyCheck): ApprovalRecord[] {
   const count = r.u16('approval count');
   if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvals`);
   const approvals: ApprovalRecord[] = [];
@@ -278,10 +327,235 @@ function utf8(bytes: Uint8Array, what: string, maxBytes: number): string {
   return text;
 }
 
+/** A backup document or share (JSON): read as UTF-8 without a check, its parser refuses what is not one. */
+function jsonText(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** The fields of a request or answer that has none. */
+function encodeNoFields(): Buffer {
+  return Buffer.alloc(0);
+}
+
+function decodeNoFields(fields: Buffer): void {
+  new FieldReader(fields).end();
+}
+
+// One request codec (…Command) and one answer codec (…Result) per opcode, in opcode order. Decoders
+// refuse truncated fields and trailing bytes; a field over its limit is refused with its name.
+
+// PING (0x01): no fields either way.
+export const encodePingCommand = encodeNoFields;
+export const decodePingCommand = decodeNoFields;
+export const encodePingResult = encodeNoFields;
+export const decodePingResult = decodeNoFields;
+
+// INFO (0x02): no request fields; answers `str deviceId`, `str model`, `str firmware`,
+// `bytes attestationPublicKey`, `u8 checksQuorum`, `u8 unlocked`.
+export const encodeInfoCommand = encodeNoFields;
+export const decodeInfoCommand = decodeNoFields;
+
+/** What INFO answers, logged in or not; the device id and attestation key are empty while the device is locked. */
+export interface InfoResult {
+  readonly deviceId: string;
+  readonly model: string;
+  readonly firmware: string;
+  readonly attestationPublicKey: Uint8Array;
+  readonly checksQuorum: boolean;
+  readonly unlocked: boolean;
+}
+
+export function encodeInfoResult(i: InfoResult): Buffer {
+  return new FieldWriter()
+    .str(i.deviceId)
+    .str(i.model)
+    .str(i.firmware)
+    .bytes(i.attestationPublicKey)
+    .u8(i.checksQuorum ? 1 : 0)
+    .u8(i.unlocked ? 1 : 0)
+    .toBuffer();
+}
+
+export function decodeInfoResult(fields: Buffer): InfoResult {
+  const r = new FieldReader(fields);
+  const deviceId = r.str('id');
+  const model = r.str('model');
+  const firmware = r.str('firmware');
+  const attestationPublicKey = r.bytes('attestation key');
+  const checksQuorum = r.u8('checksQuorum') === 1;
+  const unlocked = r.u8('unlocked') === 1;
+  r.end();
+  return { deviceId, model, firmware, attestationPublicKey, checksQuorum, unlocked };
+}
+
+// LOGIN (0x03): `str pin` (at most 256 bytes); no answer fields.
+export interface LoginCommand {
+  readonly pin: string;
+}
+
+export function encodeLoginCommand(c: LoginCommand): Buffer {
+  return new FieldWriter().str(c.pin).toBuffer();
+}
+
+export function decodeLoginCommand(fields: Buffer): LoginCommand {
+  const r = new FieldReader(fields);
+  const pin = r.str('pin', 256);
+  r.end();
+  return { pin };
+}
+
+export const encodeLoginResult = encodeNoFields;
+export const decodeLoginResult = decodeNoFields;
+
+// ENROLL_POOL (0x10): `str poolId`, `u8 threshold`, `u16 n`, n × (`str approverId`, `bytes publicKey`);
+// no answer fields.
+export interface EnrollPoolCommand {
+  readonly poolId: string;
+  readonly threshold: number;
+  readonly approvers: MemberRecord[];
+}
+
+export function encodeEnrollPoolCommand(c: EnrollPoolCommand): Buffer {
+  return writeMembers(new FieldWriter().str(c.poolId).u8(c.threshold), c.approvers).toBuffer();
+}
+
+export function decodeEnrollPoolCommand(fields: Buffer, checkKey: ApproverKeyCheck): EnrollPoolCommand {
+  const r = new FieldReader(fields);
+  const poolId = r.str('poolId', 64);
+  const threshold = r.u8('threshold');
+  const approvers = readMembers(r, 'approver', checkKey);
+  r.end();
+  return { poolId, threshold, approvers };
+}
+
+export const encodeEnrollPoolResult = encodeNoFields;
+export const decodeEnrollPoolResult = decodeNoFields;
+
+// GENERATE_KEY (0x11): `str poolId`, `str chain` (CAIP-2, at most 80 bytes), `u8 curve`; answers `key`.
+export interface GenerateKeyCommand {
+  readonly poolId: string;
+  readonly chain: string;
+  readonly curve: CurveName;
+}
+
+export function encodeGenerateKeyCommand(c: GenerateKeyCommand): Buffer {
+  return new FieldWriter().str(c.poolId).str(c.chain).u8(CURVE_CODES[c.curve]).toBuffer();
+}
+
+export function decodeGenerateKeyCommand(fields: Buffer): GenerateKeyCommand {
+  const r = new FieldReader(fields);
+  const poolId = r.str('poolId', 64);
+  const chain = r.str('chain', 80);
+  const curve = curveName(r.u8('curve'));
+  r.end();
+  if (!curve) throw new ProtocolError('unknown curve code');
+  return { poolId, chain, curve };
+}
+
+export function encodeGenerateKeyResult(k: KeyRecord): Buffer {
+  return writeKey(new FieldWriter(), k).toBuffer();
+}
+
+export function decodeGenerateKeyResult(fields: Buffer): KeyRecord {
+  const r = new FieldReader(fields);
+  const key = readKey(r);
+  r.end();
+  return key;
+}
+
+// GET_KEY (0x12): `str handle`; answers `key`.
+export interface GetKeyCommand {
+  readonly handle: string;
+}
+
+export function encodeGetKeyCommand(c: GetKeyCommand): Buffer {
+  return new FieldWriter().str(c.handle).toBuffer();
+}
+
+export function decodeGetKeyCommand(fields: Buffer): GetKeyCommand {
+  const r = new FieldReader(fields);
+  const handle = r.str('handle', 64);
+  r.end();
+  return { handle };
+}
+
+// The same `key` answer as GENERATE_KEY.
+export const encodeGetKeyResult = encodeGenerateKeyResult;
+export const decodeGetKeyResult = decodeGenerateKeyResult;
+
+// LIST_KEYS (0x13): no request fields; answers `u32 n`, n × `key`.
+export const encodeListKeysCommand = encodeNoFields;
+export const decodeListKeysCommand = decodeNoFields;
+
+export function encodeListKeysResult(keys: readonly KeyRecord[]): Buffer {
+  const w = new FieldWriter().u32(keys.length);
+  for (const k of keys) writeKey(w, k);
+  return w.toBuffer();
+}
+
+export function decodeListKeysResult(fields: Buffer): KeyRecord[] {
+  const r = new FieldReader(fields);
+  const count = r.u32('count');
+  const keys: KeyRecord[] = [];
+  for (let i = 0; i < count; i++) keys.push(readKey(r));
+  r.end();
+  return keys;
+}
+
+// ENROLL_GOVERNANCE (0x14): `u8 quorum`, `u16 n`, n × (`str adminId`, `bytes publicKey`); no answer fields.
+export interface EnrollGovernanceCommand {
+  readonly quorum: number;
+  readonly admins: MemberRecord[];
+}
+
+export function encodeEnrollGovernanceCommand(c: EnrollGovernanceCommand): Buffer {
+  return writeMembers(new FieldWriter().u8(c.quorum), c.admins).toBuffer();
+}
+
+export function decodeEnrollGovernanceCommand(fields: Buffer, checkKey: ApproverKeyCheck): EnrollGovernanceCommand {
+  const r = new FieldReader(fields);
+  const quorum = r.u8('quorum');
+  const admins = readMembers(r, 'admin', checkKey);
+  r.end();
+  return { quorum, admins };
+}
+
+export const encodeEnrollGovernanceResult = encodeNoFields;
+export const decodeEnrollGovernanceResult = decodeNoFields;
+
+// REBIND_POOL (0x15): `str poolId`, `u8 threshold`, `u16 n`, n × (`str approverId`, `bytes publicKey`),
+// `approvals` of governance messages; no answer fields.
+export interface RebindPoolCommand {
+  readonly poolId: string;
+  readonly threshold: number;
+  readonly approvers: MemberRecord[];
+  readonly approvals: readonly ApprovalRecord[];
+}
+
+export function encodeRebindPoolCommand(c: RebindPoolCommand): Buffer {
+  return writeApprovals(writeMembers(new FieldWriter().str(c.poolId).u8(c.threshold), c.approvers), c.approvals).toBuffer();
+}
+
+export function decodeRebindPoolCommand(fields: Buffer, maxMessageBytes: number, checkKey: ApproverKeyCheck): RebindPoolCommand {
+  const r = new FieldReader(fields);
+  const poolId = r.str('poolId', 64);
+  const threshold = r.u8('threshold');
+  const approvers = readMembers(r, 'approver', checkKey);
+  const approvals = readApprovals(r, maxMessageBytes, checkKey);
+  r.end();
+  return { poolId, threshold, approvers, approvals };
+}
+
+export const encodeRebindPoolResult = encodeNoFields;
+export const decodeRebindPoolResult = decodeNoFields;
+
+// SIGN (0x20): `str handle`, `str poolId`, `bytes unsignedTx` (UTF-8), `approvals` of approval messages;
+// answers `u8 scheme`, `bytes signatures` (64 × k), `bytes recoveries` (k).
+
 /**
- * SIGN (docs/device-protocol.md): the pool key's handle, the pool, the unsigned transaction in the
- * API's encoding, and the approvals. The device decodes the transaction itself and signs only it; the
- * gateway sends no hash.
+ * What SIGN carries: the pool key's handle, the pool, the unsigned transaction in the API's encoding,
+ * and the approvals. The device decodes the transaction itself and signs only it; the gateway sends
+ * no hash.
  */
 export interface SignCommand {
   readonly handle: string;
@@ -297,7 +571,7 @@ export function encodeSignCommand(c: SignCommand): Buffer {
   return writeApprovals(new FieldWriter().str(c.handle).str(c.poolId).bytes(Buffer.from(c.unsignedTx, 'utf8')), c.approvals).toBuffer();
 }
 
-export function decodeSignCommand(fields: Buffer, maxMessageBytes: number, checkKey: (publicKey: Uint8Array) => number | null): SignCommand {
+export function decodeSignCommand(fields: Buffer, maxMessageBytes: number, checkKey: ApproverKeyCheck): SignCommand {
   const r = new FieldReader(fields);
   const handle = r.str('handle', 64);
   const poolId = r.str('poolId', 64);
@@ -340,4 +614,171 @@ export function decodeSignResult(fields: Buffer): SignResult {
       return x === 0xff ? null : x;
     }),
   };
+}
+
+// SIGN_MESSAGE (0x22): `str handle`, `str poolId`, `str challenge`, `approvals` of governance messages;
+// answers `bytes signature` (64), `u8 recovery` (0/1, 0xff for none).
+export interface SignMessageCommand {
+  readonly handle: string;
+  readonly poolId: string;
+  readonly challenge: string;
+  readonly approvals: readonly ApprovalRecord[];
+}
+
+export function encodeSignMessageCommand(c: SignMessageCommand): Buffer {
+  return writeApprovals(new FieldWriter().str(c.handle).str(c.poolId).str(c.challenge), c.approvals).toBuffer();
+}
+
+/** `maxChallengeBytes` bounds the challenge field; the device checks the challenge's text itself. */
+export function decodeSignMessageCommand(fields: Buffer, maxChallengeBytes: number, maxMessageBytes: number, checkKey: ApproverKeyCheck): SignMessageCommand {
+  const r = new FieldReader(fields);
+  const handle = r.str('handle', 64);
+  const poolId = r.str('poolId', 64);
+  const challenge = r.str('challenge', maxChallengeBytes);
+  const approvals = readApprovals(r, maxMessageBytes, checkKey);
+  r.end();
+  return { handle, poolId, challenge, approvals };
+}
+
+export interface SignMessageResult {
+  readonly signature: Uint8Array;
+  /** ECDSA recovery id, which the decoder accepts only as 0 or 1; null for Ed25519. */
+  readonly recovery: number | null;
+}
+
+export function encodeSignMessageResult(s: SignMessageResult): Buffer {
+  return new FieldWriter()
+    .bytes(s.signature)
+    .u8(s.recovery ?? 0xff)
+    .toBuffer();
+}
+
+export function decodeSignMessageResult(fields: Buffer): SignMessageResult & { readonly recovery: 0 | 1 | null } {
+  const r = new FieldReader(fields);
+  const signature = r.bytes('signature', 64);
+  const recovery = r.u8('recovery');
+  r.end();
+  if (recovery !== 0 && recovery !== 1 && recovery !== 0xff) throw new ProtocolError(`recovery id ${recovery}`);
+  return { signature, recovery: recovery === 0xff ? null : recovery };
+}
+
+// ATTEST (0x30): `bytes statement`; answers `bytes signature` (64).
+export interface AttestCommand {
+  readonly statement: Uint8Array;
+}
+
+export function encodeAttestCommand(c: AttestCommand): Buffer {
+  return new FieldWriter().bytes(c.statement).toBuffer();
+}
+
+export function decodeAttestCommand(fields: Buffer): AttestCommand {
+  const r = new FieldReader(fields);
+  const statement = r.bytes('statement');
+  r.end();
+  return { statement };
+}
+
+export interface AttestResult {
+  readonly signature: Uint8Array;
+}
+
+export function encodeAttestResult(a: AttestResult): Buffer {
+  return new FieldWriter().bytes(a.signature).toBuffer();
+}
+
+export function decodeAttestResult(fields: Buffer): AttestResult {
+  const r = new FieldReader(fields);
+  const signature = r.bytes('signature', 64);
+  r.end();
+  return { signature };
+}
+
+// EXPORT_BACKUP (0x40): `u8 threshold`, `u8 n`, n × `bytes recipient` (empty, or a 32-byte X25519 key);
+// answers `bytes backup`, `u8 n`, n × `bytes share`.
+export interface ExportBackupCommand {
+  readonly threshold: number;
+  /** One per custodian: the X25519 key its share is encrypted to, or null for a plain share. */
+  readonly recipients: readonly (Uint8Array | null)[];
+}
+
+export function encodeExportBackupCommand(c: ExportBackupCommand): Buffer {
+  const w = new FieldWriter().u8(c.threshold).u8(c.recipients.length);
+  for (const key of c.recipients) w.bytes(key ?? new Uint8Array(0));
+  return w.toBuffer();
+}
+
+export function decodeExportBackupCommand(fields: Buffer): ExportBackupCommand {
+  const r = new FieldReader(fields);
+  const threshold = r.u8('threshold');
+  const count = r.u8('custodians');
+  const recipients: (Uint8Array | null)[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = r.bytes('custodian key');
+    if (key.length !== 0 && key.length !== 32) throw new ProtocolError(`custodian ${i + 1}'s key must be empty or 32 bytes`);
+    recipients.push(key.length === 0 ? null : key);
+  }
+  r.end();
+  return { threshold, recipients };
+}
+
+export interface ExportBackupResult {
+  readonly backup: string;
+  readonly shares: readonly string[];
+}
+
+export function encodeExportBackupResult(e: ExportBackupResult): Buffer {
+  const w = new FieldWriter().bytes(Buffer.from(e.backup, 'utf8')).u8(e.shares.length);
+  for (const share of e.shares) w.bytes(Buffer.from(share, 'utf8'));
+  return w.toBuffer();
+}
+
+export function decodeExportBackupResult(fields: Buffer): ExportBackupResult {
+  const r = new FieldReader(fields);
+  const backup = jsonText(r.bytes('backup'));
+  const count = r.u8('shares');
+  const shares: string[] = [];
+  for (let i = 0; i < count; i++) shares.push(jsonText(r.bytes('share')));
+  r.end();
+  return { backup, shares };
+}
+
+// IMPORT_BACKUP (0x41): `bytes backup`, `u8 k`, k × `bytes share`; answers `str deviceId`, `u32 keys`.
+export interface ImportBackupCommand {
+  readonly backup: string;
+  /** The custodians' plain share bytes, decrypted already. */
+  readonly shares: readonly Uint8Array[];
+}
+
+export function encodeImportBackupCommand(c: ImportBackupCommand): Buffer {
+  const w = new FieldWriter().bytes(Buffer.from(c.backup, 'utf8')).u8(c.shares.length);
+  for (const share of c.shares) w.bytes(share);
+  return w.toBuffer();
+}
+
+export function decodeImportBackupCommand(fields: Buffer): ImportBackupCommand {
+  const r = new FieldReader(fields);
+  const backup = jsonText(r.bytes('backup'));
+  const count = r.u8('shares');
+  const shares: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) shares.push(r.bytes('share'));
+  r.end();
+  return { backup, shares };
+}
+
+/** The restored device's id and how many keys it holds. */
+export interface ImportBackupResult {
+  readonly deviceId: string;
+  readonly keys: number;
+}
+
+export function encodeImportBackupResult(i: ImportBackupResult): Buffer {
+  return new FieldWriter().str(i.deviceId).u32(i.keys).toBuffer();
+}
+
+export function decodeImportBackupResult(fields: Buffer): ImportBackupResult {
+  const r = new FieldReader(fields);
+  const deviceId = r.str('device id');
+  const keys = r.u32('keys');
+  r.end();
+  return { deviceId, keys };
 }

@@ -6,24 +6,42 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import {
+  decodeAttestCommand,
+  decodeEnrollGovernanceCommand,
+  decodeEnrollPoolCommand,
+  decodeExportBackupCommand,
   decodeFrame,
+  decodeGenerateKeyCommand,
+  decodeGetKeyCommand,
+  decodeImportBackupCommand,
+  decodeInfoCommand,
+  decodeListKeysCommand,
+  decodeLoginCommand,
+  decodePingCommand,
+  decodeRebindPoolCommand,
+  decodeSignCommand,
+  decodeSignMessageCommand,
+  encodeAttestResult,
+  encodeEnrollGovernanceResult,
+  encodeEnrollPoolResult,
+  encodeExportBackupResult,
   encodeFrame,
+  encodeGenerateKeyResult,
+  encodeGetKeyResult,
+  encodeImportBackupResult,
+  encodeInfoResult,
+  encodeListKeysResult,
+  encodeLoginResult,
+  encodePingResult,
+  encodeRebindPoolResult,
+  encodeSignMessageResult,
+  encodeSignResult,
   errorFields,
-  FieldReader,
-  FieldWriter,
   MAX_FRAME_BYTES,
   Opcode,
   PROTOCOL_VERSION,
   ProtocolError,
-  schemeName,
-  curveName,
   Status,
-  writeKey,
-  decodeSignCommand,
-  encodeSignResult,
-  readApprovals as readApprovalRecords,
-  MAX_APPROVALS,
-  type ApprovalRecord,
   type Frame,
 } from '../common/sim-protocol.js';
 import { MAX_APPROVAL_MESSAGE_BYTES } from '../common/approval-message.js';
@@ -81,127 +99,78 @@ export function createSimServer(options: SimServerOptions): Server {
     }
   };
 
+  // Each request is decoded in full (a malformed one is BAD_REQUEST) before the device is asked to act.
   const handle = async (frame: Frame, session: { loggedIn: boolean }): Promise<Buffer> => {
-    const r = new FieldReader(frame.fields);
-    const w = new FieldWriter();
+    const fields = frame.fields;
     switch (frame.code) {
       case Opcode.PING:
-        r.end();
-        return w.toBuffer();
-      case Opcode.INFO: {
-        r.end();
-        return w
-          .str(device ? device.id : '')
-          .str(MODEL)
-          .str(FIRMWARE)
-          .bytes(device ? device.attestationPublicKey : new Uint8Array(0))
-          .u8(1)
-          .u8(device ? 1 : 0)
-          .toBuffer();
-      }
+        decodePingCommand(fields);
+        return encodePingResult();
+      case Opcode.INFO:
+        decodeInfoCommand(fields);
+        return encodeInfoResult({
+          deviceId: device ? device.id : '',
+          model: MODEL,
+          firmware: FIRMWARE,
+          attestationPublicKey: device ? device.attestationPublicKey : new Uint8Array(0),
+          checksQuorum: true,
+          unlocked: device !== null,
+        });
       case Opcode.LOGIN: {
-        const pin = r.str('pin', 256);
-        r.end();
+        const { pin } = decodeLoginCommand(fields);
         await login(pin);
         session.loggedIn = true;
-        return w.toBuffer();
+        return encodeLoginResult();
       }
       case Opcode.ENROLL_POOL: {
-        const poolId = r.str('poolId', 64);
-        const threshold = r.u8('threshold');
-        const count = r.u16('approver count');
-        if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvers`);
-        const approvers = [];
-        for (let i = 0; i < count; i++) approvers.push({ id: r.str('approver id', 64), publicKey: approverKey(r, 'approver key') });
-        r.end();
-        requireDevice(session.loggedIn).enrollPool(poolId, approvers, threshold);
-        return w.toBuffer();
+        const c = decodeEnrollPoolCommand(fields, approverSignatureBytes);
+        requireDevice(session.loggedIn).enrollPool(c.poolId, c.approvers, c.threshold);
+        return encodeEnrollPoolResult();
       }
       case Opcode.ENROLL_GOVERNANCE: {
-        const quorum = r.u8('quorum');
-        const count = r.u16('admin count');
-        if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} admins`);
-        const admins = [];
-        for (let i = 0; i < count; i++) admins.push({ id: r.str('admin id', 64), publicKey: approverKey(r, 'admin key') });
-        r.end();
-        requireDevice(session.loggedIn).enrollGovernance(admins, quorum);
-        return w.toBuffer();
+        const c = decodeEnrollGovernanceCommand(fields, approverSignatureBytes);
+        requireDevice(session.loggedIn).enrollGovernance(c.admins, c.quorum);
+        return encodeEnrollGovernanceResult();
       }
       case Opcode.REBIND_POOL: {
-        const poolId = r.str('poolId', 64);
-        const threshold = r.u8('threshold');
-        const count = r.u16('approver count');
-        if (count > MAX_APPROVALS) throw new ProtocolError(`at most ${MAX_APPROVALS} approvers`);
-        const approvers = [];
-        for (let i = 0; i < count; i++) approvers.push({ id: r.str('approver id', 64), publicKey: approverKey(r, 'approver key') });
-        const approvals = readApprovals(r);
-        r.end();
-        requireDevice(session.loggedIn).rebindPool(poolId, approvers, threshold, approvals);
-        return w.toBuffer();
+        const c = decodeRebindPoolCommand(fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
+        requireDevice(session.loggedIn).rebindPool(c.poolId, c.approvers, c.threshold, c.approvals);
+        return encodeRebindPoolResult();
       }
       case Opcode.SIGN_MESSAGE: {
-        const handleId = r.str('handle', 64);
-        const poolId = r.str('poolId', 64);
-        const challenge = r.str('challenge', 4 * MAX_CHALLENGE_BYTES);
-        const approvals = readApprovals(r);
-        r.end();
-        const signed = requireDevice(session.loggedIn).signMessage(handleId, poolId, challenge, approvals);
-        return w.bytes(signed.signature).u8(signed.recovery ?? 0xff).toBuffer();
+        const c = decodeSignMessageCommand(fields, 4 * MAX_CHALLENGE_BYTES, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
+        return encodeSignMessageResult(requireDevice(session.loggedIn).signMessage(c.handle, c.poolId, c.challenge, c.approvals));
       }
       case Opcode.EXPORT_BACKUP: {
-        const threshold = r.u8('threshold');
-        const count = r.u8('custodians');
-        const recipients: (Uint8Array | null)[] = [];
-        for (let i = 0; i < count; i++) {
-          const key = r.bytes('custodian key');
-          if (key.length !== 0 && key.length !== 32) throw new ProtocolError(`custodian ${i + 1}'s key must be empty or 32 bytes`);
-          recipients.push(key.length === 0 ? null : key);
-        }
-        r.end();
-        const made = await requireDevice(session.loggedIn).exportBackup(threshold, recipients);
-        w.bytes(Buffer.from(made.backup, 'utf8')).u8(made.shares.length);
-        for (const share of made.shares) w.bytes(Buffer.from(share, 'utf8'));
-        return w.toBuffer();
+        const c = decodeExportBackupCommand(fields);
+        return encodeExportBackupResult(await requireDevice(session.loggedIn).exportBackup(c.threshold, c.recipients));
       }
       case Opcode.IMPORT_BACKUP: {
-        const backup = Buffer.from(r.bytes('backup')).toString('utf8');
-        const count = r.u8('shares');
-        const shares: Uint8Array[] = [];
-        for (let i = 0; i < count; i++) shares.push(r.bytes('share'));
-        r.end();
-        const restored = await requireDevice(session.loggedIn).importBackup(backup, shares);
+        const c = decodeImportBackupCommand(fields);
+        const restored = await requireDevice(session.loggedIn).importBackup(c.backup, c.shares);
         device = restored;
-        options.log(`restored backup into ${options.dataDir}: device ${restored.id}, ${restored.listKeys().length} keys`);
-        return w.str(restored.id).u32(restored.listKeys().length).toBuffer();
+        const keys = restored.listKeys().length;
+        options.log(`restored backup into ${options.dataDir}: device ${restored.id}, ${keys} keys`);
+        return encodeImportBackupResult({ deviceId: restored.id, keys });
       }
       case Opcode.GENERATE_KEY: {
-        const poolId = r.str('poolId', 64);
-        const chain = r.str('chain', 80);
-        const curve = curveName(r.u8('curve'));
-        r.end();
-        if (!curve) throw new ProtocolError('unknown curve code');
-        return writeKey(w, requireDevice(session.loggedIn).generateKey(poolId, chain, curve)).toBuffer();
+        const c = decodeGenerateKeyCommand(fields);
+        return encodeGenerateKeyResult(requireDevice(session.loggedIn).generateKey(c.poolId, c.chain, c.curve));
       }
       case Opcode.GET_KEY: {
-        const handleId = r.str('handle', 64);
-        r.end();
-        return writeKey(w, requireDevice(session.loggedIn).getKey(handleId)).toBuffer();
+        const c = decodeGetKeyCommand(fields);
+        return encodeGetKeyResult(requireDevice(session.loggedIn).getKey(c.handle));
       }
-      case Opcode.LIST_KEYS: {
-        r.end();
-        const keys = requireDevice(session.loggedIn).listKeys();
-        w.u32(keys.length);
-        for (const k of keys) writeKey(w, k);
-        return w.toBuffer();
-      }
+      case Opcode.LIST_KEYS:
+        decodeListKeysCommand(fields);
+        return encodeListKeysResult(requireDevice(session.loggedIn).listKeys());
       case Opcode.SIGN: {
-        const command = decodeSignCommand(frame.fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
-        return encodeSignResult(requireDevice(session.loggedIn).sign(command));
+        const c = decodeSignCommand(fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
+        return encodeSignResult(requireDevice(session.loggedIn).sign(c));
       }
       case Opcode.ATTEST: {
-        const statement = r.bytes('statement');
-        r.end();
-        return w.bytes(requireDevice(session.loggedIn).attest(statement)).toBuffer();
+        const c = decodeAttestCommand(fields);
+        return encodeAttestResult({ signature: requireDevice(session.loggedIn).attest(c.statement) });
       }
       default:
         throw new DeviceRefusal(Status.UNKNOWN_OPCODE, `unknown opcode 0x${frame.code.toString(16).padStart(2, '0')}`);
@@ -303,18 +272,7 @@ export function createSimServer(options: SimServerOptions): Server {
   });
 }
 
-/** An approver's public key: 32 bytes (Ed25519) or 33 (compressed secp256k1, EIP-191 approvals). */
-function approverKey(r: FieldReader, what: string): Uint8Array {
-  const key = r.bytes(what);
-  if (approverKeyScheme(key) === null) throw new ProtocolError(`${what} must be 32 or 33 bytes, got ${key.length}`);
-  return key;
-}
-
-/** Approvals as the protocol carries them (common/sim-protocol.ts), each key of a known approver scheme. */
-function readApprovals(r: FieldReader): ApprovalRecord[] {
-  return readApprovalRecords(r, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
-}
-
+/** The signature length of an approver's or admin's key (common/approver-key.ts), or null for a key of no known scheme. */
 function approverSignatureBytes(publicKey: Uint8Array): number | null {
   const scheme = approverKeyScheme(publicKey);
   return scheme === null ? null : APPROVER_SIGNATURE_BYTES[scheme];

@@ -8,23 +8,41 @@
 import { connect, type Socket } from 'node:net';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import {
-  CURVE_CODES,
+  decodeAttestResult,
+  decodeEnrollGovernanceResult,
+  decodeEnrollPoolResult,
+  decodeErrorFields,
+  decodeExportBackupResult,
   decodeFrame,
+  decodeGenerateKeyResult,
+  decodeGetKeyResult,
+  decodeImportBackupResult,
+  decodeInfoResult,
+  decodeListKeysResult,
+  decodeLoginResult,
+  decodeRebindPoolResult,
+  decodeSignMessageResult,
+  decodeSignResult,
+  encodeAttestCommand,
+  encodeEnrollGovernanceCommand,
+  encodeEnrollPoolCommand,
+  encodeExportBackupCommand,
   encodeFrame,
-  FieldReader,
-  FieldWriter,
+  encodeGenerateKeyCommand,
+  encodeGetKeyCommand,
+  encodeImportBackupCommand,
+  encodeInfoCommand,
+  encodeListKeysCommand,
+  encodeLoginCommand,
+  encodeRebindPoolCommand,
+  encodeSignCommand,
+  encodeSignMessageCommand,
   Opcode,
-  readKey,
-  SCHEME_CODES,
-  schemeName,
   Status,
   STATUS_NAMES,
-  encodeSignCommand,
-  decodeSignResult,
-  writeApprovals as writeApprovalRecords,
   type ApprovalRecord,
   type KeyRecord,
-  type SignResult,
+  type MemberRecord,
 } from '../../../common/sim-protocol.js';
 import { DeviceError, type ErrorKind } from '../../../common/errors.js';
 import type { Curve } from '../../domain/pool.js';
@@ -62,6 +80,23 @@ const STATUS_ERRORS: Readonly<Record<number, { kind: ErrorKind; code: string }>>
 
 function approvalRecord(a: ApprovalEvidence): ApprovalRecord {
   return { publicKey: hexToBytes(a.publicKey), message: a.message, signature: hexToBytes(a.signature) };
+}
+
+function memberRecord(a: EnrolledApprover): MemberRecord {
+  return { id: a.id, publicKey: hexToBytes(a.publicKey) };
+}
+
+function deviceKey(k: KeyRecord): DeviceKey {
+  return { handle: k.handle, poolId: k.poolId, chain: k.chain, curve: k.curve, publicKey: bytesToHex(k.publicKey) };
+}
+
+/** A signing call's answer that does not decode: the device broke the protocol, the request was not bad. */
+function decodeSigningAnswer<T>(decode: () => T, what: string): T {
+  try {
+    return decode();
+  } catch (error) {
+    throw new DeviceError('internal', 'device_protocol_error', `${what} ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 function parseUrl(url: string): { host: string; port: number } {
@@ -129,7 +164,7 @@ export function createSimDevice(options: SimDeviceOptions) {
           } else {
             let message = STATUS_NAMES[r.frame.code] ?? `status ${r.frame.code}`;
             try {
-              message = new FieldReader(r.frame.fields).str('message');
+              message = decodeErrorFields(r.frame.fields);
             } catch {
               // keep the status name
             }
@@ -174,7 +209,7 @@ export function createSimDevice(options: SimDeviceOptions) {
       async (s) => {
         socket = s;
         try {
-          await send(s, Opcode.LOGIN, new FieldWriter().str(options.pin).toBuffer());
+          decodeLoginResult(await send(s, Opcode.LOGIN, encodeLoginCommand({ pin: options.pin })));
         } catch (error) {
           s.destroy();
           throw error;
@@ -192,44 +227,30 @@ export function createSimDevice(options: SimDeviceOptions) {
     return ready;
   };
 
-  const call = async (opcode: number, fields: Buffer = Buffer.alloc(0)): Promise<FieldReader> => {
+  /** Sends one request's fields (from its opcode's encoder); resolves with the OK answer's fields, for its decoder. */
+  const call = async (opcode: number, fields: Buffer): Promise<Buffer> => {
     const s = await connection();
-    return new FieldReader(await send(s, opcode, fields));
+    return send(s, opcode, fields);
   };
-
-  const writeMembers = (w: FieldWriter, members: readonly EnrolledApprover[]) => {
-    w.u16(members.length);
-    for (const a of members) w.str(a.id).bytes(hexToBytes(a.publicKey));
-    return w;
-  };
-  const writeApprovals = (w: FieldWriter, approvals: readonly ApprovalEvidence[]) => writeApprovalRecords(w, approvals.map(approvalRecord));
-
-  const toDeviceKey = (k: KeyRecord): DeviceKey => ({ handle: k.handle, poolId: k.poolId, chain: k.chain, curve: k.curve, publicKey: bytesToHex(k.publicKey) });
 
   const device = {
     async info(): Promise<DeviceInfo> {
-      const r = await call(Opcode.INFO);
-      const id = r.str('id');
-      const model = r.str('model');
-      const firmware = r.str('firmware');
-      const attestation = r.bytes('attestation key');
-      const checksQuorum = r.u8('checksQuorum') === 1;
-      r.u8('unlocked');
-      r.end();
-      return { id, type: 'sim', model, firmware, attestationPublicKey: attestation.length > 0 ? bytesToHex(attestation) : null, checksQuorum };
+      const i = decodeInfoResult(await call(Opcode.INFO, encodeInfoCommand()));
+      const attestationPublicKey = i.attestationPublicKey.length > 0 ? bytesToHex(i.attestationPublicKey) : null;
+      return { id: i.deviceId, type: 'sim', model: i.model, firmware: i.firmware, attestationPublicKey, checksQuorum: i.checksQuorum };
     },
 
     async enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number): Promise<void> {
-      (await call(Opcode.ENROLL_POOL, writeMembers(new FieldWriter().str(poolId).u8(threshold), approvers).toBuffer())).end();
+      decodeEnrollPoolResult(await call(Opcode.ENROLL_POOL, encodeEnrollPoolCommand({ poolId, threshold, approvers: approvers.map(memberRecord) })));
     },
 
     async enrollGovernance(admins: readonly EnrolledApprover[], quorum: number): Promise<void> {
-      (await call(Opcode.ENROLL_GOVERNANCE, writeMembers(new FieldWriter().u8(quorum), admins).toBuffer())).end();
+      decodeEnrollGovernanceResult(await call(Opcode.ENROLL_GOVERNANCE, encodeEnrollGovernanceCommand({ quorum, admins: admins.map(memberRecord) })));
     },
 
     async rebindPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, approvals: readonly ApprovalEvidence[]): Promise<void> {
-      const w = writeApprovals(writeMembers(new FieldWriter().str(poolId).u8(threshold), approvers), approvals);
-      (await call(Opcode.REBIND_POOL, w.toBuffer())).end();
+      const fields = encodeRebindPoolCommand({ poolId, threshold, approvers: approvers.map(memberRecord), approvals: approvals.map(approvalRecord) });
+      decodeRebindPoolResult(await call(Opcode.REBIND_POOL, fields));
     },
 
     /**
@@ -238,70 +259,39 @@ export function createSimDevice(options: SimDeviceOptions) {
      * for null), any `threshold` of which restore it.
      */
     async exportBackup(threshold: number, recipients: readonly (Uint8Array | null)[]): Promise<{ backup: string; shares: string[] }> {
-      const w = new FieldWriter().u8(threshold).u8(recipients.length);
-      for (const r of recipients) w.bytes(r ?? new Uint8Array(0));
-      const r = await call(Opcode.EXPORT_BACKUP, w.toBuffer());
-      const backup = Buffer.from(r.bytes('backup')).toString('utf8');
-      const count = r.u8('shares');
-      const shares: string[] = [];
-      for (let i = 0; i < count; i++) shares.push(Buffer.from(r.bytes('share')).toString('utf8'));
-      r.end();
-      return { backup, shares };
+      const made = decodeExportBackupResult(await call(Opcode.EXPORT_BACKUP, encodeExportBackupCommand({ threshold, recipients })));
+      return { backup: made.backup, shares: [...made.shares] };
     },
 
     /** Restores a backup into this fresh simulator from share bytes (decrypted already). */
     async importBackup(backup: string, shares: readonly Uint8Array[]): Promise<{ deviceId: string; keys: number }> {
-      const w = new FieldWriter().bytes(Buffer.from(backup, 'utf8')).u8(shares.length);
-      for (const s of shares) w.bytes(s);
-      const r = await call(Opcode.IMPORT_BACKUP, w.toBuffer());
-      const deviceId = r.str('device id');
-      const keys = r.u32('keys');
-      r.end();
-      return { deviceId, keys };
+      return decodeImportBackupResult(await call(Opcode.IMPORT_BACKUP, encodeImportBackupCommand({ backup, shares })));
     },
 
     async signMessage(request: ControlSignRequest): Promise<{ signature: Uint8Array; recovery: 0 | 1 | null }> {
-      const r = await call(Opcode.SIGN_MESSAGE, writeApprovals(new FieldWriter().str(request.handle).str(request.poolId).str(request.challenge), request.approvals).toBuffer());
-      const signature = r.bytes('signature', 64);
-      const recovery = r.u8('recovery');
-      r.end();
-      if (recovery !== 0 && recovery !== 1 && recovery !== 0xff) throw new DeviceError('internal', 'device_protocol_error', `SIGN_MESSAGE answered recovery id ${recovery}`);
-      return { signature, recovery: recovery === 0xff ? null : recovery };
+      const fields = encodeSignMessageCommand({ handle: request.handle, poolId: request.poolId, challenge: request.challenge, approvals: request.approvals.map(approvalRecord) });
+      const answer = await call(Opcode.SIGN_MESSAGE, fields);
+      return decodeSigningAnswer(() => decodeSignMessageResult(answer), 'SIGN_MESSAGE answered');
     },
 
     async generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey> {
-      const r = await call(Opcode.GENERATE_KEY, new FieldWriter().str(poolId).str(chain).u8(CURVE_CODES[curve]).toBuffer());
-      const k = readKey(r);
-      r.end();
+      const k = decodeGenerateKeyResult(await call(Opcode.GENERATE_KEY, encodeGenerateKeyCommand({ poolId, chain, curve })));
       return { handle: k.handle, curve: k.curve, publicKey: bytesToHex(k.publicKey) };
     },
 
     async publicKey(handle: string): Promise<DeviceKey> {
-      const r = await call(Opcode.GET_KEY, new FieldWriter().str(handle).toBuffer());
-      const k = readKey(r);
-      r.end();
-      return toDeviceKey(k);
+      return deviceKey(decodeGetKeyResult(await call(Opcode.GET_KEY, encodeGetKeyCommand({ handle }))));
     },
 
     async listKeys(): Promise<readonly DeviceKey[]> {
-      const r = await call(Opcode.LIST_KEYS);
-      const n = r.u32('count');
-      const keys: DeviceKey[] = [];
-      for (let i = 0; i < n; i++) keys.push(toDeviceKey(readKey(r)));
-      r.end();
-      return keys;
+      return decodeListKeysResult(await call(Opcode.LIST_KEYS, encodeListKeysCommand())).map(deviceKey);
     },
 
     async sign(request: SignRequest): Promise<DeviceSignature> {
       // The device decodes the transaction itself and derives what to sign: no hash is sent.
       const fields = encodeSignCommand({ handle: request.handle, poolId: request.poolId, unsignedTx: request.transaction.unsignedTx, approvals: request.approvals.map(approvalRecord) });
-      const r = await call(Opcode.SIGN, fields);
-      let result: SignResult;
-      try {
-        result = decodeSignResult(r.rest());
-      } catch (error) {
-        throw new DeviceError('internal', 'device_protocol_error', `HSM answered SIGN with ${error instanceof Error ? error.message : String(error)}`);
-      }
+      const answer = await call(Opcode.SIGN, fields);
+      const result = decodeSigningAnswer(() => decodeSignResult(answer), 'HSM answered SIGN with');
       if (result.scheme !== request.scheme) throw new DeviceError('internal', 'device_protocol_error', `HSM answered scheme ${result.scheme}, the gateway expected ${request.scheme}`);
       const parts = result.signatures.map((signature, i) => ({ signature, recovery: result.recoveries[i] ?? null }));
       const first = parts[0] as DeviceSignature['parts'][number];
@@ -309,10 +299,7 @@ export function createSimDevice(options: SimDeviceOptions) {
     },
 
     async attest(statement: Uint8Array): Promise<Uint8Array> {
-      const r = await call(Opcode.ATTEST, new FieldWriter().bytes(statement).toBuffer());
-      const signature = r.bytes('signature', 64);
-      r.end();
-      return signature;
+      return decodeAttestResult(await call(Opcode.ATTEST, encodeAttestCommand({ statement }))).signature;
     },
 
     async close(): Promise<void> {
