@@ -23,6 +23,8 @@ export type WithdrawalState = (typeof WITHDRAWAL_STATES)[number];
 
 /** States whose amount counts against velocity limits and whose nonce is taken. */
 export const COMMITTED_STATES: readonly WithdrawalState[] = ['approved', 'timelocked', 'signing', 'signed'];
+/** Committed states whose amount has not left yet: it counts against velocity however long it waits. */
+export const UNRELEASED_STATES: readonly WithdrawalState[] = ['approved', 'timelocked', 'signing'];
 /** States from which nothing more happens. */
 export const FINAL_STATES: readonly WithdrawalState[] = ['signed', 'denied', 'rejected', 'expired', 'cancelled', 'failed'];
 /** States that hold a claim on the (pool, chain, nonce): every state but the failed endings. */

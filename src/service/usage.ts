@@ -7,7 +7,7 @@
 import { nativeAsset, parseChainId } from '../../common/chain-id.js';
 import type { Policy } from '../domain/policy.js';
 import type { Pool } from '../domain/pool.js';
-import type { ContractCall, Withdrawal, WithdrawalState } from '../domain/withdrawal.js';
+import type { ContractCall, Withdrawal } from '../domain/withdrawal.js';
 import type { StoreReads, StoreTx } from '../store/store.js';
 import { evaluateWithdrawal, velocityWindows, type PolicyDecision, type WindowUsage } from '../policy/evaluate.js';
 import { decodeTransaction } from '../../common/chains/adapters.js';
@@ -38,21 +38,18 @@ export interface DecisionSubject {
 export async function velocityUsage(tx: StoreReads, poolId: string, policy: Policy, asset: string, now: number, self?: Withdrawal): Promise<WindowUsage[]> {
   const windows = velocityWindows(policy, asset);
   if (windows.length === 0) return [];
-  const waiting = (await tx.withdrawalsInStates(UNRELEASED)).filter((w) => w.poolId === poolId && w.asset === asset && w.committedAt !== null && w.id !== self?.id);
+  const waiting = (await tx.unreleasedEntries(poolId, asset)).filter((w) => w.id !== self?.id);
   const usage: WindowUsage[] = [];
   for (const w of windows) {
     const since = now - w.windowMs;
     let committed = await tx.committedSince(poolId, asset, since);
     if (self && self.committedAt !== null && self.committedAt > since) committed -= self.amount;
     // Committed before the window and still unreleased: it has not left yet, so it still counts.
-    for (const unreleased of waiting) if ((unreleased.committedAt as number) <= since) committed += unreleased.amount;
+    for (const unreleased of waiting) if (unreleased.committedAt <= since) committed += unreleased.amount;
     usage.push({ window: w.window, windowMs: w.windowMs, committed });
   }
   return usage;
 }
-
-/** Committed states whose amount has not left yet. */
-const UNRELEASED: readonly WithdrawalState[] = ['approved', 'timelocked', 'signing'];
 
 /**
  * The pool of this gateway whose key controls `address`, if any (commingling, internal transfers):

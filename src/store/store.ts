@@ -127,6 +127,11 @@ export interface StoreTx {
   committedSince(poolId: string, asset: string, since: number): Promise<bigint>;
   /** Committed (amount, committedAt) pairs since `since`, oldest first, for "frees up at" reports. */
   committedEntriesSince(poolId: string, asset: string, since: number): Promise<readonly { amount: bigint; committedAt: number }[]>;
+  /**
+   * (amount, committedAt, id) of the (pool, asset) requests committed but not released yet (approved,
+   * time-locked, signing): few at any time, read through the state index whatever the history.
+   */
+  unreleasedEntries(poolId: string, asset: string): Promise<readonly { amount: bigint; committedAt: number; id: string }[]>;
 
   // approvals
   /** Refuses (ConflictError `duplicate_approval`) a second approval by the same approver. */
@@ -182,6 +187,7 @@ export type StoreReads = Pick<
   | 'withdrawalsInStates'
   | 'committedSince'
   | 'committedEntriesSince'
+  | 'unreleasedEntries'
   | 'approvalsOf'
   | 'getProposal'
   | 'listProposals'

@@ -364,6 +364,24 @@ export function describeStoreContract(name: string, openStore: () => Promise<Ope
       expect(await store.read((r) => r.listWithdrawals({ limit: 10 }))).toEqual([w]);
     });
 
+    it('when unreleased amounts are listed, then only approved, time-locked and signing requests of that pool and asset come back', async () => {
+      const store = await fresh();
+      await seed(store);
+      const rows = [
+        withdrawal({ state: 'approved', committedAt: 10, amount: 1n }),
+        withdrawal({ state: 'timelocked', committedAt: 20, amount: 2n }),
+        withdrawal({ state: 'signing', committedAt: 30, amount: 4n }),
+        withdrawal({ state: 'signed', committedAt: 40, amount: 8n }),
+        withdrawal({ state: 'pending_approval', amount: 16n }),
+        withdrawal({ state: 'approved', committedAt: 50, amount: 32n, poolId: 'client-b' }),
+      ];
+      await store.transaction(async (tx) => {
+        for (const r of rows) await tx.insertWithdrawal(r);
+      });
+      const entries = await store.read((tx) => tx.unreleasedEntries('client-a', 'ETH'));
+      expect([...entries].sort((a, b) => a.committedAt - b.committedAt)).toEqual(rows.slice(0, 3).map((r) => ({ amount: r.amount, committedAt: r.committedAt, id: r.id })));
+    });
+
     it('when committed usage is summed, then only committed states inside the window count', async () => {
       const store = await fresh();
       await seed(store);

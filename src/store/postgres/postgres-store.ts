@@ -24,7 +24,7 @@ import { ConflictError, CustodyError, StoreError } from '../../../common/errors.
 import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
-import { COMMITTED_STATES, LIVE_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
+import { COMMITTED_STATES, LIVE_STATES, UNRELEASED_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
 import {
   rowToApproval, rowToApprover, rowToAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal,
@@ -62,6 +62,7 @@ const AUDIT_PAGE = 1000;
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 const LIVE = inList(LIVE_STATES);
 const COMMITTED = inList(COMMITTED_STATES);
+const UNRELEASED = inList(UNRELEASED_STATES);
 
 /** PostgreSQL's type oid of BIGINT (int8). */
 const INT8_OID = 20;
@@ -425,6 +426,14 @@ function createTx(client: pg.PoolClient, isOpen: () => boolean): StoreTx {
         [poolId, asset, minuteOf(since), since, nextMinuteStart(since)],
       );
       return BigInt(String(r?.total ?? '0'));
+    },
+    async unreleasedEntries(poolId, asset) {
+      const found = await rows(
+        `SELECT id, amount::text AS amount, committed_at FROM withdrawals
+          WHERE state IN (${UNRELEASED}) AND pool_id = $1 AND asset = $2 AND committed_at IS NOT NULL`,
+        [poolId, asset],
+      );
+      return found.map((r) => ({ amount: BigInt(String(r.amount)), committedAt: Number(r.committed_at), id: String(r.id) }));
     },
     async committedEntriesSince(poolId, asset, since) {
       const found = await rows(

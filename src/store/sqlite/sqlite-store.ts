@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { ConflictError, CustodyError, StoreError } from '../../../common/errors.js';
 import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../domain/policy.js';
-import { COMMITTED_STATES, LIVE_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
+import { COMMITTED_STATES, LIVE_STATES, UNRELEASED_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
 import { minuteOf, nextMinuteStart, usageChanges } from '../usage-minutes.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
@@ -123,6 +123,10 @@ function prepareStatements(db: Db) {
       `SELECT ${Array.from({ length: SUM_LIMBS }, (_, k) => `SUM(CAST(substr(amount, ${-LIMB_DIGITS * (k + 1)}, ${LIMB_DIGITS}) AS INTEGER)) AS l${k}`).join(', ')}
        FROM withdrawals WHERE pool_id = ? AND asset = ? AND committed_at > ? AND committed_at < ? AND state IN (${inList(COMMITTED_STATES)})`,
     ).safeIntegers(true),
+    unreleased: db.prepare(
+      `SELECT id, amount, committed_at FROM withdrawals INDEXED BY withdrawals_state
+        WHERE state IN (${inList(UNRELEASED_STATES)}) AND pool_id = ? AND asset = ? AND committed_at IS NOT NULL`,
+    ),
     usageMinute: db.prepare('SELECT total FROM usage_minutes WHERE pool_id = ? AND asset = ? AND minute = ?'),
     setUsageMinute: db.prepare(
       'INSERT INTO usage_minutes (pool_id, asset, minute, total) VALUES (?, ?, ?, ?) ON CONFLICT (pool_id, asset, minute) DO UPDATE SET total = excluded.total',
@@ -400,6 +404,9 @@ function createTx(db: Db, s: Statements): StoreTx {
       }
       for (const r of s.committedBetween.iterate(poolId, asset, since, until) as IterableIterator<Row>) total += BigInt(str(r.amount));
       return total;
+    },
+    async unreleasedEntries(poolId, asset) {
+      return (s.unreleased.all(poolId, asset) as Row[]).map((r) => ({ amount: BigInt(str(r.amount)), committedAt: num(r.committed_at), id: str(r.id) }));
     },
     async committedEntriesSince(poolId, asset, since) {
       return (s.committedSince.all(poolId, asset, since) as Row[]).map((r) => ({ amount: BigInt(str(r.amount)), committedAt: num(r.committed_at) }));
