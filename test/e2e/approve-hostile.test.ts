@@ -7,13 +7,11 @@
  * `Approve? [y/N]` first (run under a pseudo-terminal with util-linux `script`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:http';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { withDecision } from '../../common/approval-message.js';
@@ -31,6 +29,7 @@ import {
   withdrawalView,
   type MessageFields,
 } from '../helpers/approval-fixtures.js';
+import { FakeGateway, type Post } from '../helpers/fake-gateway.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -38,63 +37,6 @@ const PASSPHRASE = 'hostile gateway test passphrase';
 const TOKEN = 'approver-token-of-alice';
 const ALICE_SECRET = (JSON.parse(readFileSync(join(ROOT, 'examples', 'demo-approver-keys.json'), 'utf8')) as { keys: Record<string, string> }).keys.alice as string;
 const ALICE_PUBLIC = ed25519.getPublicKey(hexToBytes(ALICE_SECRET));
-
-interface Post {
-  readonly path: string;
-  readonly authorization: string | undefined;
-  readonly body: { signature?: string; decision?: string };
-}
-
-/** A gateway that says whatever the test tells it to, and remembers every POST it received. */
-class FakeGateway {
-  readonly views = new Map<string, Record<string, unknown>>();
-  readonly posts: Post[] = [];
-  private readonly server: Server;
-  url = '';
-
-  constructor() {
-    this.server = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (d: Buffer) => (raw += d.toString()));
-      req.on('end', () => {
-        const reply = (status: number, body: unknown) => {
-          res.writeHead(status, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(body));
-        };
-        const get = /^\/v1\/withdrawals\/([0-9a-f-]{36})$/.exec(req.url ?? '');
-        if (req.method === 'GET' && get) {
-          const view = this.views.get(get[1] as string);
-          return view ? reply(200, view) : reply(404, { code: 'not_found', detail: 'no such withdrawal' });
-        }
-        if (req.method === 'POST') {
-          this.posts.push({ path: req.url ?? '', authorization: req.headers.authorization, body: JSON.parse(raw || '{}') as Post['body'] });
-          return reply(200, { state: 'pending_approval' });
-        }
-        return reply(404, { code: 'not_found', detail: 'no such route' });
-      });
-    });
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((ok) => this.server.listen(0, '127.0.0.1', ok));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  /** Publishes a withdrawal whose view repeats `fields` (a compromised gateway is consistent with its own forgery). */
-  publish(fields: MessageFields): string {
-    const id = fields.requestId as string;
-    this.views.set(id, withdrawalView(fields));
-    return id;
-  }
-
-  postsFor(id: string): Post[] {
-    return this.posts.filter((p) => p.path.includes(id));
-  }
-
-  close(): Promise<void> {
-    return new Promise((ok) => this.server.close(() => ok()));
-  }
-}
 
 let dir: string;
 let keyFile: string;
@@ -174,7 +116,7 @@ describe('custody approve against a gateway that lies about the transaction', ()
     it(`when ${what}, then it refuses in one line naming the field, posts nothing and exits non-zero`, async () => {
       const id = randomUUID();
       // The gateway serves the forgery under the id the approver asked for (even a message naming another request).
-      gateway.views.set(id, withdrawalView(forge(id)));
+      gateway.serveView(id, withdrawalView(forge(id)));
       const result = await run(id);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(new RegExp(`^custody: refusing to sign: .*${reason.source}`));

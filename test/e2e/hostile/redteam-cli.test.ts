@@ -16,13 +16,11 @@
  * Attacks that succeeded are not here (they are in the red-team report).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:http';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import * as web3 from '@solana/web3.js';
 import { Transaction as MicroTx } from 'micro-eth-signer';
 import { base64 } from '@scure/base';
@@ -40,9 +38,9 @@ import {
   ethMessage,
   messageText,
   solMessage,
-  withdrawalView,
   type MessageFields,
 } from '../../helpers/approval-fixtures.js';
+import { FakeGateway } from '../../helpers/fake-gateway.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -50,46 +48,6 @@ const PASSPHRASE = 'red team passphrase';
 const ALICE_SECRET = (JSON.parse(readFileSync(join(ROOT, 'examples', 'demo-approver-keys.json'), 'utf8')) as { keys: Record<string, string> }).keys.alice as string;
 const TOKEN_ADDR = '0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238';
 const ATTACKER = '0xBaBaBABaBaBabABabAbAbABAbAbAbaBabaBAbaBA'.toLowerCase();
-
-/** A gateway that serves raw view JSON per id and remembers every POST. */
-class FakeGateway {
-  readonly raw = new Map<string, string>();
-  readonly posts: string[] = [];
-  private readonly server: Server;
-  url = '';
-  constructor() {
-    this.server = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        const get = /^\/v1\/withdrawals\/([0-9a-f-]{36})$/.exec(req.url ?? '');
-        res.setHeader('content-type', 'application/json');
-        if (req.method === 'GET' && get && this.raw.has(get[1] as string)) return res.end(this.raw.get(get[1] as string));
-        if (req.method === 'POST') {
-          this.posts.push(req.url ?? '');
-          return res.end(JSON.stringify({ state: 'pending_approval' }));
-        }
-        res.statusCode = 404;
-        res.end('{}');
-      });
-    });
-  }
-  async start(): Promise<void> {
-    await new Promise<void>((ok) => this.server.listen(0, '127.0.0.1', ok));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-  /** Serves `text` as the approval message of `fields`'s request (the view repeats the fields). */
-  serve(fields: MessageFields, text = messageText(fields)): string {
-    const id = fields.requestId as string;
-    this.raw.set(id, JSON.stringify({ ...withdrawalView(fields), approvalMessage: text }));
-    return id;
-  }
-  postsFor(id: string): string[] {
-    return this.posts.filter((p) => p.includes(id));
-  }
-  close(): Promise<void> {
-    return new Promise((ok) => this.server.close(() => ok()));
-  }
-}
 
 let dir: string;
 let keyFile: string;
@@ -214,7 +172,7 @@ describe('custody approve refuses, posts nothing, exits non-zero', () => {
   for (const [what, make, reason] of cases) {
     it(`when ${what}, then it refuses in one line and posts nothing`, async () => {
       const { fields, text } = make();
-      const id = gateway.serve(fields, text);
+      const id = gateway.publish(fields, text);
       const result = await run(id);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(new RegExp(`^custody: refusing to sign: .*${reason.source}`));
@@ -227,7 +185,7 @@ describe('custody approve refuses, posts nothing, exits non-zero', () => {
 describe('custody approve does not let the gateway draw on the approver\'s screen', () => {
   it('when "pool" carries a newline and a fake "amount 0.001 ETH" line, then the screen shows it escaped on the pool line and the one amount line is the decoded one', async () => {
     const fields = { ...ethMessage(randomUUID()), pool: 'client-a\n  amount    0.001 ETH (1000000000000000 base units)' };
-    const id = gateway.serve(fields);
+    const id = gateway.publish(fields);
     const result = await run(id);
     expect(result.stdout).toMatch(/^ {2}pool +client-a\\u\{a\} {2}amount/m);
     expect(result.stdout.match(/^ {2}amount +/gm)).toHaveLength(1);
