@@ -7,15 +7,11 @@
  * `Approve? [y/N]` first (run under a pseudo-terminal with util-linux `script`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { withDecision } from '../../common/approval-message.js';
-import { approverKeyFromSecret, writeApproverKeyFile } from '../../src/cli/approver-key-file.js';
 import {
   APPROVE_SELECTOR,
   ETH_OTHER,
@@ -29,55 +25,18 @@ import {
   withdrawalView,
   type MessageFields,
 } from '../helpers/approval-fixtures.js';
-import { FakeGateway, type Post } from '../helpers/fake-gateway.js';
+import { ALICE_SECRET, ApproverCli, FakeGateway, type Post } from '../helpers/fake-gateway.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const PASSPHRASE = 'hostile gateway test passphrase';
 const TOKEN = 'approver-token-of-alice';
-const ALICE_SECRET = (JSON.parse(readFileSync(join(ROOT, 'examples', 'demo-approver-keys.json'), 'utf8')) as { keys: Record<string, string> }).keys.alice as string;
 const ALICE_PUBLIC = ed25519.getPublicKey(hexToBytes(ALICE_SECRET));
 
-let dir: string;
-let keyFile: string;
 const gateway = new FakeGateway();
+const alice = new ApproverCli(gateway, TOKEN, PASSPHRASE);
+const run = (id: string, extra?: string[]) => alice.run(id, extra);
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function cliEnv(): NodeJS.ProcessEnv {
-  const { CUSTODY_TOKEN: _t, ...env } = process.env;
-  return { ...env, DATA_DIR: dir, CUSTODY_KEY_PASSPHRASE: PASSPHRASE };
-}
-
-function approveArgs(id: string, extra: string[] = []): string[] {
-  return [CLI, 'approve', id, '--key', keyFile, '--url', gateway.url, '--token', TOKEN, ...extra];
-}
-
-/** Runs the built CLI with no terminal (stdin a closed pipe), as a script or CI does. */
-function run(id: string, extra: string[] = ['--yes']): Promise<Run> {
-  return new Promise((ok) => {
-    const child = execFile(process.execPath, approveArgs(id, extra), { env: cliEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      ok({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-    child.stdin?.end();
-  });
-}
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'custody-approve-hostile-'));
-  keyFile = join(dir, 'alice.key');
-  writeApproverKeyFile(keyFile, approverKeyFromSecret(ALICE_SECRET, 'alice'), PASSPHRASE);
-  await gateway.start();
-});
-
-afterAll(async () => {
-  await gateway.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+beforeAll(() => alice.start('custody-approve-hostile-'));
+afterAll(() => alice.close());
 
 describe('custody approve against a gateway that lies about the transaction', () => {
   const forgeries: [string, (id: string) => MessageFields, RegExp][] = [
@@ -197,9 +156,9 @@ const hasScript = (() => {
  */
 function runOnTerminal(id: string, extra: string[], typed: string | null): Promise<{ code: number; screen: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const command = [process.execPath, ...approveArgs(id, extra)].map(quote).join(' ');
+  const command = [process.execPath, ...alice.args(id, extra)].map(quote).join(' ');
   return new Promise((ok, fail) => {
-    const child = spawn('script', ['-qec', command, '/dev/null'], { env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qec', command, '/dev/null'], { env: alice.env(), stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';
     let answered = false;
     const timer = setTimeout(() => {

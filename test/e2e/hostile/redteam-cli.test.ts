@@ -16,16 +16,11 @@
  * Attacks that succeeded are not here (they are in the red-team report).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import * as web3 from '@solana/web3.js';
 import { Transaction as MicroTx } from 'micro-eth-signer';
 import { base64 } from '@scure/base';
 import { Transaction as BtcTx, OutScript } from '@scure/btc-signer';
-import { approverKeyFromSecret, writeApproverKeyFile } from '../../../src/cli/approver-key-file.js';
 import { decodeTransaction } from '../../../common/chains/adapters.js';
 import { buildEthereumTransfer } from '../../../common/chains/ethereum/transaction.js';
 import {
@@ -40,42 +35,17 @@ import {
   solMessage,
   type MessageFields,
 } from '../../helpers/approval-fixtures.js';
-import { FakeGateway } from '../../helpers/fake-gateway.js';
+import { ApproverCli, FakeGateway } from '../../helpers/fake-gateway.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..', '..');
-const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const PASSPHRASE = 'red team passphrase';
-const ALICE_SECRET = (JSON.parse(readFileSync(join(ROOT, 'examples', 'demo-approver-keys.json'), 'utf8')) as { keys: Record<string, string> }).keys.alice as string;
 const TOKEN_ADDR = '0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238';
 const ATTACKER = '0xBaBaBABaBaBabABabAbAbABAbAbAbaBabaBAbaBA'.toLowerCase();
 
-let dir: string;
-let keyFile: string;
-const gateway = new FakeGateway();
+const alice = new ApproverCli(new FakeGateway(), 'approver-token', 'red team passphrase');
+const gateway = alice.gateway;
+const run = (id: string) => alice.run(id);
 
-function run(id: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { CUSTODY_TOKEN: _t, ...env } = process.env;
-  return new Promise((ok) => {
-    const child = execFile(
-      process.execPath,
-      [CLI, 'approve', id, '--key', keyFile, '--url', gateway.url, '--token', 'approver-token', '--yes'],
-      { env: { ...env, DATA_DIR: dir, CUSTODY_KEY_PASSPHRASE: PASSPHRASE }, timeout: 60_000 },
-      (error, stdout, stderr) => ok({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-    );
-    child.stdin?.end();
-  });
-}
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'custody-redteam-cli-'));
-  keyFile = join(dir, 'alice.key');
-  writeApproverKeyFile(keyFile, approverKeyFromSecret(ALICE_SECRET, 'alice'), PASSPHRASE);
-  await gateway.start();
-});
-afterAll(async () => {
-  await gateway.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+beforeAll(() => alice.start('custody-redteam-cli-'));
+afterAll(() => alice.close());
 
 function ethCall(data: string, nonce = 11n): string {
   const tx = MicroTx.prepare({ type: 'eip1559', chainId: 11155111n, nonce, gasLimit: 80_000n, maxFeePerGas: 30_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n, to: TOKEN_ADDR, value: 0n, data, accessList: [] }, false);
