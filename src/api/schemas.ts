@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../../common/errors.js';
 import { APPROVER_ID, POOL_ID } from '../domain/pool.js';
-import { policyDocumentSchema } from '../domain/ceremony-plan.js';
+import { policyDocumentSchema } from '../../common/policy/document.js';
 import { WITHDRAWAL_STATES } from '../domain/withdrawal.js';
 
 const decimal = z.string().max(80).regex(/^(0|[1-9][0-9]*)$/, 'expected a non-negative integer as a decimal string');

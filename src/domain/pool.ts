@@ -1,13 +1,13 @@
 /**
  * Pools, their keys and approvers (SPEC section 4). A key belongs to exactly one pool (rule 1).
  */
+import type { PoolStatus } from '../../common/policy/policy.js';
 import type { ChainId } from '../../common/chain-id.js';
 
-export type PoolStatus = 'active' | 'frozen';
+export type { PoolStatus } from '../../common/policy/policy.js';
 export type Curve = 'secp256k1' | 'ed25519';
 
-export const POOL_ID = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
-export const APPROVER_ID = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
+export { APPROVER_ID, POOL_ID } from '../../common/policy/policy.js';
 
 export interface Pool {
   readonly id: string;

@@ -5,7 +5,7 @@
  * proposes cannot approve their own proposal (maker-checker, as SPEC rule 4 is for withdrawals).
  */
 import type { Approver } from './pool.js';
-import type { PolicyDocument } from './policy.js';
+import type { PolicyDocument } from '../../common/policy/policy.js';
 
 export const PROPOSAL_ACTIONS = ['policy', 'unfreeze', 'approvers', 'attest-control'] as const;
 export type ProposalAction = (typeof PROPOSAL_ACTIONS)[number];

@@ -4,6 +4,7 @@
  *   pending_approval -> approved -> (timelocked) -> signing -> signed
  *   or denied (policy), rejected (an approver said no), expired, cancelled, failed.
  */
+import type { Reason } from '../../common/policy/policy.js';
 import { ConflictError } from '../../common/errors.js';
 import type { ChainId } from '../../common/chain-id.js';
 
@@ -54,11 +55,8 @@ export function assertTransition(from: WithdrawalState, to: WithdrawalState): vo
   }
 }
 
-/** A machine-readable reason attached to every decision. */
-export interface Reason {
-  readonly code: string;
-  readonly message: string;
-}
+/** A machine-readable reason attached to every decision (common/policy/policy.ts). */
+export type { Reason } from '../../common/policy/policy.js';
 
 /** Ethereum EIP-1559 parameters the gateway cannot know offline (SPEC section 9). */
 export interface EthereumParams {

@@ -5,9 +5,9 @@
  * warns about each, the pool view shows `none`, and every approval message states its time lock.
  */
 import { nativeAsset, parseChainId } from '../../common/chain-id.js';
-import { formatDuration } from '../domain/duration.js';
-import type { Policy } from '../domain/policy.js';
-import { assetEntry } from './evaluate.js';
+import { formatDuration } from '../../common/duration.js';
+import type { Policy } from '../../common/policy/policy.js';
+import { assetEntry } from '../../common/policy/evaluate.js';
 
 export interface PolicyControls {
   /** Per allowed asset: "above <amount> after <delay>", or "none". */

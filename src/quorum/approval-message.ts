@@ -7,7 +7,7 @@
  */
 import { APPROVAL_KIND, APPROVAL_VERSION, canonicalApprovalMessage } from '../../common/approval-message.js';
 import type { DecodedCall } from '../../common/chains/decoded-transaction.js';
-import { formatDuration } from '../domain/duration.js';
+import { formatDuration } from '../../common/duration.js';
 import type { ApprovalDecision, Withdrawal } from '../domain/withdrawal.js';
 
 export type ApprovalSubject = Pick<Withdrawal, 'id' | 'poolId' | 'chain' | 'asset' | 'amount' | 'to' | 'maxFee' | 'digest' | 'policyVersion' | 'unsignedTx'>;

@@ -6,10 +6,10 @@ import type { DeviceSet } from '../devices/device-set.js';
 import type { Logger } from '../logger.js';
 import type { Store, StoreReads } from '../store/store.js';
 import type { Pool } from '../domain/pool.js';
-import type { Policy } from '../domain/policy.js';
+import type { Policy } from '../../common/policy/policy.js';
 import type { Withdrawal } from '../domain/withdrawal.js';
 import { NotFoundError, StoreError } from '../../common/errors.js';
-import { parsePolicyDocument } from '../domain/ceremony-plan.js';
+import { parsePolicyDocument } from '../../common/policy/document.js';
 
 export interface ServiceContext {
   readonly store: Store;

@@ -2,7 +2,7 @@
  * Use case: what a pool is and how much of its limits is used (SPEC section 6, GET /v1/pools).
  */
 import type { Pool, PoolKey } from '../domain/pool.js';
-import type { PolicyDocument } from '../domain/policy.js';
+import type { PolicyDocument } from '../../common/policy/policy.js';
 import { StoreError } from '../../common/errors.js';
 import type { StoreReads } from '../store/store.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';

@@ -14,10 +14,10 @@ import {
   GOVERNANCE_VERSION,
   sha256Canonical,
 } from '../../common/governance-message.js';
-import { assertPolicyChains, baseThreshold, parsePolicyDocument } from '../domain/ceremony-plan.js';
+import { assertPolicyChains, baseThreshold, parsePolicyDocument } from '../../common/policy/document.js';
 import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError, isCustodyError } from '../../common/errors.js';
 import type { Approver, Pool } from '../domain/pool.js';
-import type { Policy, PolicyDocument } from '../domain/policy.js';
+import type { Policy, PolicyDocument } from '../../common/policy/policy.js';
 import type { Principal } from '../domain/principal.js';
 import type { ControlProof, Governance, Proposal, ProposalApproval, ProposalChange } from '../domain/proposal.js';
 import { challengeProblem } from '../../common/control-message.js';

@@ -14,10 +14,10 @@ import { ConflictError, ValidationError } from '../../common/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Withdrawal } from '../domain/withdrawal.js';
 import { preparePayload, replacementDifference, type PayloadRequest, type PreparedPayload } from '../chains/payload.js';
-import type { PolicyDecision } from '../policy/evaluate.js';
+import type { PolicyDecision } from '../../common/policy/evaluate.js';
 import { approvalMessageFor } from '../quorum/approval-message.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
-import { declaredFunctions } from '../domain/contract-call-rules.js';
+import { declaredFunctions } from '../../common/policy/contract-call-rules.js';
 import { decideNow, poolOfAddress } from './usage.js';
 
 export interface WithdrawalRequest extends PayloadRequest {

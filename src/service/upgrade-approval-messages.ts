@@ -11,7 +11,7 @@ import { APPROVAL_VERSION } from '../../common/approval-message.js';
 import { decodeTransaction } from '../../common/chains/adapters.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import type { WithdrawalState } from '../domain/withdrawal.js';
-import { timelockDelayMs } from '../policy/evaluate.js';
+import { timelockDelayMs } from '../../common/policy/evaluate.js';
 import { approvalMessageFor } from '../quorum/approval-message.js';
 import { policyOf, requirePool, type ServiceContext } from './context.js';
 import { poolOfAddress } from './usage.js';

@@ -5,15 +5,15 @@
  * re-evaluation after a governance change.
  */
 import { nativeAsset, parseChainId } from '../../common/chain-id.js';
-import type { Policy } from '../domain/policy.js';
+import type { Policy } from '../../common/policy/policy.js';
 import type { Pool } from '../domain/pool.js';
 import type { ContractCall, Withdrawal } from '../domain/withdrawal.js';
 import type { StoreReads, StoreTx } from '../store/store.js';
-import { evaluateWithdrawal, velocityWindows, type PolicyDecision, type WindowUsage } from '../policy/evaluate.js';
+import { evaluateWithdrawal, velocityWindows, type PolicyDecision, type WindowUsage } from '../../common/policy/evaluate.js';
 import { decodeTransaction } from '../../common/chains/adapters.js';
 import type { DecodedCall } from '../../common/chains/decoded-transaction.js';
-import { declaredFunctions } from '../domain/contract-call-rules.js';
-import { callAddresses } from '../policy/contract-calls.js';
+import { declaredFunctions } from '../../common/policy/contract-call-rules.js';
+import { callAddresses } from '../../common/policy/contract-calls.js';
 
 /** What is decided on: the decoded transfer and its fee cap (in the chain's native asset). */
 export interface DecisionSubject {

@@ -8,7 +8,7 @@
  * decides, and writes in one transaction, so two requests cannot both pass a limit only one fits.
  */
 import type { Approver, Pool, PoolKey, PoolStatus } from '../domain/pool.js';
-import type { PolicyDocument } from '../domain/policy.js';
+import type { PolicyDocument } from '../../common/policy/policy.js';
 import type { Principal } from '../domain/principal.js';
 import type { Approval, Reason, Withdrawal, WithdrawalState } from '../domain/withdrawal.js';
 import type { ControlProof, Proposal, ProposalApproval, ProposalState } from '../domain/proposal.js';

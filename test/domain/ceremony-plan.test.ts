@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { baseThreshold, parseCeremonyPlan, parsePolicyDocument } from '../../src/domain/ceremony-plan.js';
+import { parseCeremonyPlan } from '../../src/domain/ceremony-plan.js';
+import { baseThreshold, parsePolicyDocument } from '../../common/policy/document.js';
 
 const example = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'ceremony-plan.json'), 'utf8'));
 const ETH = 10n ** 18n;

@@ -4,8 +4,8 @@
  * plan is refused naming the entry. Entries tied to another chain do not apply to a request.
  */
 import { describe, expect, it } from 'vitest';
-import { assertPolicyChains, parsePolicyDocument } from '../../src/domain/ceremony-plan.js';
-import { evaluateWithdrawal } from '../../src/policy/evaluate.js';
+import { assertPolicyChains, parsePolicyDocument } from '../../common/policy/document.js';
+import { evaluateWithdrawal } from '../../common/policy/evaluate.js';
 
 const SEPOLIA = 'eip155:11155111';
 const HOLESKY = 'eip155:17000';

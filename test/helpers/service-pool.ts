@@ -14,7 +14,7 @@ import { createDeviceSet } from '../../src/devices/device-set.js';
 import type { SigningDevice } from '../../src/devices/signing-device.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { addressForKey } from '../../src/chains/addresses.js';
-import type { PolicyDocument } from '../../src/domain/policy.js';
+import type { PolicyDocument } from '../../common/policy/policy.js';
 import type { ServiceContext } from '../../src/service/context.js';
 import type { Withdrawal } from '../../src/domain/withdrawal.js';
 import { submitWithdrawal } from '../../src/service/submit-withdrawal.js';

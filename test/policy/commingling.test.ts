@@ -3,8 +3,8 @@
  * gateway unless its policy lists that pool as an allowed internal transfer, and never its own.
  */
 import { describe, expect, it } from 'vitest';
-import { parsePolicyDocument } from '../../src/domain/ceremony-plan.js';
-import { evaluateWithdrawal, type PolicyInput } from '../../src/policy/evaluate.js';
+import { parsePolicyDocument } from '../../common/policy/document.js';
+import { evaluateWithdrawal, type PolicyInput } from '../../common/policy/evaluate.js';
 
 const TO = '0x8ba1f109551bD432803012645Ac136ddd64DBA72';
 

@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Interface, Transaction as EthersTx } from 'ethers';
-import { parsePolicyDocument } from '../../src/domain/ceremony-plan.js';
-import { declaredFunctions } from '../../src/domain/contract-call-rules.js';
-import { evaluateWithdrawal, type PolicyInput } from '../../src/policy/evaluate.js';
+import { parsePolicyDocument } from '../../common/policy/document.js';
+import { declaredFunctions } from '../../common/policy/contract-call-rules.js';
+import { evaluateWithdrawal, type PolicyInput } from '../../common/policy/evaluate.js';
 import { decodeTransaction } from '../../common/chains/adapters.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');

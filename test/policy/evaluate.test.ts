@@ -3,9 +3,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parsePolicyDocument } from '../../src/domain/ceremony-plan.js';
-import { evaluateWithdrawal, requiredApprovals, type PolicyInput } from '../../src/policy/evaluate.js';
-import type { Policy } from '../../src/domain/policy.js';
+import { parsePolicyDocument } from '../../common/policy/document.js';
+import { evaluateWithdrawal, requiredApprovals, type PolicyInput } from '../../common/policy/evaluate.js';
+import type { Policy } from '../../common/policy/policy.js';
 
 const ETH = 10n ** 18n;
 const NOW = Date.parse('2026-11-25T12:00:00Z');

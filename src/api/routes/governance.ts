@@ -8,7 +8,7 @@ import { isValidApproverKey } from '../../../common/approver-key.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { NotFoundError, ValidationError } from '../../../common/errors.js';
 import { POOL_ID } from '../../domain/pool.js';
-import type { PolicyDocument } from '../../domain/policy.js';
+import type { PolicyDocument } from '../../../common/policy/policy.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
 import type { ServiceContext } from '../../service/context.js';
 import { approveProposal, getProposal, proposeChange } from '../../service/governance.js';

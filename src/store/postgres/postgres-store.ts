@@ -22,7 +22,7 @@ import { everyAddressOfKey } from '../../chains/addresses.js';
 import pg from 'pg';
 import { ConflictError, CustodyError, StoreError } from '../../../common/errors.js';
 import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
-import type { PolicyDocument } from '../../domain/policy.js';
+import type { PolicyDocument } from '../../../common/policy/policy.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
 import { COMMITTED_STATES, LIVE_STATES, UNRELEASED_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';

@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConflictError, CustodyError, StoreError } from '../../../common/errors.js';
 import type { Approver, Pool, PoolKey } from '../../domain/pool.js';
-import type { PolicyDocument } from '../../domain/policy.js';
+import type { PolicyDocument } from '../../../common/policy/policy.js';
 import { COMMITTED_STATES, LIVE_STATES, UNRELEASED_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
 import { minuteOf, nextMinuteStart, usageChanges } from '../usage-minutes.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';

@@ -2,7 +2,7 @@
  * Durations as written in ceremony plans and policies: `<n>s|m|h|d` (SPEC section 9).
  * In code a duration is a whole number of milliseconds.
  */
-import { ValidationError } from '../../common/errors.js';
+import { ValidationError } from './errors.js';
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const DURATION = /^([1-9][0-9]{0,6})([smhd])$/;

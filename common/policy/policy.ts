@@ -1,8 +1,20 @@
 /**
  * A pool's withdrawal policy (SPEC sections 4 and 9), parsed: amounts are bigints, durations are
  * milliseconds. The wire form (`PolicyDocument`, as written in a ceremony plan) is parsed by
- * `parsePolicyDocument` in src/domain/ceremony-plan.ts. Policy versions are immutable.
+ * `parsePolicyDocument` in common/policy/document.ts. Policy versions are immutable. Shared by the
+ * gateway and the HSM simulator, which holds each pool's policy and enforces it itself (SPEC rule 2).
  */
+
+export type PoolStatus = 'active' | 'frozen';
+
+export const POOL_ID = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+export const APPROVER_ID = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
+
+/** A machine-readable reason attached to every decision. */
+export interface Reason {
+  readonly code: string;
+  readonly message: string;
+}
 
 /** Per-asset amounts, keyed by asset symbol (`ETH`, `BTC`, `SOL`, `erc20:<contract>`). */
 export type AssetAmounts = Readonly<Record<string, bigint>>;

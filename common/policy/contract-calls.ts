@@ -11,10 +11,10 @@
  * is the request's amount of `erc20:<contract>` (the decoder says so), so the per-transaction maximum,
  * velocity windows, quorum tiers and time lock of that token apply to it as to a transfer.
  */
-import { erc20Effect, ERC20_FUNCTIONS } from '../../common/chains/ethereum/contract-call.js';
-import type { DecodedCall } from '../../common/chains/decoded-transaction.js';
-import { UNLIMITED_ALLOWANCE, type CallArgumentRule, type ContractCallRule, type Policy } from '../domain/policy.js';
-import type { Reason } from '../domain/withdrawal.js';
+import { erc20Effect, ERC20_FUNCTIONS } from '../chains/ethereum/contract-call.js';
+import type { DecodedCall } from '../chains/decoded-transaction.js';
+import { UNLIMITED_ALLOWANCE, type CallArgumentRule, type ContractCallRule, type Policy } from './policy.js';
+import type { Reason } from './policy.js';
 
 export interface CallSubject {
   readonly policy: Policy;

@@ -6,10 +6,10 @@
  * Boundaries: `upTo`, `maxPerTx`, window `max` and `maxFee` are inclusive (an amount equal to them
  * passes); a time lock applies to amounts strictly `above` its threshold.
  */
-import type { Policy, VelocityLimit } from '../domain/policy.js';
-import type { PoolStatus } from '../domain/pool.js';
-import type { Reason } from '../domain/withdrawal.js';
-import type { DecodedCall } from '../../common/chains/decoded-transaction.js';
+import type { Policy, VelocityLimit } from './policy.js';
+import type { PoolStatus } from './policy.js';
+import type { Reason } from './policy.js';
+import type { DecodedCall } from '../chains/decoded-transaction.js';
 import { contractCallReasons } from './contract-calls.js';
 
 export interface WindowUsage {

@@ -6,9 +6,9 @@
  * ABI specification) must be the entry's. Argument constraints must name arguments of that function
  * and fit their types. Errors name the entry at fault.
  */
-import { parseChainId } from '../../common/chain-id.js';
+import { parseChainId } from '../chain-id.js';
 import { z } from 'zod';
-import { ValidationError } from '../../common/errors.js';
+import { ValidationError } from '../errors.js';
 import {
   ERC20_FUNCTIONS,
   canonicalArgumentValue,
@@ -16,7 +16,7 @@ import {
   knownFunction,
   parseFunctionSignature,
   type FunctionSignature,
-} from '../../common/chains/ethereum/contract-call.js';
+} from '../chains/ethereum/contract-call.js';
 import type { CallArgumentRule, ContractCallRule, Policy } from './policy.js';
 
 const signedDecimal = z.string().regex(/^-?(0|[1-9][0-9]*)$/, 'expected a decimal integer string');
