@@ -53,6 +53,14 @@ export const Status = {
   TOO_LARGE: 0x0b,
   /** SIGN: an approval names another transaction than the one to sign, or states what it does not do. */
   TRANSACTION_MISMATCH: 0x0c,
+  /** SIGN: the pool's policy held by the device refuses the transaction (limits, allowlist, commingling, fees, velocity, sign-once). */
+  POLICY_REFUSED: 0x0d,
+  /** SIGN: time-locked; the error fields add `str until` (ms since epoch, decimal): come back then. */
+  TIMELOCKED: 0x0e,
+  /** SIGN, SIGN_MESSAGE: the pool is frozen in the device. */
+  FROZEN: 0x0f,
+  /** A governance message names another state than the device holds (replayed, or made before another change). */
+  STALE_GOVERNANCE: 0x10,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
@@ -219,12 +227,23 @@ export function errorFields(message: string): Buffer {
   return new FieldWriter().str(message.slice(0, 1000)).toBuffer();
 }
 
-/** The message of an error answer (any status but OK), as errorFields wrote it. */
+/** The message of an error answer (any status but OK), as errorFields wrote it; a TIMELOCKED answer's time follows it. */
 export function decodeErrorFields(fields: Buffer): string {
+  return new FieldReader(fields).str('message');
+}
+
+/** TIMELOCKED's error fields: the message, then when the device will sign (ms since epoch). */
+export function timelockedFields(message: string, until: number): Buffer {
+  return new FieldWriter().str(message.slice(0, 1000)).str(String(until)).toBuffer();
+}
+
+export function decodeTimelockedFields(fields: Buffer): { message: string; until: number } {
   const r = new FieldReader(fields);
   const message = r.str('message');
+  const until = r.str('until', 20);
   r.end();
-  return message;
+  if (!/^[0-9]{1,16}$/.test(until)) throw new ProtocolError('until must be a time in ms');
+  return { message, until: Number(until) };
 }
 
 // Field groups several opcodes share.
@@ -363,17 +382,32 @@ export interface InfoResult {
   readonly attestationPublicKey: Uint8Array;
   readonly checksQuorum: boolean;
   readonly unlocked: boolean;
+  /** The rules the device enforces itself (DEVICE_RULES), whatever the gateway does. */
+  readonly enforces: readonly string[];
 }
 
+/**
+ * The rules a device may enforce itself, as INFO and `GET /v1/devices` name them (docs/threat-model.md):
+ * the quorum and its tier for the amount, the per-transaction maximum, the allowlist and its
+ * cooling-off, no commingling, the fee cap, contract-call rules, velocity windows, the time lock,
+ * freeze, sign-once, governed changes, backups only under quorum, attestation of its own state.
+ */
+export const DEVICE_RULES = [
+  'quorum', 'quorum-tier', 'max-per-tx', 'allowlist', 'cooling-off', 'commingling', 'fee-cap', 'contract-calls', 'velocity', 'timelock', 'freeze', 'sign-once', 'governance', 'backup-quorum', 'attestation',
+] as const;
+export type DeviceRule = (typeof DEVICE_RULES)[number];
+
 export function encodeInfoResult(i: InfoResult): Buffer {
-  return new FieldWriter()
+  const w = new FieldWriter()
     .str(i.deviceId)
     .str(i.model)
     .str(i.firmware)
     .bytes(i.attestationPublicKey)
     .u8(i.checksQuorum ? 1 : 0)
     .u8(i.unlocked ? 1 : 0)
-    .toBuffer();
+    .u16(i.enforces.length);
+  for (const rule of i.enforces) w.str(rule);
+  return w.toBuffer();
 }
 
 export function decodeInfoResult(fields: Buffer): InfoResult {
@@ -384,8 +418,12 @@ export function decodeInfoResult(fields: Buffer): InfoResult {
   const attestationPublicKey = r.bytes('attestation key');
   const checksQuorum = r.u8('checksQuorum') === 1;
   const unlocked = r.u8('unlocked') === 1;
+  const count = r.u16('rule count');
+  if (count > DEVICE_RULES.length) throw new ProtocolError(`at most ${DEVICE_RULES.length} rules`);
+  const enforces: string[] = [];
+  for (let i = 0; i < count; i++) enforces.push(r.str('rule', 64));
   r.end();
-  return { deviceId, model, firmware, attestationPublicKey, checksQuorum, unlocked };
+  return { deviceId, model, firmware, attestationPublicKey, checksQuorum, unlocked, enforces };
 }
 
 // LOGIN (0x03): `str pin` (at most 256 bytes); no answer fields.
@@ -407,16 +445,21 @@ export function decodeLoginCommand(fields: Buffer): LoginCommand {
 export const encodeLoginResult = encodeNoFields;
 export const decodeLoginResult = decodeNoFields;
 
-// ENROLL_POOL (0x10): `str poolId`, `u8 threshold`, `u16 n`, n × (`str approverId`, `bytes publicKey`);
-// no answer fields.
+// ENROLL_POOL (0x10): `str poolId`, `u8 threshold`, `u16 n`, n × (`str approverId`, `bytes publicKey`),
+// `bytes policy` (the pool's policy document, JSON, UTF-8); no answer fields.
 export interface EnrollPoolCommand {
   readonly poolId: string;
   readonly threshold: number;
   readonly approvers: MemberRecord[];
+  /** The policy document as JSON text: the device parses and holds it. */
+  readonly policy: string;
 }
 
+/** The largest policy document a device holds (10,000 allowlist entries fit). */
+export const MAX_POLICY_BYTES = 4 * 1024 * 1024;
+
 export function encodeEnrollPoolCommand(c: EnrollPoolCommand): Buffer {
-  return writeMembers(new FieldWriter().str(c.poolId).u8(c.threshold), c.approvers).toBuffer();
+  return writeMembers(new FieldWriter().str(c.poolId).u8(c.threshold), c.approvers).bytes(Buffer.from(c.policy, 'utf8')).toBuffer();
 }
 
 export function decodeEnrollPoolCommand(fields: Buffer, checkKey: ApproverKeyCheck): EnrollPoolCommand {
@@ -424,8 +467,9 @@ export function decodeEnrollPoolCommand(fields: Buffer, checkKey: ApproverKeyChe
   const poolId = r.str('poolId', 64);
   const threshold = r.u8('threshold');
   const approvers = readMembers(r, 'approver', checkKey);
+  const policy = utf8(r.bytes('policy'), 'policy', MAX_POLICY_BYTES);
   r.end();
-  return { poolId, threshold, approvers };
+  return { poolId, threshold, approvers, policy };
 }
 
 export const encodeEnrollPoolResult = encodeNoFields;

@@ -7,26 +7,43 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { ATTESTATION_DOMAIN, Status, type CurveName, type KeyRecord, type SchemeName, type SignCommand } from '../common/sim-protocol.js';
+import { ATTESTATION_DOMAIN, Status, type CurveName, type DeviceRule, type KeyRecord, type SchemeName, type SignCommand } from '../common/sim-protocol.js';
 import { decodeTransaction } from '../common/chains/adapters.js';
 import { parseApprovalMessage } from '../common/approval-message.js';
 import type { DecodedTransaction } from '../common/chains/decoded-transaction.js';
-import { controlRefusal, quorumRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { checkQuorum, controlRefusal, isRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { AddressBook, deviceDecision, enrolmentStamps, holdPolicy, type HeldPolicy } from './pool-policy.js';
+import { SignJournal, transactionKey } from './sign-journal.js';
+import { formatDuration } from '../common/duration.js';
+import { parseChainId } from '../common/chain-id.js';
+import { everyAddressOfKey } from '../common/chains/key-addresses.js';
 import { challengeProblem, controlFormat, controlSigningInput } from '../common/control-message.js';
 import { signTaprootKeyPath } from './taproot.js';
 import { signRecoverable } from '../common/libsecp256k1.js';
 import { createBackup, openBackup } from './backup.js';
 import { BackupFormatError } from '../common/backup-format.js';
 import { isValidApproverKey } from '../common/approver-key.js';
-import { SealedStore, applyChange, type KeyEntry, type SimState, type StateChange } from './sealed-state.js';
+import { SealedStore, applyChange, type KeyEntry, type PoolBinding, type SignedRecord, type SimState, type StateChange } from './sealed-state.js';
 
 export const MODEL = 'custody-hsm-sim';
-export const FIRMWARE = '1.0.0';
+export const FIRMWARE = '2.0.0';
+/**
+ * What this device enforces itself (SPEC rule 2). The governance, backup and attestation rules are
+ * listed by the code that enforces them once it does: a rule is named here only when the device holds it.
+ */
+export const SIM_ENFORCES: readonly DeviceRule[] = ['quorum', 'quorum-tier', 'max-per-tx', 'allowlist', 'cooling-off', 'commingling', 'fee-cap', 'contract-calls', 'velocity', 'timelock', 'sign-once'];
 
 export class DeviceRefusal extends Error {
   override readonly name = 'DeviceRefusal';
   constructor(readonly status: Status, message: string) {
     super(message);
+  }
+}
+
+/** SIGN before the time lock has passed: the answer says when to come back. */
+export class TimeLocked extends DeviceRefusal {
+  constructor(message: string, readonly until: number) {
+    super(Status.TIMELOCKED, message);
   }
 }
 
@@ -66,18 +83,40 @@ export function freshState(): SimState {
 
 export type SignRequest = SignCommand;
 
+/** The device's own clock: tests in one process may give the device and the gateway the same one. */
+export type Clock = () => number;
+
 export class SimDevice {
   private state: SimState;
   /** (pool, chain) pairs that have a key: one key per pool and chain, checked without a scan. */
   private readonly keyByPoolChain = new Set<string>();
+  /** Every pool's policy, parsed once, by pool id. */
+  private readonly policies = new Map<string, HeldPolicy>();
+  private readonly addresses = new AddressBook();
+  private readonly journal: SignJournal;
   readonly attestationPublicKey: Uint8Array;
   readonly id: string;
 
-  constructor(private readonly sealed: SealedStore, state: SimState) {
+  constructor(private readonly sealed: SealedStore, state: SimState, private readonly now: Clock = Date.now) {
     this.state = state;
-    for (const k of Object.values(state.keys)) this.keyByPoolChain.add(`${k.poolId}\u0000${k.chain}`);
+    for (const k of Object.values(state.keys)) {
+      this.keyByPoolChain.add(`${k.poolId}\u0000${k.chain}`);
+      this.addresses.add(k);
+    }
+    for (const [poolId, binding] of Object.entries(state.pools)) if (binding.policy !== undefined) this.policies.set(poolId, holdPolicy(binding.policy));
+    this.journal = new SignJournal(state.signed);
     this.attestationPublicKey = withSecret(state.attestationSecretKey, (s) => ed25519.getPublicKey(s));
     this.id = 'sim-' + createHash('sha256').update(this.attestationPublicKey).digest('hex').slice(0, 16);
+  }
+
+  /** The policy the device holds for a pool, or null (a state sealed before the device held policies). */
+  heldPolicy(poolId: string): HeldPolicy | null {
+    return this.policies.get(poolId) ?? null;
+  }
+
+  /** The pool's binding as the device holds it. */
+  binding(poolId: string): PoolBinding | null {
+    return this.state.pools[poolId] ?? null;
   }
 
   checkPin(pin: string): boolean {
@@ -88,7 +127,16 @@ export class SimDevice {
   private commit(change: StateChange): void {
     this.sealed.append(change);
     applyChange(this.state, change);
-    if (change.keys) for (const k of Object.values(change.keys)) this.keyByPoolChain.add(`${k.poolId}\u0000${k.chain}`);
+    if (change.keys) {
+      for (const k of Object.values(change.keys)) {
+        this.keyByPoolChain.add(`${k.poolId}\u0000${k.chain}`);
+        this.addresses.add(k);
+      }
+    }
+    if (change.pools) {
+      for (const [poolId, binding] of Object.entries(change.pools)) if (binding.policy !== undefined) this.policies.set(poolId, holdPolicy(binding.policy));
+    }
+    if (change.signed) for (const [key, record] of Object.entries(change.signed)) this.journal.add(key, record);
     if (this.sealed.compactionDue()) this.sealed.save(this.state);
   }
 
@@ -112,11 +160,29 @@ export class SimDevice {
     });
   }
 
-  enrollPool(poolId: string, approvers: { id: string; publicKey: Uint8Array }[], threshold: number): void {
+  /** Binds a pool to its approvers, base threshold and policy document, once (the ceremony). */
+  enrollPool(poolId: string, approvers: { id: string; publicKey: Uint8Array }[], threshold: number, policyText: string): void {
     if (!POOL_ID.test(poolId)) throw new DeviceRefusal(Status.BAD_REQUEST, `pool id "${poolId.slice(0, 80)}" is not a valid slug`);
     if (this.state.pools[poolId]) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} is already bound to its approvers`);
     const bound = this.validMembers(approvers, threshold, `pool ${poolId}`);
-    this.commit({ pools: { [poolId]: { approvers: bound, threshold } } });
+    const held = this.parsePolicy(policyText, bound.length, threshold);
+    this.commit({
+      pools: { [poolId]: { approvers: bound, threshold, policy: held.text, policyVersion: 1, allowlistAddedAt: enrolmentStamps(held.document), sequence: 0, frozen: false } },
+    });
+  }
+
+  /** A policy document the device can hold for a pool of `members` approvers with base threshold `threshold`. */
+  parsePolicy(text: string, members: number, threshold: number): HeldPolicy {
+    let held: HeldPolicy;
+    try {
+      held = holdPolicy(text);
+    } catch (error) {
+      throw new DeviceRefusal(Status.BAD_REQUEST, `the policy cannot be held: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const tiers = held.policy.quorum.map((t) => t.approvals);
+    if (Math.max(...tiers) > members) throw new DeviceRefusal(Status.BAD_REQUEST, `the policy's quorum tiers need up to ${Math.max(...tiers)} approvals, the pool has ${members} approvers`);
+    if (Math.min(...tiers) !== threshold) throw new DeviceRefusal(Status.BAD_REQUEST, `the base threshold ${threshold} is not the policy's smallest tier (${Math.min(...tiers)})`);
+    return held;
   }
 
   /** Binds the admins whose quorum may later rebind pools. Once per device. */
@@ -134,7 +200,7 @@ export class SimDevice {
     const bound = this.validMembers(approvers, threshold, `pool ${poolId}`);
     const refusal = rebindRefusal({ poolId, binding: { approvers: bound, threshold }, governance, approvals });
     if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
-    this.commit({ pools: { [poolId]: { approvers: bound, threshold } } });
+    this.commit({ pools: { [poolId]: { ...this.state.pools[poolId], approvers: bound, threshold } } });
   }
 
   generateKey(poolId: string, chain: string, curve: CurveName): KeyRecord {
@@ -143,8 +209,20 @@ export class SimDevice {
     const expected: CurveName = chain.startsWith('solana:') ? 'ed25519' : 'secp256k1';
     if (curve !== expected) throw new DeviceRefusal(Status.BAD_REQUEST, `keys on ${chain} use ${expected}, not ${curve}`);
     if (this.keyByPoolChain.has(`${poolId}\u0000${chain}`)) throw new DeviceRefusal(Status.ALREADY_EXISTS, `pool ${poolId} already has a key on ${chain}; a pool has one key per chain`);
+    try {
+      parseChainId(chain);
+    } catch (error) {
+      throw new DeviceRefusal(Status.BAD_REQUEST, `chain "${chain.slice(0, 80)}": ${error instanceof Error ? error.message : String(error)}`);
+    }
     const secret = curve === 'secp256k1' ? secp256k1.utils.randomSecretKey() : ed25519.utils.randomSecretKey();
     const publicKey = curve === 'secp256k1' ? secp256k1.getPublicKey(secret, true) : ed25519.getPublicKey(secret);
+    try {
+      // The device indexes every address of every key (commingling): a key whose address it cannot derive is not made.
+      everyAddressOfKey(parseChainId(chain), bytesToHex(publicKey));
+    } catch (error) {
+      secret.fill(0);
+      throw new DeviceRefusal(Status.BAD_REQUEST, `chain ${chain}: the device cannot derive the key's address (${error instanceof Error ? error.message : String(error)})`);
+    }
     const handle = 'k_' + randomBytes(12).toString('hex');
     const entry: KeyEntry = { poolId, chain, curve, secretKey: bytesToHex(secret), publicKey: bytesToHex(publicKey) };
     secret.fill(0);
@@ -163,11 +241,22 @@ export class SimDevice {
   }
 
   /**
-   * Signs one transaction once the quorum holds (SPEC rule 2, section 5). The device decodes
-   * `unsignedTx` itself with the pool key (it must spend from that key), derives what to sign (the
-   * Ethereum signing hash, every Bitcoin input's BIP-143 / BIP-341 sighash, the Solana message) and
-   * the digest, and checks each approval names exactly this transaction and states what it does. The
-   * gateway sends no hash: one approval set yields signatures for this one transaction only.
+   * Signs one transaction once the quorum holds and the pool's policy allows it (SPEC rules 2, 3, 5;
+   * section 5). The device decodes `unsignedTx` itself with the pool key (it must spend from that key),
+   * derives what to sign (the Ethereum signing hash, every Bitcoin input's BIP-143 / BIP-341 sighash,
+   * the Solana message) and the digest, and then, on its own decoding, clock and journal:
+   *
+   * 1. a frozen pool signs nothing (FROZEN);
+   * 2. the same transaction signed before returns the same signatures (counted once);
+   * 3. the policy it holds decides: allowed asset, per-transaction maximum, allowlist and cooling-off,
+   *    no commingling, fee cap, contract calls, velocity windows over what it signed (POLICY_REFUSED);
+   * 4. the approvals: each names exactly this transaction and states what it does, distinct enrolled
+   *    approvers, at least the policy's tier for the amount (QUORUM_REFUSED, TRANSACTION_MISMATCH);
+   * 5. sign-once: another signed transaction spending the same nonce or output is refused unless this
+   *    one is its approved replacement (POLICY_REFUSED);
+   * 6. the time lock: from the first time it saw this complete quorum, it waits the policy's delay and
+   *    answers when to come back (TIMELOCKED);
+   * then it signs, and records the signature durably before it answers.
    */
   sign(req: SignRequest): { scheme: SchemeName; signatures: Uint8Array[]; recoveries: (0 | 1 | null)[] } {
     const key = this.state.keys[req.handle];
@@ -175,6 +264,8 @@ export class SimDevice {
     if (key.poolId !== req.poolId) throw new DeviceRefusal(Status.QUORUM_REFUSED, `key ${req.handle} belongs to pool ${key.poolId}, not ${req.poolId}`);
     const binding = this.state.pools[key.poolId];
     if (!binding) throw new DeviceRefusal(Status.INTERNAL, `pool ${key.poolId} has a key but no binding`);
+    const held = this.policies.get(key.poolId);
+    if (!held) throw new DeviceRefusal(Status.POLICY_REFUSED, `pool ${key.poolId} has no policy in this device: bind one by a governed policy change before it signs`);
     let decoded: DecodedTransaction;
     try {
       decoded = decodeTransaction(key.chain, req.unsignedTx, hexToBytes(key.publicKey), { functions: statedFunctions(req.approvals) });
@@ -183,11 +274,46 @@ export class SimDevice {
     }
     const curveOfScheme: CurveName = decoded.scheme === 'ed25519' ? 'ed25519' : 'secp256k1';
     if (curveOfScheme !== key.curve) throw new DeviceRefusal(Status.BAD_REQUEST, `a ${key.chain} transaction cannot be signed with a ${key.curve} key`);
-    const refusal = quorumRefusal({ poolId: key.poolId, chain: key.chain, unsignedTx: req.unsignedTx, decoded, binding, approvals: req.approvals });
-    if (refusal) throw new DeviceRefusal(refusal.status, refusal.message);
+    if (binding.frozen === true) throw new DeviceRefusal(Status.FROZEN, `pool ${key.poolId} is frozen in the device: nothing is signed until the admin quorum unfreezes it`);
+
+    const txKey = transactionKey(key.poolId, key.chain, bytesToHex(decoded.digest));
+    const now = this.now();
+    const signedBefore = this.journal.get(txKey);
+    const decision = deviceDecision({
+      poolId: key.poolId,
+      chain: key.chain,
+      binding,
+      held,
+      unsignedTx: req.unsignedTx,
+      decoded,
+      addresses: this.addresses,
+      // A transaction signed before is not counted against itself.
+      usage: (windows) => this.journal.usage(key.poolId, decoded.asset, windows, now).map((u) => (signedBefore && signedBefore.at > now - u.windowMs ? { ...u, committed: u.committed - decoded.amount } : u)),
+      now,
+    });
+    const quorum = checkQuorum({ poolId: key.poolId, chain: key.chain, unsignedTx: req.unsignedTx, decoded, binding, approvals: req.approvals, required: decision.requiredApprovals });
+    if (isRefusal(quorum)) throw new DeviceRefusal(quorum.status, quorum.message);
+    if (signedBefore) return { scheme: signedBefore.scheme, signatures: signedBefore.signatures.map((x) => hexToBytes(x)), recoveries: [...signedBefore.recoveries] };
+    const denials = decision.reasons.filter((r) => r.code !== 'pool_frozen');
+    if (denials.length > 0) throw new DeviceRefusal(Status.POLICY_REFUSED, `pool ${key.poolId}'s policy refuses it: ${denials.map((r) => `${r.code}: ${r.message}`).join('; ')}`);
+    const spends = [decoded.signOnceKey, ...decoded.claims];
+    const conflict = this.journal.conflict(key.poolId, key.chain, txKey, spends);
+    if (conflict && conflict.requestId !== quorum.replaces) {
+      throw new DeviceRefusal(
+        Status.POLICY_REFUSED,
+        `sign_once: request ${conflict.requestId} already signed a transaction spending what this one spends; only its approved replacement (approvals naming "replaces": "${conflict.requestId}") is signed`,
+      );
+    }
+    if (decision.timelockUntil !== null) {
+      const delay = decision.timelockUntil - now;
+      const seen = this.state.quorumSeen?.[txKey];
+      if (seen === undefined) this.commit({ quorumSeen: { [txKey]: now } });
+      const until = (seen ?? now) + delay;
+      if (now < until) throw new TimeLocked(`time-locked by pool ${key.poolId}'s policy (${formatDuration(delay)} from the complete quorum): the device signs from ${new Date(until).toISOString()}`, until);
+    }
 
     const { scheme, payload } = decoded;
-    return withSecret(key.secretKey, (secret) => {
+    const signed = withSecret(key.secretKey, (secret) => {
       if (scheme === 'ed25519') return { scheme, signatures: [ed25519.sign(payload, secret)], recoveries: [null] };
       const signatures: Uint8Array[] = [];
       const recoveries: (0 | 1 | null)[] = [];
@@ -206,6 +332,22 @@ export class SimDevice {
       }
       return { scheme, signatures, recoveries };
     });
+    const record: SignedRecord = {
+      poolId: key.poolId,
+      chain: key.chain,
+      asset: decoded.asset,
+      amount: decoded.amount.toString(),
+      at: now,
+      requestId: quorum.requestId,
+      spends,
+      ...(quorum.replaces !== null ? { replaces: quorum.replaces } : {}),
+      scheme,
+      signatures: signed.signatures.map((x) => bytesToHex(x)),
+      recoveries: signed.recoveries,
+    };
+    // Durable before it is answered: a crash after this never lets the amount count twice or the nonce be reused.
+    this.commit({ signed: { [txKey]: record } });
+    return signed;
   }
 
   /**

@@ -5,7 +5,9 @@
  * chain and exactly the transaction to sign (`unsignedTx`, byte for byte), whose stated asset, amount,
  * destination, fee cap, digest and call equal the device's own decoding of it, with decision
  * "approve", all for one request, each signed (Ed25519 strict, or EIP-191 by a hardware wallet's key:
- * common/approver-key.ts) by a distinct approver enrolled for the pool; at least the pool's threshold.
+ * common/approver-key.ts) by a distinct approver enrolled for the pool; at least what the pool's
+ * policy held in the device requires for the amount (the quorum tier), and never fewer than the
+ * pool's base threshold.
  */
 import { verifyApproverSignature } from '../common/approver-key.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -29,6 +31,8 @@ export interface QuorumInput {
   readonly decoded: DecodedTransaction;
   readonly binding: PoolBinding;
   readonly approvals: readonly ApprovalEvidence[];
+  /** The approvals the pool's policy requires for this amount (its quorum tier). */
+  readonly required: number;
 }
 
 export interface Refusal {
@@ -36,12 +40,19 @@ export interface Refusal {
   readonly message: string;
 }
 
-/** Null when the quorum holds; otherwise why not, naming the first approval at fault, with its status. */
-export function quorumRefusal(input: QuorumInput): Refusal | null {
+/** A quorum that holds: the one request all approvals name, and the request it replaces, if any. */
+export interface QuorumHeld {
+  readonly requestId: string;
+  readonly replaces: string | null;
+}
+
+/** The quorum held, or why not, naming the first approval at fault, with its status. */
+export function checkQuorum(input: QuorumInput): QuorumHeld | Refusal {
   const refused = (message: string): Refusal => ({ status: Status.QUORUM_REFUSED, message });
   const mismatch = (message: string): Refusal => ({ status: Status.TRANSACTION_MISMATCH, message });
   const signers = new Set<string>();
   let requestId: string | null = null;
+  let replaces: string | null = null;
   for (const [i, a] of input.approvals.entries()) {
     const n = i + 1;
     const publicKey = bytesToHex(a.publicKey);
@@ -60,15 +71,22 @@ export function quorumRefusal(input: QuorumInput): Refusal | null {
     const disagreement = transactionDisagreement(message, input.decoded);
     if (disagreement) return mismatch(`approval ${n}: the message does not describe its transaction: ${disagreement}`);
     if (requestId !== null && message.requestId !== requestId) return refused(`approval ${n}: names another request than approval 1`);
+    if (requestId !== null && (message.replaces ?? null) !== replaces) return refused(`approval ${n}: names another replaced request than approval 1`);
     requestId = message.requestId;
+    replaces = message.replaces ?? null;
     if (!verifyApproverSignature(a.publicKey, a.message, a.signature)) return refused(`approval ${n}: the signature does not verify with ${enrolled.id}'s key`);
     if (signers.has(publicKey)) return refused(`approval ${n}: ${enrolled.id} is counted already (one approval per approver)`);
     signers.add(publicKey);
   }
-  if (signers.size < input.binding.threshold) {
-    return refused(`${signers.size} valid approvals, pool ${input.poolId} needs at least ${input.binding.threshold}`);
+  const required = Math.max(input.required, input.binding.threshold);
+  if (signers.size < required || requestId === null) {
+    return refused(`${signers.size} valid approvals, pool ${input.poolId} needs at least ${required} for ${input.decoded.amount} ${input.decoded.asset} (its policy's quorum tier)`);
   }
-  return null;
+  return { requestId, replaces };
+}
+
+export function isRefusal(outcome: QuorumHeld | Refusal): outcome is Refusal {
+  return 'status' in outcome;
 }
 
 export interface GovernanceInput {

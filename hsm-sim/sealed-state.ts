@@ -34,6 +34,38 @@ const COMPACT_AFTER_BYTES = 1024 * 1024;
 export interface PoolBinding {
   readonly approvers: { readonly id: string; readonly publicKey: string }[];
   readonly threshold: number;
+  /**
+   * The pool's policy document (RFC 8785 text), bound at the ceremony and changed only by governance;
+   * absent in a state sealed before the device held policies (the pool then signs nothing until a
+   * governed policy change binds one).
+   */
+  readonly policy?: string;
+  readonly policyVersion?: number;
+  /** When each allowlist entry became usable, by the device's own clock (ms), by lowercase address. */
+  readonly allowlistAddedAt?: Readonly<Record<string, number>>;
+  /** The pool's governance sequence: the number of governance changes applied to it (0 at the ceremony). */
+  readonly sequence?: number;
+  /** Frozen by an admin's signed freeze message; only the admin quorum unfreezes. */
+  readonly frozen?: boolean;
+}
+
+/** What the device signed (SPEC rule 5), kept for its velocity windows, sign-once and an identical answer to a repeated SIGN. */
+export interface SignedRecord {
+  readonly poolId: string;
+  readonly chain: string;
+  readonly asset: string;
+  /** Base units, decimal. */
+  readonly amount: string;
+  /** When the device signed, by its own clock (ms). */
+  readonly at: number;
+  readonly requestId: string;
+  /** The chain's replay key and the outputs it spends: another transaction naming one of them is refused unless it is an approved replacement. */
+  readonly spends: readonly string[];
+  /** The request this one replaced (its amount stops counting), if any. */
+  readonly replaces?: string;
+  readonly scheme: 'ecdsa-secp256k1' | 'schnorr-bip340' | 'ed25519';
+  readonly signatures: readonly string[];
+  readonly recoveries: readonly (0 | 1 | null)[];
 }
 
 export interface KeyEntry {
@@ -48,6 +80,10 @@ export interface KeyEntry {
 export interface GovernanceBinding {
   readonly admins: { readonly id: string; readonly publicKey: string }[];
   readonly quorum: number;
+  /** Backup custodians' X25519 public keys (hex), enrolled at the ceremony or by governance. */
+  readonly custodians?: readonly { readonly id: string; readonly publicKey: string }[];
+  /** The device-wide governance sequence (custodian changes, backup exports). */
+  readonly sequence?: number;
 }
 
 export interface SimState {
@@ -57,13 +93,19 @@ export interface SimState {
   governance?: GovernanceBinding;
   readonly pools: Record<string, PoolBinding>;
   readonly keys: Record<string, KeyEntry>;
+  /** What the device signed, by `<pool> <chain> <digest hex>`. */
+  signed?: Record<string, SignedRecord>;
+  /** When the device first saw a complete quorum for a time-locked transaction (ms), by the same key. */
+  quorumSeen?: Record<string, number>;
 }
 
-/** One journal record: pool bindings, keys and the admins set by one device operation. */
+/** One journal record: pool bindings, keys, the admins, signatures and quorum sightings set by one device operation. */
 export interface StateChange {
   readonly pools?: Readonly<Record<string, PoolBinding>>;
   readonly keys?: Readonly<Record<string, KeyEntry>>;
   readonly governance?: GovernanceBinding;
+  readonly signed?: Readonly<Record<string, SignedRecord>>;
+  readonly quorumSeen?: Readonly<Record<string, number>>;
 }
 
 /** Applies a change to the state in place. */
@@ -71,6 +113,8 @@ export function applyChange(state: SimState, change: StateChange): void {
   if (change.pools) Object.assign(state.pools, change.pools);
   if (change.keys) Object.assign(state.keys, change.keys);
   if (change.governance) state.governance = change.governance;
+  if (change.signed) state.signed = Object.assign(state.signed ?? {}, change.signed);
+  if (change.quorumSeen) state.quorumSeen = Object.assign(state.quorumSeen ?? {}, change.quorumSeen);
 }
 
 export class WrongPinError extends Error {

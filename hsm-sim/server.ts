@@ -37,6 +37,7 @@ import {
   encodeSignMessageResult,
   encodeSignResult,
   errorFields,
+  timelockedFields,
   MAX_FRAME_BYTES,
   Opcode,
   PROTOCOL_VERSION,
@@ -47,7 +48,7 @@ import {
 import { MAX_APPROVAL_MESSAGE_BYTES } from '../common/approval-message.js';
 import { MAX_CHALLENGE_BYTES } from '../common/control-message.js';
 import { APPROVER_SIGNATURE_BYTES, approverKeyScheme } from '../common/approver-key.js';
-import { DeviceRefusal, FIRMWARE, MODEL, SimDevice, freshState } from './device.js';
+import { DeviceRefusal, FIRMWARE, MODEL, SIM_ENFORCES, SimDevice, TimeLocked, freshState } from './device.js';
 import { SealedStore, WrongPinError } from './sealed-state.js';
 import { NO_FAULTS, decideFault, type FaultPlan } from './faults.js';
 
@@ -115,6 +116,7 @@ export function createSimServer(options: SimServerOptions): Server {
           attestationPublicKey: device ? device.attestationPublicKey : new Uint8Array(0),
           checksQuorum: true,
           unlocked: device !== null,
+          enforces: SIM_ENFORCES,
         });
       case Opcode.LOGIN: {
         const { pin } = decodeLoginCommand(fields);
@@ -124,7 +126,7 @@ export function createSimServer(options: SimServerOptions): Server {
       }
       case Opcode.ENROLL_POOL: {
         const c = decodeEnrollPoolCommand(fields, approverSignatureBytes);
-        requireDevice(session.loggedIn).enrollPool(c.poolId, c.approvers, c.threshold);
+        requireDevice(session.loggedIn).enrollPool(c.poolId, c.approvers, c.threshold, c.policy);
         return encodeEnrollPoolResult();
       }
       case Opcode.ENROLL_GOVERNANCE: {
@@ -198,7 +200,10 @@ export function createSimServer(options: SimServerOptions): Server {
       try {
         fields = await handle(frame, session);
       } catch (error) {
-        if (error instanceof DeviceRefusal) {
+        if (error instanceof TimeLocked) {
+          status = error.status;
+          fields = timelockedFields(error.message, error.until);
+        } else if (error instanceof DeviceRefusal) {
           status = error.status;
           fields = errorFields(error.message);
         } else if (error instanceof ProtocolError) {

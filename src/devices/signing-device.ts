@@ -7,6 +7,10 @@
  * cannot (PKCS#11) says so in `info().checksQuorum`.
  */
 import type { Curve } from '../domain/pool.js';
+import type { PolicyDocument } from '../../common/policy/policy.js';
+import type { DeviceRule } from '../../common/sim-protocol.js';
+
+export type { DeviceRule };
 
 export type SignatureScheme = 'ecdsa-secp256k1' | 'schnorr-bip340' | 'ed25519';
 
@@ -20,6 +24,11 @@ export interface DeviceInfo {
   readonly attestationPublicKey: string | null;
   /** True when the device itself verifies the approvals before signing. */
   readonly checksQuorum: boolean;
+  /**
+   * The rules the device enforces itself whatever the gateway does (common/sim-protocol.ts
+   * DEVICE_RULES); every other rule rests on the gateway alone (docs/threat-model.md).
+   */
+  readonly enforces: readonly DeviceRule[];
 }
 
 export interface EnrolledApprover {
@@ -91,8 +100,8 @@ export interface DeviceSignature {
 
 export interface SigningDevice {
   info(): Promise<DeviceInfo>;
-  /** Binds a pool to its approvers and base threshold inside the device; refuses to rebind. */
-  enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number): Promise<void>;
+  /** Binds a pool to its approvers, base threshold and policy inside the device (a device that holds policies enforces it); refuses to rebind. */
+  enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, policy: PolicyDocument): Promise<void>;
   /** Binds the admins and their quorum, who may later rebind pools; once per device. */
   enrollGovernance(admins: readonly EnrolledApprover[], quorum: number): Promise<void>;
   /**

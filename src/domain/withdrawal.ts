@@ -36,7 +36,8 @@ const TRANSITIONS: Readonly<Record<WithdrawalState, readonly WithdrawalState[]>>
   // back to pending_approval when a governance change raises the quorum above the approvals it has
   approved: ['timelocked', 'signing', 'pending_approval', 'denied', 'expired', 'cancelled', 'failed'],
   timelocked: ['signing', 'pending_approval', 'denied', 'expired', 'cancelled', 'failed'],
-  signing: ['signed', 'failed'],
+  // back to timelocked when the device's own time lock ends later than the gateway's
+  signing: ['signed', 'failed', 'timelocked'],
   signed: [],
   denied: [],
   rejected: [],

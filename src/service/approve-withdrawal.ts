@@ -15,7 +15,7 @@ import { withDecision } from '../../common/approval-message.js';
 import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
 import { checkApproval, tally } from '../quorum/count.js';
 import { policyOf, requirePool, requireWithdrawal, type ServiceContext } from './context.js';
-import { claimInTx, isClaim, releaseClaimed, type ClaimResult } from './release-signature.js';
+import { announceQuorum, claimInTx, isClaim, releaseClaimed, type ClaimResult } from './release-signature.js';
 import { decideNow } from './usage.js';
 
 export interface ApprovalInput {
@@ -121,7 +121,7 @@ export async function approveWithdrawal(
 
   const { withdrawal } = decided;
   ctx.log.info({ withdrawal: withdrawal.id, approver: approver.name, decision: input.decision, state: withdrawal.state }, 'approval recorded');
-  if (!isClaim(decided)) return withdrawal;
+  if (!isClaim(decided)) return withdrawal.state === 'timelocked' ? announceQuorum(ctx, withdrawal.id) : withdrawal;
   try {
     return await releaseClaimed(ctx, decided);
   } catch (error) {

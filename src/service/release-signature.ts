@@ -19,7 +19,7 @@ import type { PoolKey } from '../domain/pool.js';
 import type { Reason, Withdrawal } from '../domain/withdrawal.js';
 import type { ApprovalEvidence, DeviceSignature } from '../devices/signing-device.js';
 import { signingPlan, type SigningPlan } from '../chains/payload.js';
-import type { StoreTx } from '../store/store.js';
+import type { StoreReads, StoreTx } from '../store/store.js';
 import { requirePool, requireWithdrawal, type ServiceContext } from './context.js';
 
 /** A request claimed for signing (state `signing`, audited), with what the device needs. */
@@ -92,17 +92,7 @@ export async function claimInTx(ctx: ServiceContext, tx: StoreTx, w: Withdrawal)
     );
     return { withdrawal: locked };
   }
-  const key = await tx.getKey(w.poolId, w.chain);
-  if (!key) throw new StoreError('key_missing', `pool ${w.poolId} has no key on ${w.chain}`);
-  // Evidence is only what the device can count: approvals of the published message (not of a message
-  // an upgrade replaced) by current approvers of the pool (a removed approver's old vote would make a
-  // valid quorum fail in the device).
-  const evidence: ApprovalEvidence[] = [];
-  for (const a of await tx.approvalsOf(w.id)) {
-    if (a.decision !== 'approve' || a.message !== w.approvalMessage || !pool.approvers.includes(a.approverId)) continue;
-    const approver = await tx.getApprover(a.approverId);
-    if (approver) evidence.push({ publicKey: approver.publicKey, message: a.message, signature: a.signature });
-  }
+  const { key, evidence } = await signingEvidence(tx, w, pool.approvers);
   const signing = w.state === 'signing' ? w : await tx.updateWithdrawal(w.id, w.state, { state: 'signing' }, now);
   await tx.appendAudit(
     {
@@ -114,6 +104,70 @@ export async function claimInTx(ctx: ServiceContext, tx: StoreTx, w: Withdrawal)
     now,
   );
   return { withdrawal: signing, key, evidence };
+}
+
+/**
+ * The pool key and the evidence the device counts: approvals of the published message (not of a
+ * message an upgrade replaced) by current approvers of the pool (a removed approver's old vote would
+ * make a valid quorum fail in the device).
+ */
+async function signingEvidence(tx: StoreReads, w: Withdrawal, approvers: readonly string[]): Promise<{ key: PoolKey; evidence: ApprovalEvidence[] }> {
+  const key = await tx.getKey(w.poolId, w.chain);
+  if (!key) throw new StoreError('key_missing', `pool ${w.poolId} has no key on ${w.chain}`);
+  const evidence: ApprovalEvidence[] = [];
+  for (const a of await tx.approvalsOf(w.id)) {
+    if (a.decision !== 'approve' || a.message !== w.approvalMessage || !approvers.includes(a.approverId)) continue;
+    const approver = await tx.getApprover(a.approverId);
+    if (approver) evidence.push({ publicKey: approver.publicKey, message: a.message, signature: a.signature });
+  }
+  return { key, evidence };
+}
+
+/**
+ * A request just time-locked: a device that holds the time lock itself starts it from the first time
+ * it sees the complete quorum, so it is shown the quorum now and answers when it will sign; the
+ * request waits for the later of the two times. Should the device sign at once (it holds no such lock
+ * for this request), the signature is discarded: the release at the end of the gateway's lock asks
+ * again and gets the same one, counted once by the device. Nothing here changes the outcome of a
+ * failure: the release at the end of the lock tries again.
+ */
+export async function announceQuorum(ctx: ServiceContext, withdrawalId: string): Promise<Withdrawal> {
+  const ready = await ctx.store.read(async (r) => {
+    const w = await requireWithdrawal(r, withdrawalId);
+    if (w.state !== 'timelocked') return null;
+    const pool = await requirePool(r, w.poolId);
+    return { w, ...(await signingEvidence(r, w, pool.approvers)) };
+  });
+  if (ready === null) return ctx.store.read((r) => requireWithdrawal(r, withdrawalId));
+  const { w, key, evidence } = ready;
+  const device = ctx.devices.forKey(key);
+  try {
+    if (!(await device.info()).enforces.includes('timelock')) return w;
+    const plan = signingPlan(parseChainId(w.chain), w.unsignedTx, key);
+    await device.sign({ handle: key.handle, poolId: w.poolId, scheme: plan.scheme, payload: plan.payload, digest: plan.digest, approvals: evidence, transaction: { chain: w.chain, unsignedTx: w.unsignedTx } });
+    ctx.log.warn({ withdrawal: w.id }, 'the device holds no time lock for this request; its signature is asked for again when the gateway\'s lock ends');
+    return w;
+  } catch (error) {
+    const until = deviceTimelock(error);
+    if (until === null) {
+      ctx.log.warn({ withdrawal: w.id, err: error instanceof Error ? error.message : String(error) }, 'the device was not shown the time-locked quorum; the release at the end of the lock tries again');
+      return w;
+    }
+    if (w.notBefore !== null && until <= w.notBefore) return w;
+    return ctx.store.transaction(async (tx) => {
+      const now = ctx.now();
+      const later = await tx.updateWithdrawal(w.id, 'timelocked', { state: 'timelocked', notBefore: until }, now);
+      await tx.appendAudit({ type: 'withdrawal.timelocked', actor: 'system', subject: `withdrawal:${w.id}`, data: { notBefore: new Date(until).toISOString(), by: 'device' } }, now);
+      return later;
+    });
+  }
+}
+
+/** When the device will sign, if the error is its time lock. */
+function deviceTimelock(error: unknown): number | null {
+  if (!isCustodyError(error) || error.code !== 'device_timelocked') return null;
+  const until = error.details?.until;
+  return typeof until === 'number' && Number.isFinite(until) ? until : null;
 }
 
 /** Device refusals that will not change on a second try; anything else leaves the outcome unknown. */
@@ -152,6 +206,16 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
     });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    const until = deviceTimelock(error);
+    if (until !== null) {
+      // The device's own time lock ends later than the gateway's (it first saw the quorum later): wait for it.
+      return ctx.store.transaction(async (tx) => {
+        const now = ctx.now();
+        const later = await tx.updateWithdrawal(w.id, 'signing', { state: 'timelocked', notBefore: until, reasons: [] }, now);
+        await tx.appendAudit({ type: 'withdrawal.timelocked', actor: 'system', subject: `withdrawal:${w.id}`, data: { notBefore: new Date(until).toISOString(), by: 'device' } }, now);
+        return later;
+      });
+    }
     if (!isDefiniteRefusal(error)) {
       ctx.log.warn({ withdrawal: w.id, err: message }, 'device did not confirm the signature; the request stays in signing and will be resumed');
       return recordSigningReason(ctx, w.id, { code: 'device_unavailable', message: `the device did not answer (${message}); signing will be resumed` });

@@ -139,7 +139,7 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     const poolInfo = infos.get(p.device) as DeviceInfo;
     if (!existing) {
       try {
-        await poolDevice.enrollPool(p.id, approvers, threshold);
+        await poolDevice.enrollPool(p.id, approvers, threshold, p.policyDocument);
         progress(`pool ${p.id}: bound in device ${poolInfo.id} to ${approvers.length} approvers, threshold ${threshold}`);
       } catch (error) {
         // A ceremony that stopped after binding but before recording resumes with the device's binding.

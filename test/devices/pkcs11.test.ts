@@ -3,6 +3,7 @@
  * extractable, ECDSA normalized to low-S with a recovery id (checked with ethers), Ed25519 (checked
  * with Node's crypto), and the refusals a caller relies on.
  */
+import { openPolicy } from '../helpers/open-policy.js';
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { computeAddress, SigningKey } from 'ethers';
 import pkcs11js, { PKCS11 } from 'pkcs11js';
@@ -234,7 +235,7 @@ describe('the PKCS#11 device on a SoftHSM2 token', () => {
     const info = await device.info();
     expect(info).toMatchObject({ type: 'pkcs11', model: 'SoftHSM v2 (SoftHSM project)', firmware: '2.6', attestationPublicKey: null, checksQuorum: false });
     expect(info.id).toMatch(/^pkcs11-[0-9a-f]{16}$/);
-    await expect(device.enrollPool('treasury', [], 1)).resolves.toBeUndefined();
+    await expect(device.enrollPool('treasury', [], 1, openPolicy(1))).resolves.toBeUndefined();
     await expect(device.enrollGovernance([], 1)).resolves.toBeUndefined();
     await expect(device.rebindPool('treasury', [], 1, [])).resolves.toBeUndefined();
     await expect(device.attest(new Uint8Array(32))).rejects.toMatchObject({ code: 'not_supported' });

@@ -4,6 +4,8 @@
  * compromised gateway holding the PIN. Every answer comes back as its status and fields, refusals
  * included, so a test can assert the exact status the device chose.
  */
+import type { PolicyDocument } from '../../common/policy/policy.js';
+import { openPolicy } from './open-policy.js';
 import { connect, type Socket } from 'node:net';
 import {
   CURVE_CODES,
@@ -35,7 +37,8 @@ export type SignAnswer =
 
 export interface RawSimLink {
   request(opcode: number, fields?: Buffer): Promise<RawAnswer>;
-  enrollPool(poolId: string, approvers: readonly { readonly id: string; readonly publicKey: Uint8Array }[], threshold: number): Promise<void>;
+  /** Binds a pool with its policy document (by default openPolicy: the native assets, one tier of `threshold`). */
+  enrollPool(poolId: string, approvers: readonly { readonly id: string; readonly publicKey: Uint8Array }[], threshold: number, policy?: PolicyDocument): Promise<void>;
   generateKey(poolId: string, chain: string, curve: CurveName): Promise<KeyRecord>;
   sign(command: SignCommand): Promise<SignAnswer>;
   close(): void;
@@ -106,9 +109,10 @@ export async function openRawSimLink(port: number, pin: string, timeoutMs = 10_0
 
   return {
     request,
-    async enrollPool(poolId, approvers, threshold) {
+    async enrollPool(poolId, approvers, threshold, policy = openPolicy(threshold)) {
       const w = new FieldWriter().str(poolId).u8(threshold).u16(approvers.length);
       for (const a of approvers) w.str(a.id).bytes(a.publicKey);
+      w.bytes(Buffer.from(JSON.stringify(policy), 'utf8'));
       expectOk('ENROLL_POOL', await request(Opcode.ENROLL_POOL, w.toBuffer())).end();
     },
     async generateKey(poolId, chain, curve) {

@@ -27,7 +27,7 @@ export const OPS = { id: 'p-ops', name: 'ops', role: 'requester' as const, token
 export async function servicePool(device: SigningDevice, poolId: string, policy: PolicyDocument, now: () => number): Promise<ServiceContext> {
   const store = openSqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'service-pool-')), 'custody.db') });
   const keys = ['alice', 'bob'].map((id) => ({ id, publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[id] as string))) }));
-  await device.enrollPool(poolId, keys, 2);
+  await device.enrollPool(poolId, keys, 2, policy);
   const key = await device.generateKey(poolId, SEPOLIA, 'secp256k1');
   await store.transaction(async (tx) => {
     await tx.insertPrincipal(OPS);

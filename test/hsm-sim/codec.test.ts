@@ -69,6 +69,7 @@ import {
   encodeSignResult,
   errorFields,
   FieldWriter,
+  DEVICE_RULES,
   MAX_APPROVALS,
   MAX_UNSIGNED_TX_BYTES,
   Opcode,
@@ -134,7 +135,7 @@ const CODECS: readonly Codec[] = [
   codec(
     Opcode.INFO,
     'answer',
-    fc.record({ deviceId: text(40), model: text(40), firmware: text(16), attestationPublicKey: fc.oneof(bytes(0), bytes(32)), checksQuorum: fc.boolean(), unlocked: fc.boolean() }),
+    fc.record({ deviceId: text(40), model: text(40), firmware: text(16), attestationPublicKey: fc.oneof(bytes(0), bytes(32)), checksQuorum: fc.boolean(), unlocked: fc.boolean(), enforces: fc.subarray([...DEVICE_RULES]) }),
     encodeInfoResult,
     decodeInfoResult,
   ),
@@ -143,7 +144,7 @@ const CODECS: readonly Codec[] = [
   codec(
     Opcode.ENROLL_POOL,
     'request',
-    fc.record({ poolId: text(64), threshold: fc.integer({ min: 0, max: 255 }), approvers: members }),
+    fc.record({ poolId: text(64), threshold: fc.integer({ min: 0, max: 255 }), approvers: members, policy: text(2000) }),
     encodeEnrollPoolCommand,
     (f) => decodeEnrollPoolCommand(f, checkKey),
   ),
@@ -270,7 +271,7 @@ describe('request decoders enforce the device limits with its messages', () => {
   });
 
   it('when a pool id, chain or handle is over its length, then the field is named', () => {
-    expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p'.repeat(65), threshold: 1, approvers: [] }), checkKey))).toMatchInlineSnapshot(
+    expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p'.repeat(65), threshold: 1, approvers: [], policy: '{}' }), checkKey))).toMatchInlineSnapshot(
       `"poolId longer than 64 bytes"`,
     );
     expect(refused(() => decodeGenerateKeyCommand(encodeGenerateKeyCommand({ poolId: 'p', chain: 'c'.repeat(81), curve: 'ed25519' })))).toMatchInlineSnapshot(
@@ -281,7 +282,7 @@ describe('request decoders enforce the device limits with its messages', () => {
 
   it('when more than 64 approvers or admins come, then ENROLL_POOL, REBIND_POOL and ENROLL_GOVERNANCE are refused', () => {
     const over = many(MAX_APPROVALS + 1);
-    expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: over }), checkKey))).toMatchInlineSnapshot(
+    expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: over, policy: '{}' }), checkKey))).toMatchInlineSnapshot(
       `"at most 64 approvers"`,
     );
     expect(
@@ -290,17 +291,17 @@ describe('request decoders enforce the device limits with its messages', () => {
     expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: over }), checkKey))).toMatchInlineSnapshot(
       `"at most 64 admins"`,
     );
-    expect(decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: many(MAX_APPROVALS) }), checkKey).approvers).toHaveLength(MAX_APPROVALS);
+    expect(decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: many(MAX_APPROVALS), policy: '{}' }), checkKey).approvers).toHaveLength(MAX_APPROVALS);
   });
 
   it('when an approver or admin key is neither 32 nor 33 bytes, then it is refused with its length', () => {
-    expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: [member('a', 31)] }), checkKey))).toMatchInlineSnapshot(
+    expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: [member('a', 31)], policy: '{}' }), checkKey))).toMatchInlineSnapshot(
       `"approver key must be 32 or 33 bytes, got 31"`,
     );
     expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: [member('a', 34)] }), checkKey))).toMatchInlineSnapshot(
       `"admin key must be 32 or 33 bytes, got 34"`,
     );
-    expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: [{ id: 'i'.repeat(65), publicKey: new Uint8Array(32) }] }), checkKey))).toMatchInlineSnapshot(
+    expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: [{ id: 'i'.repeat(65), publicKey: new Uint8Array(32) }], policy: '{}' }), checkKey))).toMatchInlineSnapshot(
       `"approver id longer than 64 bytes"`,
     );
   });

@@ -4,6 +4,7 @@
  * BIP-143 PSBT, Solana) verified by libraries we did not write. The device decodes the transaction
  * itself: an approval must name exactly it and state what it does.
  */
+import { openPolicy } from '../helpers/open-policy.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Signature, SigningKey, Transaction, computeAddress } from 'ethers';
 import * as bitcoin from 'bitcoinjs-lib';
@@ -25,8 +26,8 @@ const N = secp256k1.Point.CURVE().n;
 beforeAll(async () => {
   sim = await startSim();
   device = createSimDevice({ url: sim.url, pin: sim.pin });
-  await device.enrollPool('pool-a', APPROVERS, 2);
-  await device.enrollPool('pool-b', APPROVERS.slice(1), 2);
+  await device.enrollPool('pool-a', APPROVERS, 2, openPolicy(2));
+  await device.enrollPool('pool-b', APPROVERS.slice(1), 2, openPolicy(2));
   keyA = await device.generateKey('pool-a', SEPOLIA, 'secp256k1');
   keyB = await device.generateKey('pool-b', SEPOLIA, 'secp256k1');
 });

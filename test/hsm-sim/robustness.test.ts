@@ -2,6 +2,7 @@
  * Bad frames against the real process over raw sockets: every one gets an error status or a closed
  * connection, the process never crashes and never hangs a connection.
  */
+import { openPolicy } from '../helpers/open-policy.js';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -159,7 +160,7 @@ describe('malformed input', () => {
   it('when thousands of mutated copies of refused requests (SIGN below threshold, ENROLL and REBIND of a bound pool) reach a logged-in session, then the process lives, each gets an answer, and what was refused changed nothing (property)', async () => {
     const device = createSimDevice({ url: sim.url, pin: sim.pin });
     try {
-      await device.enrollPool('fuzz-pool', APPROVERS, 2);
+      await device.enrollPool('fuzz-pool', APPROVERS, 2, openPolicy(2));
       const key = await device.generateKey('fuzz-pool', SEPOLIA, 'secp256k1');
       const tx = ethereumTx({ nonce: 3n });
       const m = messageFor(tx, { pool: 'fuzz-pool' });
@@ -169,7 +170,7 @@ describe('malformed input', () => {
       // Real requests that must be refused as they are (one approval is below the threshold; the pool exists).
       const originals = [
         encodeFrame(Opcode.SIGN, 5, encodeSignCommand({ handle: key.handle, poolId: 'fuzz-pool', unsignedTx: tx.unsignedTx, approvals: records })),
-        encodeFrame(Opcode.ENROLL_POOL, 5, new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey)).toBuffer()),
+        encodeFrame(Opcode.ENROLL_POOL, 5, new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey)).bytes(Buffer.from(JSON.stringify(openPolicy(1)))).toBuffer()),
         encodeFrame(Opcode.REBIND_POOL, 5, writeApprovals(new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey)), records).toBuffer()),
         encodeFrame(Opcode.GENERATE_KEY, 5, new FieldWriter().str('fuzz-pool').str(SEPOLIA).u8(1).toBuffer()),
       ];

@@ -2,6 +2,7 @@
  * Keys, bindings and sealed state: one key per (pool, chain), bindings refused twice, state that
  * survives restarts, sealed under the PIN, and a wrong PIN that fails cleanly.
  */
+import { openPolicy } from '../helpers/open-policy.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -35,8 +36,8 @@ describe('keys and bindings', () => {
   it('when a pool gets a second key on a chain or is enrolled twice, then the device refuses', async () => {
     const d = client(await sim());
     await expect(d.generateKey('pool-a', SEPOLIA, 'secp256k1')).rejects.toMatchObject({ code: 'device_key_not_found' });
-    await d.enrollPool('pool-a', APPROVERS, 2);
-    await expect(d.enrollPool('pool-a', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_already_exists' });
+    await d.enrollPool('pool-a', APPROVERS, 2, openPolicy(2));
+    await expect(d.enrollPool('pool-a', APPROVERS, 2, openPolicy(2))).rejects.toMatchObject({ code: 'device_already_exists' });
     const key = await d.generateKey('pool-a', SEPOLIA, 'secp256k1');
     expect(key.publicKey).toMatch(/^0[23][0-9a-f]{64}$/);
     await expect(d.generateKey('pool-a', SEPOLIA, 'secp256k1')).rejects.toMatchObject({ code: 'device_already_exists' });
@@ -47,10 +48,10 @@ describe('keys and bindings', () => {
 
   it('when a binding has a bad threshold or a repeated approver, then it is refused', async () => {
     const d = client(await sim());
-    await expect(d.enrollPool('pool-a', APPROVERS, 0)).rejects.toMatchObject({ code: 'device_bad_request' });
-    await expect(d.enrollPool('pool-a', APPROVERS, 4)).rejects.toMatchObject({ code: 'device_bad_request' });
-    await expect(d.enrollPool('pool-a', [APPROVERS[0]!, { ...APPROVERS[0]!, id: 'alias' }], 1)).rejects.toMatchObject({ code: 'device_bad_request' });
-    await expect(d.enrollPool('Pool A', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_bad_request' });
+    await expect(d.enrollPool('pool-a', APPROVERS, 0, openPolicy(0))).rejects.toMatchObject({ code: 'device_bad_request' });
+    await expect(d.enrollPool('pool-a', APPROVERS, 4, openPolicy(4))).rejects.toMatchObject({ code: 'device_bad_request' });
+    await expect(d.enrollPool('pool-a', [APPROVERS[0]!, { ...APPROVERS[0]!, id: 'alias' }], 1, openPolicy(1))).rejects.toMatchObject({ code: 'device_bad_request' });
+    await expect(d.enrollPool('Pool A', APPROVERS, 2, openPolicy(2))).rejects.toMatchObject({ code: 'device_bad_request' });
   });
 });
 
@@ -58,7 +59,7 @@ describe('sealed state', () => {
   it('when the process is killed and restarted, then keys, bindings and the device id are the same and signing works', async () => {
     const first = await sim();
     const d1 = client(first);
-    await d1.enrollPool('pool-a', APPROVERS, 2);
+    await d1.enrollPool('pool-a', APPROVERS, 2, openPolicy(2));
     const key = await d1.generateKey('pool-a', SEPOLIA, 'secp256k1');
     const id = (await d1.info()).id;
     await first.kill();
@@ -67,7 +68,7 @@ describe('sealed state', () => {
     const d2 = client(second);
     expect((await d2.info()).id).toBe(id);
     expect(await d2.listKeys()).toEqual([{ ...key, poolId: 'pool-a', chain: SEPOLIA }]);
-    await expect(d2.enrollPool('pool-a', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_already_exists' });
+    await expect(d2.enrollPool('pool-a', APPROVERS, 2, openPolicy(2))).rejects.toMatchObject({ code: 'device_already_exists' });
     const tx = ethereumTx();
     const m = messageFor(tx);
     const sig = await d2.sign({ handle: key.handle, poolId: 'pool-a', scheme: 'ecdsa-secp256k1', payload: tx.digest, digest: tx.digest, approvals: [evidence('alice', m), evidence('bob', m)], transaction: { chain: SEPOLIA, unsignedTx: tx.unsignedTx } });
@@ -77,7 +78,7 @@ describe('sealed state', () => {
   it('when the sealed file is read, then no key material or approver key is in plain text', async () => {
     const s = await sim();
     const d = client(s);
-    await d.enrollPool('pool-a', APPROVERS, 2);
+    await d.enrollPool('pool-a', APPROVERS, 2, openPolicy(2));
     const key = await d.generateKey('pool-a', SEPOLIA, 'secp256k1');
     const file = readFileSync(join(s.dataDir, 'state.sealed'));
     expect(file.subarray(0, 8).toString('ascii')).toBe('CSIMSTAT');
@@ -99,7 +100,7 @@ describe('sealed state', () => {
 
   it('when one byte of the sealed file is flipped, then the next start fails cleanly', async () => {
     const s = await sim();
-    await client(s).enrollPool('pool-a', APPROVERS, 2);
+    await client(s).enrollPool('pool-a', APPROVERS, 2, openPolicy(2));
     await s.kill();
     const path = join(s.dataDir, 'state.sealed');
     const bytes = readFileSync(path);
@@ -110,13 +111,13 @@ describe('sealed state', () => {
 
   it('when started without a PIN, then it is locked until the first correct LOGIN', async () => {
     const first = await sim();
-    await client(first).enrollPool('pool-a', APPROVERS, 2);
+    await client(first).enrollPool('pool-a', APPROVERS, 2, openPolicy(2));
     await first.kill();
     const locked = await sim({ dataDir: first.dataDir, pin: '' });
     await vi.waitFor(() => expect(locked.stderr()).toMatch(/started locked/));
     await expect(client(locked, 'wrong').listKeys()).rejects.toMatchObject({ code: 'device_wrong_pin' });
     const d = client(locked, first.pin);
-    await expect(d.enrollPool('pool-a', APPROVERS, 2)).rejects.toMatchObject({ code: 'device_already_exists' });
+    await expect(d.enrollPool('pool-a', APPROVERS, 2, openPolicy(2))).rejects.toMatchObject({ code: 'device_already_exists' });
   });
 
   it('when a statement is attested, then the Ed25519 signature verifies over the domain prefix and the statement', async () => {

@@ -4,6 +4,7 @@
  * real simulator wrapped to count its signing calls. Also: two releases of one request at once make one
  * device call.
  */
+import { openPolicy } from '../helpers/open-policy.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,7 +66,7 @@ async function setUp(poolId: string): Promise<{ ctx: ServiceContext; store: Stor
   const counting: SigningDevice = { ...inner, sign: (request) => ((signCalls += 1), inner.sign(request)) };
   const store = openSqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'fail-closed-')), 'custody.db') });
   const keys = ['alice', 'bob'].map((id) => ({ id, publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[id] as string))) }));
-  await inner.enrollPool(poolId, keys, 2);
+  await inner.enrollPool(poolId, keys, 2, openPolicy(2));
   const key = await inner.generateKey(poolId, CHAIN, 'secp256k1');
   await store.transaction(async (tx) => {
     await tx.insertPrincipal({ id: 'p-ops', name: 'ops', role: 'requester', tokenHash: 'h-ops', createdAt: 0 });

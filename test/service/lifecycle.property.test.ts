@@ -8,6 +8,7 @@
  *   - nothing time-locked is signed before its delay has passed;
  *   - nothing is signed while the pool is frozen.
  */
+import { openPolicy } from '../helpers/open-policy.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,7 +107,7 @@ async function scenario(ops: Op[]): Promise<void> {
 
   // The pool: bound in the device, key generated there, recorded in the store.
   const keys = APPROVER_IDS.map((id) => ({ id, publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[id] as string))) }));
-  await device.enrollPool(poolId, keys, 2);
+  await device.enrollPool(poolId, keys, 2, openPolicy(2));
   const key = await device.generateKey(poolId, CHAIN, 'secp256k1');
   await store.transaction(async (tx) => {
     for (const p of [ops_, carolRequester, ...approvers, ...admins]) await tx.insertPrincipal(p);

@@ -2,7 +2,8 @@
  * Velocity and time locks (SPEC section 4, rule 6 of the policy): an amount counts against a rolling
  * window from its quorum until its release. A time-locked amount still counts while it waits, however
  * long ago its quorum was, and it counts in every window that contains its release. Service layer
- * against a real SQLite file and the real simulator process, with a controlled clock.
+ * against a real SQLite file and the real simulator on loopback, the gateway and the device sharing
+ * a controlled clock (the device holds the time lock and the windows too).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimDevice } from '../../src/devices/sim/client.js';
@@ -10,17 +11,17 @@ import type { SigningDevice } from '../../src/devices/signing-device.js';
 import type { ServiceContext } from '../../src/service/context.js';
 import type { Withdrawal } from '../../src/domain/withdrawal.js';
 import { runDueWork } from '../../src/service/due-work.js';
-import { startSim, type SimProcess } from '../helpers/sim-process.js';
+import { startClockedSim, type ClockedSim } from '../helpers/clocked-sim.js';
 import { servicePool, submitEth, voteAs } from '../helpers/service-pool.js';
 
 const ETH = 10n ** 18n;
 const T0 = Date.parse('2026-12-01T12:00:00Z');
-let sim: SimProcess;
+let sim: ClockedSim;
 let device: SigningDevice;
 let clock = T0;
 
 beforeAll(async () => {
-  sim = await startSim();
+  sim = await startClockedSim(() => clock);
   device = createSimDevice({ url: sim.url, pin: sim.pin });
 });
 

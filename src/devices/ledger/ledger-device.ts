@@ -148,6 +148,7 @@ export function createLedgerDevice(options: LedgerDeviceOptions) {
         firmware: app.version,
         attestationPublicKey: null,
         checksQuorum: false,
+          enforces: [],
       };
     });
   // A Ledger busy with a signing is alive: readiness checks get what it said last rather than a busy error.

@@ -370,6 +370,7 @@ export function createPkcs11Device(options: Pkcs11DeviceOptions): SigningDevice 
           firmware: `${info.firmwareVersion.major}.${info.firmwareVersion.minor}`,
           attestationPublicKey: null,
           checksQuorum: false,
+          enforces: [],
         };
       });
     },

@@ -37,14 +37,19 @@ import {
   encodeRebindPoolCommand,
   encodeSignCommand,
   encodeSignMessageCommand,
+  decodeTimelockedFields,
+  DEVICE_RULES,
   Opcode,
   Status,
   STATUS_NAMES,
+  type DeviceRule,
   type ApprovalRecord,
   type KeyRecord,
   type MemberRecord,
 } from '../../../common/sim-protocol.js';
 import { DeviceError, type ErrorKind } from '../../../common/errors.js';
+import { canonicalize } from 'json-canonicalize';
+import type { PolicyDocument } from '../../../common/policy/policy.js';
 import type { Curve } from '../../domain/pool.js';
 import type { ApprovalEvidence, ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
 
@@ -76,6 +81,10 @@ const STATUS_ERRORS: Readonly<Record<number, { kind: ErrorKind; code: string }>>
   [Status.INTERNAL]: { kind: 'unavailable', code: 'device_internal_error' },
   [Status.TOO_LARGE]: { kind: 'invalid', code: 'device_bad_request' },
   [Status.TRANSACTION_MISMATCH]: { kind: 'forbidden', code: 'device_transaction_mismatch' },
+  [Status.POLICY_REFUSED]: { kind: 'policy', code: 'device_policy_refused' },
+  [Status.TIMELOCKED]: { kind: 'conflict', code: 'device_timelocked' },
+  [Status.FROZEN]: { kind: 'conflict', code: 'device_frozen' },
+  [Status.STALE_GOVERNANCE]: { kind: 'conflict', code: 'device_stale_governance' },
 };
 
 function approvalRecord(a: ApprovalEvidence): ApprovalRecord {
@@ -163,13 +172,20 @@ export function createSimDevice(options: SimDeviceOptions) {
             p.resolve(r.frame.fields);
           } else {
             let message = STATUS_NAMES[r.frame.code] ?? `status ${r.frame.code}`;
+            let details: Record<string, unknown> | undefined;
             try {
-              message = decodeErrorFields(r.frame.fields);
+              if (r.frame.code === Status.TIMELOCKED) {
+                const locked = decodeTimelockedFields(r.frame.fields);
+                message = locked.message;
+                details = { until: locked.until };
+              } else {
+                message = decodeErrorFields(r.frame.fields);
+              }
             } catch {
               // keep the status name
             }
             const mapped = STATUS_ERRORS[r.frame.code] ?? { kind: 'internal' as const, code: 'device_error' };
-            p.reject(new DeviceError(mapped.kind, mapped.code, `HSM refused: ${message}`));
+            p.reject(new DeviceError(mapped.kind, mapped.code, `HSM refused: ${message}`, details === undefined ? {} : { details }));
           }
         }
       });
@@ -237,11 +253,13 @@ export function createSimDevice(options: SimDeviceOptions) {
     async info(): Promise<DeviceInfo> {
       const i = decodeInfoResult(await call(Opcode.INFO, encodeInfoCommand()));
       const attestationPublicKey = i.attestationPublicKey.length > 0 ? bytesToHex(i.attestationPublicKey) : null;
-      return { id: i.deviceId, type: 'sim', model: i.model, firmware: i.firmware, attestationPublicKey, checksQuorum: i.checksQuorum };
+      const enforces = i.enforces.filter((r): r is DeviceRule => (DEVICE_RULES as readonly string[]).includes(r));
+      return { id: i.deviceId, type: 'sim', model: i.model, firmware: i.firmware, attestationPublicKey, checksQuorum: i.checksQuorum, enforces };
     },
 
-    async enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number): Promise<void> {
-      decodeEnrollPoolResult(await call(Opcode.ENROLL_POOL, encodeEnrollPoolCommand({ poolId, threshold, approvers: approvers.map(memberRecord) })));
+    async enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, policy: PolicyDocument): Promise<void> {
+      const fields = encodeEnrollPoolCommand({ poolId, threshold, approvers: approvers.map(memberRecord), policy: canonicalize(policy) });
+      decodeEnrollPoolResult(await call(Opcode.ENROLL_POOL, fields));
     },
 
     async enrollGovernance(admins: readonly EnrolledApprover[], quorum: number): Promise<void> {

@@ -5,6 +5,7 @@
  * Pool A is bound to alice, bob and carol (2 of 3), pool B to bob and carol (2 of 2), pool C to dave
  * alone; each pool has a key on Sepolia, Bitcoin regtest and Solana, generated inside the device.
  */
+import { openPolicy } from '../../helpers/open-policy.js';
 import { expect } from 'vitest';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
@@ -47,9 +48,13 @@ export async function startDeviceUnderAttack(): Promise<DeviceUnderAttack> {
   const sim = await startSim();
   const link = await openRawSimLink(sim.port, sim.pin);
   const members = (ids: string[]) => APPROVERS.filter((a) => ids.includes(a.id)).map((a) => ({ id: a.id, publicKey: hexToBytes(a.publicKey) }));
-  await link.enrollPool('pool-a', members(['alice', 'bob', 'carol']), 2);
-  await link.enrollPool('pool-b', members(['bob', 'carol']), 2);
-  await link.enrollPool('pool-c', [{ id: 'dave', publicKey: outsiderPublicKey('dave') }], 1);
+  // Pool A's policy allows the fixture token and an unlimited approve on it: the suites' positive
+  // controls sign that, and every refusal they test is of what the approvals say, not of the policy.
+  const TEST_TOKEN = '0x1c7d4b196cb0c7b01d743fbc6116a902379c7238';
+  const poolAPolicy = { ...openPolicy(2, ['ETH', 'BTC', 'SOL', `erc20:${TEST_TOKEN}`]), contractCalls: [{ contract: TEST_TOKEN, selector: '0x095ea7b3', unlimited: true }] };
+  await link.enrollPool('pool-a', members(['alice', 'bob', 'carol']), 2, poolAPolicy);
+  await link.enrollPool('pool-b', members(['bob', 'carol']), 2, openPolicy(2));
+  await link.enrollPool('pool-c', [{ id: 'dave', publicKey: outsiderPublicKey('dave') }], 1, openPolicy(1));
   const keysOf = async (pool: string): Promise<PoolKeys> => ({
     eth: await link.generateKey(pool, SEPOLIA, 'secp256k1'),
     btc: await link.generateKey(pool, BITCOIN_REGTEST, 'secp256k1'),

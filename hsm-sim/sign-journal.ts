@@ -1,0 +1,63 @@
+/**
+ * The device's own record of what it signed (SPEC rules 2 and 5), from which it computes the pool's
+ * velocity windows rather than trusting the gateway's usage: every signature it released, by pool,
+ * chain and digest, with the asset, amount and time (the device's clock). A second SIGN of the same
+ * transaction returns the recorded signatures and counts once; a different transaction that spends
+ * what a signed one spends (the same Ethereum nonce, a same Bitcoin output) is refused unless its
+ * approvals name the signed request as the one it replaces, and the replaced amount then stops counting.
+ * The records live in the sealed state and its journal (hsm-sim/sealed-state.ts).
+ */
+import type { WindowUsage } from '../common/policy/evaluate.js';
+import type { SignedRecord } from './sealed-state.js';
+
+/** The key of a transaction in the journal. */
+export function transactionKey(poolId: string, chain: string, digestHex: string): string {
+  return `${poolId} ${chain} ${digestHex}`;
+}
+
+export class SignJournal {
+  private readonly records = new Map<string, SignedRecord>();
+  /** Live (not replaced) records per pool and asset, in signing order. */
+  private readonly byAsset = new Map<string, SignedRecord[]>();
+  /** The transaction key that spends each `<pool> <chain> <spend>`. */
+  private readonly bySpend = new Map<string, string>();
+  /** `<pool> <requestId>` of requests a signed replacement replaced. */
+  private readonly replaced = new Set<string>();
+
+  constructor(signed: Readonly<Record<string, SignedRecord>> | undefined) {
+    for (const [key, record] of Object.entries(signed ?? {}).sort(([, a], [, b]) => a.at - b.at)) this.add(key, record);
+  }
+
+  get(key: string): SignedRecord | undefined {
+    return this.records.get(key);
+  }
+
+  /** A signed transaction (other than `key`) that spends one of `spends`, if any. */
+  conflict(poolId: string, chain: string, key: string, spends: readonly string[]): SignedRecord | undefined {
+    for (const spend of spends) {
+      const other = this.bySpend.get(`${poolId} ${chain} ${spend}`);
+      if (other !== undefined && other !== key) return this.records.get(other);
+    }
+    return undefined;
+  }
+
+  /** The amounts of `asset` signed for the pool within each window ending `now`, replaced requests left out. */
+  usage(poolId: string, asset: string, windows: readonly { readonly window: string; readonly windowMs: number }[], now: number): WindowUsage[] {
+    const records = (this.byAsset.get(`${poolId} ${asset}`) ?? []).filter((r) => !this.replaced.has(`${poolId} ${r.requestId}`));
+    return windows.map((w) => {
+      let committed = 0n;
+      for (const r of records) if (r.at > now - w.windowMs) committed += BigInt(r.amount);
+      return { window: w.window, windowMs: w.windowMs, committed };
+    });
+  }
+
+  add(key: string, record: SignedRecord): void {
+    this.records.set(key, record);
+    const assetKey = `${record.poolId} ${record.asset}`;
+    const list = this.byAsset.get(assetKey);
+    if (list) list.push(record);
+    else this.byAsset.set(assetKey, [record]);
+    for (const spend of record.spends) this.bySpend.set(`${record.poolId} ${record.chain} ${spend}`, key);
+    if (record.replaces !== undefined) this.replaced.add(`${record.poolId} ${record.replaces}`);
+  }
+}
