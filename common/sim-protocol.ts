@@ -29,7 +29,9 @@ export const Opcode = {
   GET_KEY: 0x12,
   LIST_KEYS: 0x13,
   ENROLL_GOVERNANCE: 0x14,
-  REBIND_POOL: 0x15,
+  GOVERN_POOL: 0x15,
+  FREEZE_POOL: 0x16,
+  GOVERNANCE_STATE: 0x18,
   SIGN: 0x20,
   SIGN_MESSAGE: 0x22,
   ATTEST: 0x30,
@@ -567,31 +569,87 @@ export function decodeEnrollGovernanceCommand(fields: Buffer, checkKey: Approver
 export const encodeEnrollGovernanceResult = encodeNoFields;
 export const decodeEnrollGovernanceResult = decodeNoFields;
 
-// REBIND_POOL (0x15): `str poolId`, `u8 threshold`, `u16 n`, n × (`str approverId`, `bytes publicKey`),
-// `approvals` of governance messages; no answer fields.
-export interface RebindPoolCommand {
+// GOVERN_POOL (0x15): `str poolId`, `bytes change` (the proposed change, JSON, UTF-8), `approvals` of
+// governance messages; no answer fields. The device applies the change to what it holds only when the
+// admin quorum approved exactly it, from exactly the state and sequence it holds.
+export interface GovernPoolCommand {
   readonly poolId: string;
-  readonly threshold: number;
-  readonly approvers: MemberRecord[];
+  /** The change as JSON: `{"action":"policy","policy":…}`, `{"action":"approvers","add":[{id,publicKey}],"remove":[ids]}` or `{"action":"unfreeze"}`. */
+  readonly change: string;
   readonly approvals: readonly ApprovalRecord[];
 }
 
-export function encodeRebindPoolCommand(c: RebindPoolCommand): Buffer {
-  return writeApprovals(writeMembers(new FieldWriter().str(c.poolId).u8(c.threshold), c.approvers), c.approvals).toBuffer();
+export function encodeGovernPoolCommand(c: GovernPoolCommand): Buffer {
+  return writeApprovals(new FieldWriter().str(c.poolId).bytes(Buffer.from(c.change, 'utf8')), c.approvals).toBuffer();
 }
 
-export function decodeRebindPoolCommand(fields: Buffer, maxMessageBytes: number, checkKey: ApproverKeyCheck): RebindPoolCommand {
+export function decodeGovernPoolCommand(fields: Buffer, maxMessageBytes: number, checkKey: ApproverKeyCheck): GovernPoolCommand {
   const r = new FieldReader(fields);
   const poolId = r.str('poolId', 64);
-  const threshold = r.u8('threshold');
-  const approvers = readMembers(r, 'approver', checkKey);
+  const change = utf8(r.bytes('change'), 'change', MAX_POLICY_BYTES + 1024);
   const approvals = readApprovals(r, maxMessageBytes, checkKey);
   r.end();
-  return { poolId, threshold, approvers, approvals };
+  return { poolId, change, approvals };
 }
 
-export const encodeRebindPoolResult = encodeNoFields;
-export const decodeRebindPoolResult = decodeNoFields;
+export const encodeGovernPoolResult = encodeNoFields;
+export const decodeGovernPoolResult = decodeNoFields;
+
+// FREEZE_POOL (0x16): `str poolId`, `approvals` holding one admin's signed freeze message; no answer fields.
+export interface FreezePoolCommand {
+  readonly poolId: string;
+  readonly approvals: readonly ApprovalRecord[];
+}
+
+export function encodeFreezePoolCommand(c: FreezePoolCommand): Buffer {
+  return writeApprovals(new FieldWriter().str(c.poolId), c.approvals).toBuffer();
+}
+
+export function decodeFreezePoolCommand(fields: Buffer, maxMessageBytes: number, checkKey: ApproverKeyCheck): FreezePoolCommand {
+  const r = new FieldReader(fields);
+  const poolId = r.str('poolId', 64);
+  const approvals = readApprovals(r, maxMessageBytes, checkKey);
+  r.end();
+  return { poolId, approvals };
+}
+
+export const encodeFreezePoolResult = encodeNoFields;
+export const decodeFreezePoolResult = decodeNoFields;
+
+// GOVERNANCE_STATE (0x18): `str poolId` (empty for the device's own governance); answers `bytes
+// summary` (the PoolSummary or DeviceSummary of common/governance-message.ts, RFC 8785 JSON) and
+// `u32 sequence`: what a governance message must name as `before` and `sequence`.
+export interface GovernanceStateCommand {
+  readonly poolId: string;
+}
+
+export function encodeGovernanceStateCommand(c: GovernanceStateCommand): Buffer {
+  return new FieldWriter().str(c.poolId).toBuffer();
+}
+
+export function decodeGovernanceStateCommand(fields: Buffer): GovernanceStateCommand {
+  const r = new FieldReader(fields);
+  const poolId = r.str('poolId', 64);
+  r.end();
+  return { poolId };
+}
+
+export interface GovernanceStateResult {
+  readonly summary: string;
+  readonly sequence: number;
+}
+
+export function encodeGovernanceStateResult(g: GovernanceStateResult): Buffer {
+  return new FieldWriter().bytes(Buffer.from(g.summary, 'utf8')).u32(g.sequence).toBuffer();
+}
+
+export function decodeGovernanceStateResult(fields: Buffer): GovernanceStateResult {
+  const r = new FieldReader(fields);
+  const summary = utf8(r.bytes('summary'), 'summary', 64 * 1024);
+  const sequence = r.u32('sequence');
+  r.end();
+  return { summary, sequence };
+}
 
 // SIGN (0x20): `str handle`, `str poolId`, `bytes unsignedTx` (UTF-8), `approvals` of approval messages;
 // answers `u8 scheme`, `bytes signatures` (64 × k), `bytes recoveries` (k).

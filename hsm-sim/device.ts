@@ -11,7 +11,9 @@ import { ATTESTATION_DOMAIN, Status, type CurveName, type DeviceRule, type KeyRe
 import { decodeTransaction } from '../common/chains/adapters.js';
 import { parseApprovalMessage } from '../common/approval-message.js';
 import type { DecodedTransaction } from '../common/chains/decoded-transaction.js';
-import { checkQuorum, controlRefusal, isRefusal, rebindRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { checkQuorum, governanceRefusal, isRefusal, type ApprovalEvidence } from './quorum-check.js';
+import { PoolChangeError, applyPoolChange, parsePoolChange, poolSummary, type PoolChange } from './pool-governance.js';
+import { memberSummaries, sha256Canonical, type DeviceSummary, type PoolSummary } from '../common/governance-message.js';
 import { AddressBook, deviceDecision, enrolmentStamps, holdPolicy, type HeldPolicy } from './pool-policy.js';
 import { SignJournal, transactionKey } from './sign-journal.js';
 import { formatDuration } from '../common/duration.js';
@@ -31,7 +33,7 @@ export const FIRMWARE = '2.0.0';
  * What this device enforces itself (SPEC rule 2). The governance, backup and attestation rules are
  * listed by the code that enforces them once it does: a rule is named here only when the device holds it.
  */
-export const SIM_ENFORCES: readonly DeviceRule[] = ['quorum', 'quorum-tier', 'max-per-tx', 'allowlist', 'cooling-off', 'commingling', 'fee-cap', 'contract-calls', 'velocity', 'timelock', 'sign-once'];
+export const SIM_ENFORCES: readonly DeviceRule[] = ['quorum', 'quorum-tier', 'max-per-tx', 'allowlist', 'cooling-off', 'commingling', 'fee-cap', 'contract-calls', 'velocity', 'timelock', 'freeze', 'sign-once', 'governance'];
 
 export class DeviceRefusal extends Error {
   override readonly name = 'DeviceRefusal';
@@ -192,15 +194,77 @@ export class SimDevice {
     this.commit({ governance: { admins: bound, quorum } });
   }
 
-  /** Replaces a pool's approvers and threshold, only with the admin quorum's approvals of exactly that binding. */
-  rebindPool(poolId: string, approvers: { id: string; publicKey: Uint8Array }[], threshold: number, approvals: readonly ApprovalEvidence[]): void {
-    if (!this.state.pools[poolId]) throw new DeviceRefusal(Status.NOT_FOUND, `pool ${poolId} is not enrolled`);
+  /**
+   * Applies a governed change to a pool (a policy version, a change of approvers, unfreezing) once the
+   * admin quorum approved exactly it, from exactly the state and sequence the device holds; then counts
+   * it (its messages never apply again). The device computes the result itself.
+   */
+  governPool(poolId: string, changeText: string, approvals: readonly ApprovalEvidence[]): void {
+    const binding = this.state.pools[poolId];
+    if (!binding) throw new DeviceRefusal(Status.NOT_FOUND, `pool ${poolId.slice(0, 80)} is not enrolled`);
     const governance = this.state.governance;
-    if (!governance) throw new DeviceRefusal(Status.QUORUM_REFUSED, 'no admins are enrolled in this device: pools cannot be rebound');
-    const bound = this.validMembers(approvers, threshold, `pool ${poolId}`);
-    const refusal = rebindRefusal({ poolId, binding: { approvers: bound, threshold }, governance, approvals });
-    if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
-    this.commit({ pools: { [poolId]: { ...this.state.pools[poolId], approvers: bound, threshold } } });
+    if (!governance) throw new DeviceRefusal(Status.QUORUM_REFUSED, 'no admins are enrolled in this device: pools cannot be changed');
+    const held = this.policies.get(poolId) ?? null;
+    let applied: { binding: PoolBinding; held: HeldPolicy | null };
+    let parsed: { change: PoolChange; hash: string };
+    try {
+      parsed = parsePoolChange(changeText);
+      applied = applyPoolChange(binding, held, parsed.change, this.now());
+    } catch (error) {
+      if (error instanceof PoolChangeError) throw new DeviceRefusal(Status.BAD_REQUEST, `pool ${poolId}: ${error.message}`);
+      throw error;
+    }
+    if (parsed.change.action === 'approvers') this.validMembers(applied.binding.approvers.map((a) => ({ id: a.id, publicKey: hexToBytes(a.publicKey) })), applied.binding.threshold, `pool ${poolId}`);
+    const refusal = governanceRefusal({
+      device: this.id,
+      scope: 'pool',
+      poolId,
+      action: parsed.change.action,
+      change: parsed.hash,
+      sequence: binding.sequence ?? 0,
+      before: poolSummary(binding, held),
+      after: poolSummary(applied.binding, applied.held),
+      governance,
+      approvals,
+      required: governance.quorum,
+    });
+    if (refusal) throw new DeviceRefusal(refusal.status, refusal.message);
+    this.commit({ pools: { [poolId]: applied.binding } });
+  }
+
+  /** Freezes a pool at once on one enrolled admin's signed freeze message (break glass); a frozen pool stays frozen. */
+  freezePool(poolId: string, approvals: readonly ApprovalEvidence[]): void {
+    const binding = this.state.pools[poolId];
+    if (!binding) throw new DeviceRefusal(Status.NOT_FOUND, `pool ${poolId.slice(0, 80)} is not enrolled`);
+    const governance = this.state.governance;
+    if (!governance) throw new DeviceRefusal(Status.QUORUM_REFUSED, 'no admins are enrolled in this device: no one can freeze a pool');
+    const before = poolSummary(binding, this.policies.get(poolId) ?? null);
+    const refusal = governanceRefusal({
+      device: this.id,
+      scope: 'pool',
+      poolId,
+      action: 'freeze',
+      change: sha256Canonical({ action: 'freeze' }),
+      sequence: binding.sequence ?? 0,
+      before,
+      after: before,
+      governance,
+      approvals,
+      required: 1,
+    });
+    if (refusal) throw new DeviceRefusal(refusal.status, refusal.message);
+    if (binding.frozen !== true) this.commit({ pools: { [poolId]: { ...binding, frozen: true } } });
+  }
+
+  /** What a governance message must name as `before` and `sequence`: a pool's (by id) or, for "", the device's. */
+  governanceState(poolId: string): { summary: PoolSummary | DeviceSummary; sequence: number } {
+    if (poolId === '') {
+      const g = this.state.governance;
+      return { summary: { admins: memberSummaries(g?.admins ?? []), quorum: g?.quorum ?? 0, custodians: memberSummaries(g?.custodians ?? []) }, sequence: g?.sequence ?? 0 };
+    }
+    const binding = this.state.pools[poolId];
+    if (!binding) throw new DeviceRefusal(Status.NOT_FOUND, `pool ${poolId.slice(0, 80)} is not enrolled`);
+    return { summary: poolSummary(binding, this.policies.get(poolId) ?? null), sequence: binding.sequence ?? 0 };
   }
 
   generateKey(poolId: string, chain: string, curve: CurveName): KeyRecord {
@@ -364,8 +428,22 @@ export class SimDevice {
     const governance = this.state.governance;
     if (!binding) throw new DeviceRefusal(Status.INTERNAL, `pool ${key.poolId} has a key but no binding`);
     if (!governance) throw new DeviceRefusal(Status.QUORUM_REFUSED, 'no admins are enrolled in this device: no proof of control can be approved');
-    const refusal = controlRefusal({ poolId, binding, challenge, governance, approvals });
-    if (refusal) throw new DeviceRefusal(Status.QUORUM_REFUSED, refusal);
+    if (binding.frozen === true) throw new DeviceRefusal(Status.FROZEN, `pool ${key.poolId} is frozen in the device`);
+    const summary = poolSummary(binding, this.policies.get(key.poolId) ?? null);
+    const refusal = governanceRefusal({
+      device: this.id,
+      scope: 'pool',
+      poolId,
+      action: 'attest-control',
+      change: sha256Canonical({ action: 'attest-control', challenge }),
+      sequence: binding.sequence ?? 0,
+      before: summary,
+      after: summary,
+      governance,
+      approvals,
+      required: governance.quorum,
+    });
+    if (refusal) throw new DeviceRefusal(refusal.status, refusal.message);
     const format = controlFormat(key.chain);
     const input = controlSigningInput(format, challenge);
     return withSecret(key.secretKey, (secret) => {

@@ -14,7 +14,7 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { parseApprovalMessage, transactionDisagreement } from '../common/approval-message.js';
 import type { DecodedTransaction } from '../common/chains/decoded-transaction.js';
 import { Status } from '../common/sim-protocol.js';
-import { bindingHash, parseGovernanceMessage, sha256Canonical, type Binding, type GovernanceMessage } from '../common/governance-message.js';
+import { parseGovernanceMessage, sameSummary, type DeviceSummary, type GovernanceAction, type GovernanceMessage, type PoolSummary } from '../common/governance-message.js';
 import type { GovernanceBinding, PoolBinding } from './sealed-state.js';
 
 export interface ApprovalEvidence {
@@ -90,81 +90,65 @@ export function isRefusal(outcome: QuorumHeld | Refusal): outcome is Refusal {
 }
 
 export interface GovernanceInput {
-  readonly poolId: string;
-  /** sha256 of the canonical binding the messages must name. */
-  readonly binding: string;
-  /** When set, the messages must name this action and this change hash (proofs of control). */
-  readonly exact?: { readonly action: GovernanceMessage['action']; readonly change: string };
+  /** This device's id: a message for another device is refused. */
+  readonly device: string;
+  readonly scope: 'pool' | 'device';
+  /** The pool, for a pool-scoped action. */
+  readonly poolId?: string;
+  readonly action: GovernanceAction;
+  /** sha256Canonical of the change the messages must name. */
+  readonly change: string;
+  /** The sequence and state summary the device holds, and the summary once the change is applied. */
+  readonly sequence: number;
+  readonly before: PoolSummary | DeviceSummary;
+  readonly after: PoolSummary | DeviceSummary;
   readonly governance: GovernanceBinding;
   readonly approvals: readonly ApprovalEvidence[];
+  /** Admin approvals needed: the admin quorum, or 1 for a freeze (break glass). */
+  readonly required: number;
 }
 
 /**
- * Null when the admin quorum approved it: each governance message canonical, naming the pool, the
- * expected binding (and action and change, when given), decision approve, one proposal, signed by
- * distinct enrolled admins, at least the admin quorum of them.
+ * Null when enough distinct enrolled admins approved exactly this change: each governance message
+ * canonical, for this device, scope, pool and action, naming this change, this `after`, and the
+ * `before` and `sequence` the device holds (a replayed message, or one made before another change was
+ * applied, is STALE_GOVERNANCE), decision approve, one proposal, each signature valid.
  */
-function governanceRefusal(input: GovernanceInput): string | null {
+export function governanceRefusal(input: GovernanceInput): Refusal | null {
+  const refused = (message: string): Refusal => ({ status: Status.QUORUM_REFUSED, message });
+  const stale = (message: string): Refusal => ({ status: Status.STALE_GOVERNANCE, message });
   const signers = new Set<string>();
   let proposalId: string | null = null;
+  const where = input.scope === 'pool' ? `pool ${input.poolId}` : 'this device';
   for (const [i, a] of input.approvals.entries()) {
     const n = i + 1;
     const publicKey = bytesToHex(a.publicKey);
     const admin = input.governance.admins.find((x) => x.publicKey === publicKey);
-    if (!admin) return `governance approval ${n}: the key is not an enrolled admin`;
-    let message;
+    if (!admin) return refused(`governance approval ${n}: the key is not an enrolled admin`);
+    let message: GovernanceMessage;
     try {
       message = parseGovernanceMessage(a.message);
     } catch (error) {
-      return `governance approval ${n}: ${error instanceof Error ? error.message : 'unreadable message'}`;
+      return refused(`governance approval ${n}: ${error instanceof Error ? error.message : 'unreadable message'}`);
     }
-    if (message.pool !== input.poolId) return `governance approval ${n}: names pool ${message.pool}, not ${input.poolId}`;
-    if (input.exact) {
-      if (message.action !== input.exact.action) return `governance approval ${n}: approves "${message.action}", not "${input.exact.action}"`;
-      if (message.change !== input.exact.change) return `governance approval ${n}: approves another ${input.exact.action} than the one requested`;
-    } else if (message.action === 'attest-control') {
-      return `governance approval ${n}: a proof-of-control approval cannot change a binding`;
+    if (message.device !== input.device) return refused(`governance approval ${n}: is for device ${message.device}, not ${input.device}`);
+    if (message.scope !== input.scope) return refused(`governance approval ${n}: approves a ${message.scope} change, not a ${input.scope} one`);
+    if (message.scope === 'pool' && message.pool !== input.poolId) return refused(`governance approval ${n}: names pool ${message.pool}, not ${input.poolId}`);
+    if (message.action !== input.action) return refused(`governance approval ${n}: approves "${message.action}", not "${input.action}"`);
+    if (message.change !== input.change) return refused(`governance approval ${n}: approves another ${input.action} than the one requested`);
+    if (message.decision !== 'approve') return refused(`governance approval ${n}: decision is "${message.decision}"`);
+    if (message.sequence !== input.sequence || !sameSummary(message.before, input.before)) {
+      return stale(
+        `governance approval ${n}: made for ${where} at sequence ${message.sequence}, and the device holds sequence ${input.sequence}${sameSummary(message.before, input.before) ? '' : ' with another state'}: it was applied already or another change came first; propose it again`,
+      );
     }
-    if (message.binding !== input.binding) return `governance approval ${n}: approves another binding than the one requested`;
-    if (message.decision !== 'approve') return `governance approval ${n}: decision is "${message.decision}"`;
-    if (proposalId !== null && message.proposalId !== proposalId) return `governance approval ${n}: names another proposal`;
+    if (!sameSummary(message.after, input.after)) return refused(`governance approval ${n}: states another result of the change than the device computes`);
+    if (proposalId !== null && message.proposalId !== proposalId) return refused(`governance approval ${n}: names another proposal`);
     proposalId = message.proposalId;
-    if (!verifyApproverSignature(a.publicKey, a.message, a.signature)) return `governance approval ${n}: the signature does not verify with ${admin.id}'s key`;
-    if (signers.has(publicKey)) return `governance approval ${n}: ${admin.id} is counted already`;
+    if (!verifyApproverSignature(a.publicKey, a.message, a.signature)) return refused(`governance approval ${n}: the signature does not verify with ${admin.id}'s key`);
+    if (signers.has(publicKey)) return refused(`governance approval ${n}: ${admin.id} is counted already`);
     signers.add(publicKey);
   }
-  if (signers.size < input.governance.quorum) return `${signers.size} valid admin approvals, the admin quorum is ${input.governance.quorum}`;
+  if (signers.size < input.required) return refused(`${signers.size} valid admin approvals, ${input.required} needed`);
   return null;
-}
-
-export interface RebindInput {
-  readonly poolId: string;
-  readonly binding: Binding;
-  readonly governance: GovernanceBinding;
-  readonly approvals: readonly ApprovalEvidence[];
-}
-
-/** Null when the admin quorum approved exactly this new binding of this pool (never by a proof-of-control approval). */
-export function rebindRefusal(input: RebindInput): string | null {
-  return governanceRefusal({ poolId: input.poolId, binding: bindingHash(input.binding), governance: input.governance, approvals: input.approvals });
-}
-
-export interface ControlInput {
-  readonly poolId: string;
-  /** The pool's current binding: the proposal named it, and it must not have changed since. */
-  readonly binding: Binding;
-  readonly challenge: string;
-  readonly governance: GovernanceBinding;
-  readonly approvals: readonly ApprovalEvidence[];
-}
-
-/** Null when the admin quorum approved this pool's keys signing exactly this challenge. */
-export function controlRefusal(input: ControlInput): string | null {
-  return governanceRefusal({
-    poolId: input.poolId,
-    binding: bindingHash(input.binding),
-    exact: { action: 'attest-control', change: sha256Canonical({ action: 'attest-control', challenge: input.challenge }) },
-    governance: input.governance,
-    approvals: input.approvals,
-  });
 }

@@ -5,6 +5,7 @@
  * can crash the process.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { canonicalize } from 'json-canonicalize';
 import {
   decodeAttestCommand,
   decodeEnrollGovernanceCommand,
@@ -18,7 +19,9 @@ import {
   decodeListKeysCommand,
   decodeLoginCommand,
   decodePingCommand,
-  decodeRebindPoolCommand,
+  decodeGovernPoolCommand,
+  decodeFreezePoolCommand,
+  decodeGovernanceStateCommand,
   decodeSignCommand,
   decodeSignMessageCommand,
   encodeAttestResult,
@@ -33,7 +36,9 @@ import {
   encodeListKeysResult,
   encodeLoginResult,
   encodePingResult,
-  encodeRebindPoolResult,
+  encodeGovernPoolResult,
+  encodeFreezePoolResult,
+  encodeGovernanceStateResult,
   encodeSignMessageResult,
   encodeSignResult,
   errorFields,
@@ -134,10 +139,20 @@ export function createSimServer(options: SimServerOptions): Server {
         requireDevice(session.loggedIn).enrollGovernance(c.admins, c.quorum);
         return encodeEnrollGovernanceResult();
       }
-      case Opcode.REBIND_POOL: {
-        const c = decodeRebindPoolCommand(fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
-        requireDevice(session.loggedIn).rebindPool(c.poolId, c.approvers, c.threshold, c.approvals);
-        return encodeRebindPoolResult();
+      case Opcode.GOVERN_POOL: {
+        const c = decodeGovernPoolCommand(fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
+        requireDevice(session.loggedIn).governPool(c.poolId, c.change, c.approvals);
+        return encodeGovernPoolResult();
+      }
+      case Opcode.FREEZE_POOL: {
+        const c = decodeFreezePoolCommand(fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
+        requireDevice(session.loggedIn).freezePool(c.poolId, c.approvals);
+        return encodeFreezePoolResult();
+      }
+      case Opcode.GOVERNANCE_STATE: {
+        const c = decodeGovernanceStateCommand(fields);
+        const state = requireDevice(session.loggedIn).governanceState(c.poolId);
+        return encodeGovernanceStateResult({ summary: canonicalize(state.summary), sequence: state.sequence });
       }
       case Opcode.SIGN_MESSAGE: {
         const c = decodeSignMessageCommand(fields, 4 * MAX_CHALLENGE_BYTES, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);

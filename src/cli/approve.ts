@@ -27,7 +27,7 @@ import { loadConfig } from '../config.js';
 import { nativeAsset, parseChainId } from '../../common/chain-id.js';
 import { CustodyError, ValidationError } from '../../common/errors.js';
 import { DEFAULT_APPROVER_PATH, keyFileSigner, ledgerSigner, type ApprovalSigner } from './approval-signer.js';
-import { bindingHash, canonicalGovernanceMessage, parseGovernanceMessage, sha256Canonical, type Binding, type GovernanceMessage } from '../../common/governance-message.js';
+import { canonicalGovernanceMessage, parseGovernanceMessage, sha256Canonical, type GovernanceMessage, type PoolSummary } from '../../common/governance-message.js';
 import { action, emit, reasonOf } from './output.js';
 import { callGateway, gatewayTarget } from './gateway-call.js';
 
@@ -200,25 +200,37 @@ async function proposalToSign(t: Target): Promise<Signable> {
   const p = await callGateway(`${t.base}/v1/proposals/${t.id}`, t.token, { method: 'GET' });
   if (typeof p.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
   const message: GovernanceMessage = parseGovernanceMessage(p.approvalMessage);
-  const binding = p.binding as Binding;
-  // What is shown must be what is signed: the message commits to the change and binding by hash.
-  if (message.proposalId !== t.id || message.pool !== p.pool) throw new CustodyError('invalid', 'message_mismatch', 'the governance message names another proposal or pool; refusing to sign');
-  if (message.change !== sha256Canonical(p.change) || message.binding !== bindingHash(binding)) {
-    throw new CustodyError('invalid', 'message_mismatch', 'the governance message does not commit to the change and binding shown; refusing to sign');
+  // What is shown must be what is signed: the message commits to the change by hash, and names the state before and after.
+  if (message.scope !== 'pool' || message.proposalId !== t.id || message.pool !== p.pool) {
+    throw new CustodyError('invalid', 'message_mismatch', 'the governance message names another proposal or pool; refusing to sign');
   }
+  if (message.change !== sha256Canonical(p.change)) throw new CustodyError('invalid', 'message_mismatch', 'the governance message does not commit to the change shown; refusing to sign');
   return {
     screen: screenOf([
       `proposal ${message.proposalId}`,
       [
-        ['pool', message.pool],
+        ['pool', `${message.pool} (device ${message.device}, governance sequence ${message.sequence})`],
         ['action', `${message.action} (proposed by ${String(p.proposedBy)})`],
-        ['change', JSON.stringify(p.change)],
-        ['binding', `approvers ${binding.approvers.map((a) => a.id).join(', ')}; base threshold ${binding.threshold}`],
+        ...summaryDiff(message.before, message.after),
       ],
     ]),
     text: canonicalGovernanceMessage({ ...message, decision: t.decision }),
     approvalsUrl: `${t.base}/v1/proposals/${t.id}/approvals`,
   };
+}
+
+/** What changes between two pool summaries, as label and value lines (keys as fingerprints). */
+function summaryDiff(before: PoolSummary, after: PoolSummary): [string, string][] {
+  const lines: [string, string][] = [];
+  const short = (m: { id: string; fingerprint: string }) => `${m.id} (key ${m.fingerprint.slice(0, 16)}…)`;
+  const was = new Map(before.approvers.map((a) => [a.id, a.fingerprint]));
+  const now = new Map(after.approvers.map((a) => [a.id, a.fingerprint]));
+  for (const a of after.approvers) if (was.get(a.id) !== a.fingerprint) lines.push(['+ approver', short(a)]);
+  for (const a of before.approvers) if (now.get(a.id) !== a.fingerprint) lines.push(['- approver', short(a)]);
+  if (before.threshold !== after.threshold) lines.push(['base threshold', `${before.threshold} -> ${after.threshold}`]);
+  if (before.policy !== after.policy) lines.push(['policy', `version ${before.policyVersion} (${before.policy.slice(0, 16)}…) -> version ${after.policyVersion} (${after.policy.slice(0, 16)}…)`]);
+  if (lines.length === 0) lines.push(['changes', 'nothing the device holds (the pool stays as it is)']);
+  return lines;
 }
 
 /**

@@ -105,10 +105,18 @@ export interface SigningDevice {
   /** Binds the admins and their quorum, who may later rebind pools; once per device. */
   enrollGovernance(admins: readonly EnrolledApprover[], quorum: number): Promise<void>;
   /**
-   * Replaces a pool's approvers and base threshold. The evidence is the admins' signed governance
-   * messages approving exactly this binding; a device that checks quorums verifies them itself.
+   * Applies a governed change to a pool (`change` is the proposal's change: a policy version, a change
+   * of approvers, unfreezing). The evidence is the admins' signed governance messages; a device that
+   * holds governance checks them itself against what it holds (common/governance-message.ts).
    */
-  rebindPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, approvals: readonly ApprovalEvidence[]): Promise<void>;
+  governPool(poolId: string, change: unknown, approvals: readonly ApprovalEvidence[]): Promise<void>;
+  /** Freezes a pool on one admin's signed freeze message (break glass); a device that holds no freeze ignores it. */
+  freezePool(poolId: string, approval: ApprovalEvidence): Promise<void>;
+  /**
+   * What the device holds for a pool (its summary and governance sequence, common/governance-message.ts),
+   * or, for "", its own governance; null for a device that holds no governance.
+   */
+  governanceState(poolId: string): Promise<{ readonly summary: string; readonly sequence: number } | null>;
   /** Generates a key for (pool, chain) inside the device; refuses a second one. */
   generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey>;
   publicKey(handle: string): Promise<DeviceKey>;

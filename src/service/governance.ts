@@ -8,13 +8,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  bindingHash,
   canonicalGovernanceMessage,
   GOVERNANCE_KIND,
   GOVERNANCE_VERSION,
+  memberSummaries,
+  parseGovernanceMessage,
+  sameSummary,
   sha256Canonical,
+  type PoolGovernanceMessage,
+  type PoolSummary,
 } from '../../common/governance-message.js';
-import { assertPolicyChains, baseThreshold, parsePolicyDocument } from '../../common/policy/document.js';
+import { assertPolicyChains, baseThreshold, parsePolicyDocument, policyHash } from '../../common/policy/document.js';
 import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError, isCustodyError } from '../../common/errors.js';
 import type { Approver, Pool } from '../domain/pool.js';
 import type { Policy, PolicyDocument } from '../../common/policy/policy.js';
@@ -40,18 +44,39 @@ async function requireProposal(tx: StoreReads, id: string): Promise<Proposal> {
   return p;
 }
 
-/** The governance message of a proposal for a decision. */
-export function governanceMessageFor(p: Pick<Proposal, 'id' | 'poolId' | 'change' | 'binding'>, decision: 'approve' | 'reject'): string {
-  return canonicalGovernanceMessage({
-    kind: GOVERNANCE_KIND,
-    version: GOVERNANCE_VERSION,
-    proposalId: p.id,
-    pool: p.poolId,
-    action: p.change.action,
-    change: sha256Canonical(p.change),
-    binding: bindingHash(p.binding),
-    decision,
-  });
+/** The proposal's published governance message with `decision`. */
+export function governanceMessageFor(p: Pick<Proposal, 'approvalMessage'>, decision: 'approve' | 'reject'): string {
+  return canonicalGovernanceMessage({ ...parseGovernanceMessage(p.approvalMessage), decision });
+}
+
+/** Actions the device counts in the pool's governance sequence (a proof of control changes nothing). */
+const SEQUENCED: readonly ProposalChange['action'][] = ['policy', 'approvers', 'unfreeze'];
+
+/**
+ * The pool as the store holds it, in the terms governance messages use (common/governance-message.ts),
+ * and its governance sequence: the number of applied changes the device counts.
+ */
+export async function poolGovernanceState(tx: StoreReads, pool: Pool): Promise<{ summary: PoolSummary; sequence: number; device: string }> {
+  const doc = await tx.getPolicy(pool.id, pool.policyVersion);
+  if (!doc) throw new StoreError('policy_missing', `pool ${pool.id} has no policy version ${pool.policyVersion}`);
+  const approvers: Approver[] = [];
+  for (const id of pool.approvers) {
+    const a = await tx.getApprover(id);
+    if (!a) throw new StoreError('approver_missing', `approver "${id}" of pool "${pool.id}" has no key in the store`);
+    approvers.push(a);
+  }
+  const applied = await tx.listProposals({ poolId: pool.id, state: 'applied', limit: 1_000_000 });
+  const keys = await tx.keysOfPool(pool.id);
+  return {
+    summary: {
+      approvers: memberSummaries(approvers),
+      threshold: baseThreshold(parsePolicyDocument(doc, 'policy')),
+      policy: policyHash(doc),
+      policyVersion: pool.policyVersion,
+    },
+    sequence: applied.filter((x) => SEQUENCED.includes(x.change.action)).length,
+    device: keys[0]?.device ?? '',
+  };
 }
 
 function assertTiersFit(policy: Policy, approvers: number, field: string): void {
@@ -111,14 +136,41 @@ export async function proposeChange(ctx: ServiceContext, admin: Principal, poolI
     if (!governance.admins.includes(admin.name)) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" is not one of the admins of the ceremony`);
     const pool = await requirePool(tx, poolId);
     const after = await resultingPool(tx, pool, change);
+    const current = await poolGovernanceState(tx, pool);
     const now = ctx.now();
-    const base = { id: randomUUID(), poolId: pool.id, change, binding: { approvers: after.approvers, threshold: baseThreshold(after.policy) } };
+    const id = randomUUID();
+    const afterSummary: PoolSummary =
+      change.action === 'attest-control'
+        ? current.summary
+        : {
+            approvers: memberSummaries(after.approvers),
+            threshold: baseThreshold(after.policy),
+            policy: change.action === 'policy' ? policyHash(change.policy) : current.summary.policy,
+            policyVersion: change.action === 'policy' ? pool.policyVersion + 1 : pool.policyVersion,
+          };
+    const message: PoolGovernanceMessage = {
+      kind: GOVERNANCE_KIND,
+      version: GOVERNANCE_VERSION,
+      proposalId: id,
+      device: current.device,
+      scope: 'pool',
+      pool: pool.id,
+      action: change.action,
+      sequence: current.sequence,
+      before: current.summary,
+      after: afterSummary,
+      change: sha256Canonical(change),
+      decision: 'approve',
+    };
     const proposal: Proposal = {
-      ...base,
+      id,
+      poolId: pool.id,
+      change,
+      binding: { approvers: after.approvers, threshold: baseThreshold(after.policy) },
       proposedBy: admin.name,
       requiredApprovals: governance.adminQuorum,
       state: 'pending',
-      approvalMessage: governanceMessageFor(base, 'approve'),
+      approvalMessage: canonicalGovernanceMessage(message),
       createdAt: now,
       updatedAt: now,
       appliedVersion: null,
@@ -130,7 +182,7 @@ export async function proposeChange(ctx: ServiceContext, admin: Principal, poolI
         type: 'governance.proposed',
         actor: admin.name,
         subject: `proposal:${proposal.id}`,
-        data: { pool: pool.id, action: change.action, changeSha256: sha256Canonical(change), bindingSha256: bindingHash(proposal.binding) },
+        data: { pool: pool.id, action: change.action, changeSha256: sha256Canonical(change), sequence: message.sequence, messageSha256: sha256Canonical(proposal.approvalMessage) },
       },
       now,
     );
@@ -154,6 +206,12 @@ export async function approveProposal(ctx: ServiceContext, admin: Principal, pro
     if (admin.name === p.proposedBy) throw new AuthError('forbidden', 'proposer_cannot_approve', `${admin.name} proposed this change and cannot approve it`);
     const key = await tx.getApprover(admin.name);
     if (!key) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" has no enrolled key`);
+    const stale = await staleness(tx, p);
+    if (stale !== null) {
+      const failed = await tx.updateProposal(p.id, 'pending', { state: 'failed', reason: stale }, ctx.now());
+      await tx.appendAudit({ type: 'governance.failed', actor: 'system', subject: `proposal:${p.id}`, data: { reason: stale } }, ctx.now());
+      return { proposal: failed, ready: false, stale };
+    }
     const message = governanceMessageFor(p, vote.decision);
     if (!verifyApproverSignature(key.publicKey, message, signature)) {
       throw new ValidationError(
@@ -168,45 +226,55 @@ export async function approveProposal(ctx: ServiceContext, admin: Principal, pro
     if (vote.decision === 'reject') {
       const rejected = await tx.updateProposal(p.id, 'pending', { state: 'rejected', reason: `rejected by ${admin.name}` }, now);
       await tx.appendAudit({ type: 'governance.rejected', actor: admin.name, subject: `proposal:${p.id}`, data: {} }, now);
-      return { proposal: rejected, ready: false };
+      return { proposal: rejected, ready: false, stale: null };
     }
     const approvals = (await tx.proposalApprovalsOf(p.id)).filter((a) => a.decision === 'approve' && governance.admins.includes(a.adminId) && a.adminId !== p.proposedBy);
-    return { proposal: p, ready: new Set(approvals.map((a) => a.adminId)).size >= p.requiredApprovals };
+    return { proposal: p, ready: new Set(approvals.map((a) => a.adminId)).size >= p.requiredApprovals, stale: null };
   });
+  if (recorded.stale !== null) throw new ConflictError('stale_proposal', recorded.stale);
   if (!recorded.ready) return recorded.proposal;
   return applyProposal(ctx, recorded.proposal);
 }
 
+/**
+ * Null when the proposal still names the pool as it is; otherwise why it can no longer be applied (another
+ * change was applied since it was made: its "before" and sequence are no longer the pool's).
+ */
+async function staleness(tx: StoreReads, p: Proposal): Promise<string | null> {
+  const message = parseGovernanceMessage(p.approvalMessage);
+  if (message.scope !== 'pool') return 'this proposal is not about a pool';
+  const current = await poolGovernanceState(tx, await requirePool(tx, p.poolId));
+  if (current.sequence === message.sequence && sameSummary(current.summary, message.before)) return null;
+  return `the pool changed since this proposal was made (governance sequence ${message.sequence}, now ${current.sequence}): it can no longer be applied; propose it again`;
+}
+
 async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal> {
-  // 1. The device binding first: the device checks the admins' signatures itself.
-  const current = await ctx.store.transaction(async (tx) => {
-    const pool = await requirePool(tx, p.poolId);
-    const policy = await policyOf(tx, pool.id, pool.policyVersion);
-    const approvers = await Promise.all(pool.approvers.map(async (id) => (await tx.getApprover(id)) as Approver));
+  const fail = (reason: string) =>
+    ctx.store.transaction(async (tx) => {
+      const failed = await tx.updateProposal(p.id, 'pending', { state: 'failed', reason }, ctx.now());
+      await tx.appendAudit({ type: 'governance.failed', actor: 'system', subject: `proposal:${p.id}`, data: { reason } }, ctx.now());
+      return failed;
+    });
+  // 1. The device first: it checks the admins' signatures and the state they name itself.
+  const prepared = await ctx.store.transaction(async (tx) => {
     const evidence: ApprovalEvidence[] = [];
     for (const a of await tx.proposalApprovalsOf(p.id)) {
       if (a.decision !== 'approve') continue;
       const key = await tx.getApprover(a.adminId);
       if (key) evidence.push({ publicKey: key.publicKey, message: a.message, signature: a.signature });
     }
-    return { binding: { approvers, threshold: baseThreshold(policy) }, evidence };
+    return { evidence, stale: await staleness(tx, p), keys: await tx.keysOfPool(p.poolId) };
   });
-  if (p.change.action === 'attest-control') return proveControl(ctx, p, p.change.challenge, bindingHash(current.binding) === bindingHash(p.binding) ? current.evidence : null);
-  if (bindingHash(current.binding) !== bindingHash(p.binding)) {
-    try {
-      // Every device holding one of the pool's keys gets the new binding (devices that check no quorum ignore it).
-      const keys = await ctx.store.read((r) => r.keysOfPool(p.poolId));
-      const types = [...new Set(keys.map((k) => k.device))].map((device) => ctx.devices.forKey({ device }));
-      for (const device of new Set(types)) await device.rebindPool(p.poolId, p.binding.approvers, p.binding.threshold, current.evidence);
-    } catch (error) {
-      const reason = `the device refused the new binding: ${error instanceof Error ? error.message : String(error)}`;
-      if (isCustodyError(error) && error.kind === 'unavailable') throw error;
-      return ctx.store.transaction(async (tx) => {
-        const failed = await tx.updateProposal(p.id, 'pending', { state: 'failed', reason }, ctx.now());
-        await tx.appendAudit({ type: 'governance.failed', actor: 'system', subject: `proposal:${p.id}`, data: { reason } }, ctx.now());
-        return failed;
-      });
-    }
+  if (prepared.stale !== null) return fail(prepared.stale);
+  if (p.change.action === 'attest-control') return proveControl(ctx, p, p.change.challenge, prepared.evidence);
+  try {
+    // Every device holding one of the pool's keys applies the change (devices that hold no governance ignore it).
+    const devices = new Set(prepared.keys.map((k) => ctx.devices.forKey({ device: k.device })));
+    for (const device of devices) await device.governPool(p.poolId, p.change, prepared.evidence);
+  } catch (error) {
+    if (isCustodyError(error) && error.kind === 'unavailable') throw error;
+    const stale = isCustodyError(error) && error.code === 'device_stale_governance';
+    return fail(`the device refused the change${stale ? ' (it holds another state: propose it again)' : ''}: ${error instanceof Error ? error.message : String(error)}`);
   }
 
   // 2. The store, with the audit entry, and the re-evaluation of open withdrawals.
@@ -242,16 +310,14 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
  * A proof of control, once the admin quorum approved it: every key of the pool signs the challenge in
  * its chain's message format on its own device (which checks the admins' approvals itself when it can),
  * each signature is checked against the key's address, and the proofs are stored with the audit entry.
- * `evidence` is null when the pool's approvers changed since the proposal: it is then not signed.
  */
-async function proveControl(ctx: ServiceContext, p: Proposal, challenge: string, evidence: readonly ApprovalEvidence[] | null): Promise<Proposal> {
+async function proveControl(ctx: ServiceContext, p: Proposal, challenge: string, evidence: readonly ApprovalEvidence[]): Promise<Proposal> {
   const fail = (reason: string) =>
     ctx.store.transaction(async (tx) => {
       const failed = await tx.updateProposal(p.id, 'pending', { state: 'failed', reason }, ctx.now());
       await tx.appendAudit({ type: 'governance.failed', actor: 'system', subject: `proposal:${p.id}`, data: { reason } }, ctx.now());
       return failed;
     });
-  if (evidence === null) return fail('the pool\'s approvers changed since this proof of control was proposed; propose it again');
   const keys = await ctx.store.read((r) => r.keysOfPool(p.poolId));
   const proofs: ControlProof[] = [];
   for (const key of keys) {

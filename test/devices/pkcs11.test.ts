@@ -237,7 +237,8 @@ describe('the PKCS#11 device on a SoftHSM2 token', () => {
     expect(info.id).toMatch(/^pkcs11-[0-9a-f]{16}$/);
     await expect(device.enrollPool('treasury', [], 1, openPolicy(1))).resolves.toBeUndefined();
     await expect(device.enrollGovernance([], 1)).resolves.toBeUndefined();
-    await expect(device.rebindPool('treasury', [], 1, [])).resolves.toBeUndefined();
+    await expect(device.governPool('treasury', { action: 'unfreeze' }, [])).resolves.toBeUndefined();
+    await expect(device.governanceState('treasury')).resolves.toBeNull();
     await expect(device.attest(new Uint8Array(32))).rejects.toMatchObject({ code: 'not_supported' });
   });
 

@@ -106,6 +106,7 @@ describe('freeze and unfreeze', () => {
     expect(one.body.state).toBe('pending');
     expect((await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.status).toBe('frozen');
     const two = await vote(proposal.body, 'carol');
+    expect(two.body.reason ?? null).toBeNull();
     expect(two.body.state).toBe('applied');
     expect((await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.status).toBe('active');
     const signed = await waitFor(w.body.id as string, 'signed');
@@ -280,11 +281,11 @@ describe('approver changes', () => {
     expect(Transaction.from(signed.body.signedTx as string).value).toBe(ETH / 100n);
   });
 
-  it('when the device is asked to rebind a pool without admin signatures, then it refuses', async () => {
+  it('when the device is asked to change a pool\'s approvers without admin signatures, then it refuses', async () => {
     const device = createSimDevice({ url: stack.sim.url, pin: stack.env.HSM_PIN as string });
     try {
       const mallory = { id: 'mallory', publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes('b2'.repeat(32)))) };
-      await expect(device.rebindPool('client-a', [mallory], 1, [])).rejects.toMatchObject({ code: 'device_quorum_refused' });
+      await expect(device.governPool('client-a', { action: 'approvers', add: [mallory], remove: [] }, [])).rejects.toMatchObject({ code: 'device_quorum_refused' });
     } finally {
       await device.close();
     }

@@ -32,8 +32,12 @@ import {
   decodeLoginResult,
   decodePingCommand,
   decodePingResult,
-  decodeRebindPoolCommand,
-  decodeRebindPoolResult,
+  decodeGovernPoolCommand,
+  decodeFreezePoolCommand,
+  decodeGovernanceStateCommand,
+  decodeGovernanceStateResult,
+  decodeFreezePoolResult,
+  decodeGovernPoolResult,
   decodeSignCommand,
   decodeSignMessageCommand,
   decodeSignMessageResult,
@@ -61,8 +65,12 @@ import {
   encodeLoginResult,
   encodePingCommand,
   encodePingResult,
-  encodeRebindPoolCommand,
-  encodeRebindPoolResult,
+  encodeGovernPoolCommand,
+  encodeFreezePoolCommand,
+  encodeGovernanceStateCommand,
+  encodeGovernanceStateResult,
+  encodeFreezePoolResult,
+  encodeGovernPoolResult,
   encodeSignCommand,
   encodeSignMessageCommand,
   encodeSignMessageResult,
@@ -164,13 +172,17 @@ const CODECS: readonly Codec[] = [
   ),
   codec(Opcode.ENROLL_GOVERNANCE, 'answer', none, () => encodeEnrollGovernanceResult(), decodeEnrollGovernanceResult),
   codec(
-    Opcode.REBIND_POOL,
+    Opcode.GOVERN_POOL,
     'request',
-    fc.record({ poolId: text(64), threshold: fc.integer({ min: 0, max: 255 }), approvers: members, approvals }),
-    encodeRebindPoolCommand,
-    (f) => decodeRebindPoolCommand(f, MAX_APPROVAL_MESSAGE_BYTES, checkKey),
+    fc.record({ poolId: text(64), change: text(2000), approvals }),
+    encodeGovernPoolCommand,
+    (f) => decodeGovernPoolCommand(f, MAX_APPROVAL_MESSAGE_BYTES, checkKey),
   ),
-  codec(Opcode.REBIND_POOL, 'answer', none, () => encodeRebindPoolResult(), decodeRebindPoolResult),
+  codec(Opcode.GOVERN_POOL, 'answer', none, () => encodeGovernPoolResult(), decodeGovernPoolResult),
+  codec(Opcode.FREEZE_POOL, 'request', fc.record({ poolId: text(64), approvals }), encodeFreezePoolCommand, (f) => decodeFreezePoolCommand(f, MAX_APPROVAL_MESSAGE_BYTES, checkKey)),
+  codec(Opcode.FREEZE_POOL, 'answer', none, () => encodeFreezePoolResult(), decodeFreezePoolResult),
+  codec(Opcode.GOVERNANCE_STATE, 'request', fc.record({ poolId: text(64) }), encodeGovernanceStateCommand, decodeGovernanceStateCommand),
+  codec(Opcode.GOVERNANCE_STATE, 'answer', fc.record({ summary: text(4000), sequence: fc.nat() }), encodeGovernanceStateResult, decodeGovernanceStateResult),
   codec(
     Opcode.SIGN,
     'request',
@@ -280,14 +292,11 @@ describe('request decoders enforce the device limits with its messages', () => {
     expect(refused(() => decodeGetKeyCommand(encodeGetKeyCommand({ handle: 'k'.repeat(65) })))).toMatchInlineSnapshot(`"handle longer than 64 bytes"`);
   });
 
-  it('when more than 64 approvers or admins come, then ENROLL_POOL, REBIND_POOL and ENROLL_GOVERNANCE are refused', () => {
+  it('when more than 64 approvers or admins come, then ENROLL_POOL and ENROLL_GOVERNANCE are refused', () => {
     const over = many(MAX_APPROVALS + 1);
     expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: over, policy: '{}' }), checkKey))).toMatchInlineSnapshot(
       `"at most 64 approvers"`,
     );
-    expect(
-      refused(() => decodeRebindPoolCommand(encodeRebindPoolCommand({ poolId: 'p', threshold: 1, approvers: over, approvals: [] }), MAX_APPROVAL_MESSAGE_BYTES, checkKey)),
-    ).toMatchInlineSnapshot(`"at most 64 approvers"`);
     expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: over }), checkKey))).toMatchInlineSnapshot(
       `"at most 64 admins"`,
     );
@@ -306,7 +315,7 @@ describe('request decoders enforce the device limits with its messages', () => {
     );
   });
 
-  it('when approvals break the limits, then SIGN, SIGN_MESSAGE and REBIND_POOL are refused alike', () => {
+  it('when approvals break the limits, then SIGN, SIGN_MESSAGE, GOVERN_POOL and FREEZE_POOL are refused alike', () => {
     const tooMany = new FieldWriter().u16(MAX_APPROVALS + 1).toBuffer();
     const badKey = writeApprovals(new FieldWriter(), [{ publicKey: new Uint8Array(20), message: 'm', signature: new Uint8Array(64) }]).toBuffer();
     const badSignature = writeApprovals(new FieldWriter(), [{ publicKey: new Uint8Array(33), message: 'm', signature: new Uint8Array(64) }]).toBuffer();
@@ -314,7 +323,8 @@ describe('request decoders enforce the device limits with its messages', () => {
     const decoders = [
       (tail: Buffer) => decodeSignCommand(Buffer.concat([new FieldWriter().str('k').str('p').bytes(Buffer.from('tx')).toBuffer(), tail]), MAX_APPROVAL_MESSAGE_BYTES, checkKey),
       (tail: Buffer) => decodeSignMessageCommand(Buffer.concat([new FieldWriter().str('k').str('p').str('c').toBuffer(), tail]), MAX_CHALLENGE_FIELD, MAX_APPROVAL_MESSAGE_BYTES, checkKey),
-      (tail: Buffer) => decodeRebindPoolCommand(Buffer.concat([new FieldWriter().str('p').u8(1).u16(0).toBuffer(), tail]), MAX_APPROVAL_MESSAGE_BYTES, checkKey),
+      (tail: Buffer) => decodeGovernPoolCommand(Buffer.concat([new FieldWriter().str('p').bytes(Buffer.from('{}')).toBuffer(), tail]), MAX_APPROVAL_MESSAGE_BYTES, checkKey),
+      (tail: Buffer) => decodeFreezePoolCommand(Buffer.concat([new FieldWriter().str('p').toBuffer(), tail]), MAX_APPROVAL_MESSAGE_BYTES, checkKey),
     ];
     for (const decode of decoders) {
       expect([tooMany, badKey, badSignature, longMessage].map((tail) => refused(() => decode(tail)))).toEqual([

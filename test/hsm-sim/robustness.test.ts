@@ -157,7 +157,7 @@ describe('malformed input', () => {
     expect(sim.process.exitCode).toBeNull();
   }, 60_000);
 
-  it('when thousands of mutated copies of refused requests (SIGN below threshold, ENROLL and REBIND of a bound pool) reach a logged-in session, then the process lives, each gets an answer, and what was refused changed nothing (property)', async () => {
+  it('when thousands of mutated copies of refused requests (SIGN below threshold, ENROLL of a bound pool, a governed change with a withdrawal approval) reach a logged-in session, then the process lives, each gets an answer, and what was refused changed nothing (property)', async () => {
     const device = createSimDevice({ url: sim.url, pin: sim.pin });
     try {
       await device.enrollPool('fuzz-pool', APPROVERS, 2, openPolicy(2));
@@ -171,7 +171,7 @@ describe('malformed input', () => {
       const originals = [
         encodeFrame(Opcode.SIGN, 5, encodeSignCommand({ handle: key.handle, poolId: 'fuzz-pool', unsignedTx: tx.unsignedTx, approvals: records })),
         encodeFrame(Opcode.ENROLL_POOL, 5, new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey)).bytes(Buffer.from(JSON.stringify(openPolicy(1)))).toBuffer()),
-        encodeFrame(Opcode.REBIND_POOL, 5, writeApprovals(new FieldWriter().str('fuzz-pool').u8(1).u16(1).str('mallory').bytes(hexToBytes(APPROVERS[0]!.publicKey)), records).toBuffer()),
+        encodeFrame(Opcode.GOVERN_POOL, 5, writeApprovals(new FieldWriter().str('fuzz-pool').bytes(Buffer.from(JSON.stringify({ action: 'approvers', add: [{ id: 'mallory', publicKey: 'ab'.repeat(32) }], remove: [] }))), records).toBuffer()),
         encodeFrame(Opcode.GENERATE_KEY, 5, new FieldWriter().str('fuzz-pool').str(SEPOLIA).u8(1).toBuffer()),
       ];
       const raw = await Raw.open();

@@ -171,8 +171,15 @@ export function createLedgerDevice(options: LedgerDeviceOptions) {
     /** Nothing to bind: governance quorums are checked by the gateway. */
     async enrollGovernance(): Promise<void> {},
 
-    /** Nothing to rebind: the gateway checks the admins' approvals. */
-    async rebindPool(): Promise<void> {},
+    /** Nothing to change in the device: the gateway checks the admins' approvals (docs/threat-model.md). */
+    async governPool(): Promise<void> {},
+
+    /** The device holds no freeze: the gateway's freeze is the only one on this backend. */
+    async freezePool(): Promise<void> {},
+
+    async governanceState(): Promise<null> {
+      return null;
+    },
 
     /** The key of (pool, chain) at its derived path; the same key each time (the device derives it). */
     generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey> {

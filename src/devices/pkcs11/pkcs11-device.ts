@@ -381,8 +381,15 @@ export function createPkcs11Device(options: Pkcs11DeviceOptions): SigningDevice 
     /** As enrollPool: nothing to bind inside a PKCS#11 token. */
     async enrollGovernance(): Promise<void> {},
 
-    /** As enrollPool: the gateway checks the admins' approvals; the token has nothing to rebind. */
-    async rebindPool(): Promise<void> {},
+    /** Nothing to change in the device: the gateway checks the admins' approvals (docs/threat-model.md). */
+    async governPool(): Promise<void> {},
+
+    /** The device holds no freeze: the gateway's freeze is the only one on this backend. */
+    async freezePool(): Promise<void> {},
+
+    async governanceState(): Promise<null> {
+      return null;
+    },
 
     async generateKey(poolId: string, chain: string, curve: Curve): Promise<GeneratedKey> {
       if (!POOL_ID.test(poolId)) throw failure('invalid', 'pkcs11_bad_request', `"poolId" expected lowercase letters, digits and dashes, got "${poolId.slice(0, 80)}"`);

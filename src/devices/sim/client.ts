@@ -20,7 +20,9 @@ import {
   decodeInfoResult,
   decodeListKeysResult,
   decodeLoginResult,
-  decodeRebindPoolResult,
+  decodeGovernPoolResult,
+  decodeFreezePoolResult,
+  decodeGovernanceStateResult,
   decodeSignMessageResult,
   decodeSignResult,
   encodeAttestCommand,
@@ -34,7 +36,9 @@ import {
   encodeInfoCommand,
   encodeListKeysCommand,
   encodeLoginCommand,
-  encodeRebindPoolCommand,
+  encodeGovernPoolCommand,
+  encodeFreezePoolCommand,
+  encodeGovernanceStateCommand,
   encodeSignCommand,
   encodeSignMessageCommand,
   decodeTimelockedFields,
@@ -266,9 +270,16 @@ export function createSimDevice(options: SimDeviceOptions) {
       decodeEnrollGovernanceResult(await call(Opcode.ENROLL_GOVERNANCE, encodeEnrollGovernanceCommand({ quorum, admins: admins.map(memberRecord) })));
     },
 
-    async rebindPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, approvals: readonly ApprovalEvidence[]): Promise<void> {
-      const fields = encodeRebindPoolCommand({ poolId, threshold, approvers: approvers.map(memberRecord), approvals: approvals.map(approvalRecord) });
-      decodeRebindPoolResult(await call(Opcode.REBIND_POOL, fields));
+    async governPool(poolId: string, change: unknown, approvals: readonly ApprovalEvidence[]): Promise<void> {
+      decodeGovernPoolResult(await call(Opcode.GOVERN_POOL, encodeGovernPoolCommand({ poolId, change: canonicalize(change), approvals: approvals.map(approvalRecord) })));
+    },
+
+    async freezePool(poolId: string, approval: ApprovalEvidence): Promise<void> {
+      decodeFreezePoolResult(await call(Opcode.FREEZE_POOL, encodeFreezePoolCommand({ poolId, approvals: [approvalRecord(approval)] })));
+    },
+
+    async governanceState(poolId: string): Promise<{ summary: string; sequence: number }> {
+      return decodeGovernanceStateResult(await call(Opcode.GOVERNANCE_STATE, encodeGovernanceStateCommand({ poolId })));
     },
 
     /**
