@@ -116,6 +116,11 @@ export class SimDevice {
     return this.policies.get(poolId) ?? null;
   }
 
+  /** What the device signed for a pool in each window ending now, by its own journal (its velocity usage). */
+  signedUsage(poolId: string, asset: string, windows: readonly { readonly window: string; readonly windowMs: number }[]): { window: string; windowMs: number; committed: bigint }[] {
+    return this.journal.usage(poolId, asset, windows, this.now());
+  }
+
   /** The pool's binding as the device holds it. */
   binding(poolId: string): PoolBinding | null {
     return this.state.pools[poolId] ?? null;

@@ -43,12 +43,19 @@ export class SignJournal {
 
   /** The amounts of `asset` signed for the pool within each window ending `now`, replaced requests left out. */
   usage(poolId: string, asset: string, windows: readonly { readonly window: string; readonly windowMs: number }[], now: number): WindowUsage[] {
-    const records = (this.byAsset.get(`${poolId} ${asset}`) ?? []).filter((r) => !this.replaced.has(`${poolId} ${r.requestId}`));
-    return windows.map((w) => {
-      let committed = 0n;
-      for (const r of records) if (r.at > now - w.windowMs) committed += BigInt(r.amount);
-      return { window: w.window, windowMs: w.windowMs, committed };
-    });
+    const records = this.byAsset.get(`${poolId} ${asset}`) ?? [];
+    const committed = windows.map(() => 0n);
+    const longest = Math.max(0, ...windows.map((w) => w.windowMs));
+    // Newest first, in signing order: what was signed before the longest window counts in none.
+    for (let i = records.length - 1; i >= 0; i--) {
+      const r = records[i] as SignedRecord;
+      if (r.at <= now - longest) break;
+      if (this.replaced.has(`${poolId} ${r.requestId}`)) continue;
+      windows.forEach((w, j) => {
+        if (r.at > now - w.windowMs) committed[j] = (committed[j] as bigint) + BigInt(r.amount);
+      });
+    }
+    return windows.map((w, j) => ({ window: w.window, windowMs: w.windowMs, committed: committed[j] as bigint }));
   }
 
   add(key: string, record: SignedRecord): void {

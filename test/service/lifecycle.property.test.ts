@@ -1,14 +1,13 @@
 /**
  * Property-based test of the whole withdrawal lifecycle (SPEC sections 3 and 4): random sequences of submissions,
  * approvals, rejections, cancellations, clock steps, freezes and governed policy changes, run through
- * the service layer against a real SQLite file and the real simulator process, with a controlled
- * clock. After every sequence the invariants of the core rules must hold:
+ * the service layer against a real SQLite file and the real simulator on loopback, the gateway and the
+ * device sharing a controlled clock. After every sequence the invariants of the core rules must hold:
  *   - in any rolling window the signed total never exceeds the window's limit;
  *   - no request is signed without its tier's quorum of distinct pool approvers, never the requester;
  *   - nothing time-locked is signed before its delay has passed;
  *   - nothing is signed while the pool is frozen.
  */
-import { openPolicy } from '../helpers/open-policy.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +33,7 @@ import { approveProposal, proposeChange } from '../../src/service/governance.js'
 import { withDecision } from '../../common/approval-message.js';
 import { requiredApprovals } from '../../common/policy/evaluate.js';
 import { parsePolicyDocument } from '../../common/policy/document.js';
-import { startSim, type SimProcess } from '../helpers/sim-process.js';
+import { startClockedSim, type ClockedSim } from '../helpers/clocked-sim.js';
 import { APPROVER_SECRETS, ALLOWLISTED } from '../helpers/gateway-stack.js';
 import { createDeviceSet } from '../../src/devices/device-set.js';
 
@@ -73,13 +72,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('policy' as const), which: fc.nat({ max: 1 }) }) },
 );
 
-let sim: SimProcess;
+let sim: ClockedSim;
+let clock = Date.parse('2026-11-25T00:00:00Z');
+let deviceId = '';
 let device: ReturnType<typeof createSimDevice>;
 let run = 0;
 
 beforeAll(async () => {
-  sim = await startSim();
+  sim = await startClockedSim(() => clock);
   device = createSimDevice({ url: sim.url, pin: sim.pin });
+  deviceId = (await device.info()).id;
   const approvers = APPROVER_IDS.map((id) => ({ id, publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[id] as string))) }));
   await device.enrollGovernance(approvers, 2);
 });
@@ -96,7 +98,6 @@ function signAs(who: string, text: string): string {
 async function scenario(ops: Op[]): Promise<void> {
   run += 1;
   const poolId = `prop-${run}`;
-  let clock = Date.parse('2026-11-25T00:00:00Z');
   const store = openSqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'prop-')), 'custody.db') });
   const ctx: ServiceContext = { store, devices: createDeviceSet({ sim: () => device }), now: () => clock, log: pino({ level: 'silent' }) };
   const principal = (id: string, name: string, role: Principal['role']): Principal => ({ id, name, role, tokenHash: `h-${id}`, createdAt: 0 });
@@ -107,14 +108,14 @@ async function scenario(ops: Op[]): Promise<void> {
 
   // The pool: bound in the device, key generated there, recorded in the store.
   const keys = APPROVER_IDS.map((id) => ({ id, publicKey: bytesToHex(ed25519.getPublicKey(hexToBytes(APPROVER_SECRETS[id] as string))) }));
-  await device.enrollPool(poolId, keys, 2, openPolicy(2));
+  await device.enrollPool(poolId, keys, 2, POLICIES[0]!);
   const key = await device.generateKey(poolId, CHAIN, 'secp256k1');
   await store.transaction(async (tx) => {
     for (const p of [ops_, carolRequester, ...approvers, ...admins]) await tx.insertPrincipal(p);
     for (const k of keys) await tx.insertApprover(k);
     await tx.setSetting('governance', JSON.stringify({ admins: APPROVER_IDS, adminQuorum: 2 }));
     await tx.insertPool({ id: poolId, owner: 'prop', chains: [CHAIN], status: 'active', approvers: [...APPROVER_IDS], policyVersion: 1, createdAt: clock }, POLICIES[0]!);
-    await tx.insertKey({ poolId, chain: CHAIN, curve: 'secp256k1', publicKey: key.publicKey, address: addressForKey(parseChainId(CHAIN), key.publicKey), device: 'sim', handle: key.handle, ceremonyId: 'prop', createdAt: clock });
+    await tx.insertKey({ poolId, chain: CHAIN, curve: 'secp256k1', publicKey: key.publicKey, address: addressForKey(parseChainId(CHAIN), key.publicKey), device: deviceId, handle: key.handle, ceremonyId: 'prop', createdAt: clock });
   });
 
   const ids: string[] = [];
