@@ -107,7 +107,34 @@ export function openApiDocument(): Record<string, unknown> {
             txHash: { type: 'string' },
           },
         },
-        Pool: { type: 'object', description: 'pool, keys, addresses, policy document, usage against each limit, and controls: the time lock and fee cap per asset ("none" where the policy sets none)' },
+        Pool: {
+          type: 'object',
+          description: 'pool, keys, addresses, policy document, usage against each limit, and controls: the time lock and fee cap per asset ("none" where the policy sets none)',
+          properties: {
+            freezeMessage: {
+              type: ['string', 'null'],
+              description:
+                'admins only (GET /v1/pools/{pool}): the exact RFC 8785 custody.governance text (action "freeze", proposalId "freeze-<pool>-<sequence>") an admin signs to freeze the pool in its device too; null when no admins are enrolled. It changes whenever a governed change is applied',
+            },
+          },
+        },
+        FreezeOutcome: {
+          type: 'object',
+          required: ['signed', 'deviceFrozen', 'devices'],
+          description: 'what a freeze reached: the gateway always; the device only with the admin\'s signature over freezeMessage',
+          properties: {
+            signed: { type: 'boolean', description: 'a signature over freezeMessage came with the freeze' },
+            deviceFrozen: { type: 'boolean', description: 'every device holding the pool\'s keys froze the pool itself and refuses to sign for it until the admin quorum unfreezes it; false without a signature' },
+            devices: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['device', 'frozen', 'reason'],
+                properties: { device: { type: 'string' }, frozen: { type: 'boolean' }, reason: { type: ['string', 'null'], description: 'why this device is not frozen (no signature, a device that holds no freeze, a refusal)' } },
+              },
+            },
+          },
+        },
         AuditEntry: {
           type: 'object',
           properties: {
@@ -139,10 +166,17 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/pools/{pool}/freeze': {
         post: {
-          summary: 'break glass: freeze the pool at once (admin)',
+          summary:
+            'break glass: freeze the pool at once (admin). With "signature" (the calling admin\'s, Ed25519 or EIP-191, over the pool\'s freezeMessage) the signed message is forwarded to every device holding the pool\'s keys, which freezes the pool itself; without it only the gateway is frozen',
           parameters: [{ name: 'pool', in: 'path', required: true, schema: { type: 'string' } }],
           requestBody: { required: false, content: json(ref('FreezeRequest')) },
-          responses: { '200': { description: 'frozen pool', content: json(ref('Pool')) }, ...errors, '404': problemResponse('no such pool') },
+          responses: {
+            '200': { description: 'the frozen pool, and in "freeze" what the freeze reached', content: json({ allOf: [ref('Pool'), { type: 'object', properties: { freeze: ref('FreezeOutcome') } }] }) },
+            ...errors,
+            '400': problemResponse('invalid input; "signature" that does not verify with the admin\'s key over the current freezeMessage (code bad_freeze_signature): nothing is frozen'),
+            '403': problemResponse('wrong role, or a signature from an admin who is not an enrolled admin of the ceremony'),
+            '404': problemResponse('no such pool'),
+          },
         },
       },
       '/v1/pools/{pool}/evaluate': {

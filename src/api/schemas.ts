@@ -58,6 +58,8 @@ export type ApprovalBody = z.infer<typeof approvalBodySchema>;
 
 export const freezeBodySchema = z.strictObject({
   reason: z.string().max(500).optional(),
+  /** The calling admin's signature over the pool's freezeMessage: the device then freezes the pool too. */
+  signature: z.string().regex(/^(0x)?(?:[0-9a-fA-F]{128}|[0-9a-fA-F]{130})$/, 'expected a 64-byte Ed25519 or 65-byte EIP-191 signature in hex').optional(),
 });
 
 export const withdrawalListQuerySchema = z.strictObject({

@@ -4,6 +4,7 @@
  */
 import type { Approval, Withdrawal } from '../domain/withdrawal.js';
 import type { PoolDescription } from '../service/describe-pools.js';
+import type { FreezeOutcome } from '../service/freeze-pool.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -54,4 +55,9 @@ export function poolView(d: PoolDescription): Record<string, unknown> {
     })),
     controls: d.controls,
   };
+}
+
+/** What a freeze reached: the gateway always; each device holding the pool's keys only with the admin's signed freeze message. */
+export function freezeView(f: FreezeOutcome): Record<string, unknown> {
+  return { signed: f.signed, deviceFrozen: f.deviceFrozen, devices: f.devices.map((d) => ({ device: d.device, frozen: d.frozen, reason: d.reason })) };
 }

@@ -36,8 +36,9 @@ const TRANSITIONS: Readonly<Record<WithdrawalState, readonly WithdrawalState[]>>
   // back to pending_approval when a governance change raises the quorum above the approvals it has
   approved: ['timelocked', 'signing', 'pending_approval', 'denied', 'expired', 'cancelled', 'failed'],
   timelocked: ['signing', 'pending_approval', 'denied', 'expired', 'cancelled', 'failed'],
-  // back to timelocked when the device's own time lock ends later than the gateway's
-  signing: ['signed', 'failed', 'timelocked'],
+  // back to timelocked when the device's own time lock ends later than the gateway's; back to approved
+  // (or timelocked) when the device holds the pool frozen: it is signed once the pool is unfrozen
+  signing: ['signed', 'failed', 'timelocked', 'approved'],
   signed: [],
   denied: [],
   rejected: [],

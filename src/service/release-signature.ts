@@ -7,6 +7,9 @@
  * assemble and verify the signature recovers to the pool's address -> one transaction: signing ->
  * signed with its audit entry. The signed transaction is only served once that commit succeeded.
  *
+ * A device that holds the pool frozen (FROZEN) is not a failure: the request goes back to approved or
+ * time-locked until the pool is unfrozen.
+ *
  * A request left in `signing` (crash, device timeout) is resumed by signing the same digest again:
  * the transaction is the same, and the simulator's ECDSA is deterministic (RFC 6979), so no second,
  * different transaction can come out of it.
@@ -216,6 +219,7 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
         return later;
       });
     }
+    if (isCustodyError(error) && error.code === 'device_frozen') return holdWhileFrozen(ctx, w, message);
     if (!isDefiniteRefusal(error)) {
       ctx.log.warn({ withdrawal: w.id, err: message }, 'device did not confirm the signature; the request stays in signing and will be resumed');
       return recordSigningReason(ctx, w.id, { code: 'device_unavailable', message: `the device did not answer (${message}); signing will be resumed` });
@@ -250,6 +254,30 @@ async function signClaimed(ctx: ServiceContext, claim: Claim): Promise<Withdrawa
   });
   ctx.log.info({ withdrawal: w.id, txHash: signed.txHash }, 'withdrawal signed');
   return result;
+}
+
+/**
+ * The device holds the pool frozen (an admin's signed freeze reached it, perhaps while this request was
+ * being claimed: the freeze wins). Not a failure: the request goes back to approved (time-locked if it
+ * has a time lock) and is signed once the admin quorum unfreezes the pool, device first. The store's
+ * pool is frozen too if it is not, so the gateway stops asking.
+ */
+async function holdWhileFrozen(ctx: ServiceContext, w: Withdrawal, deviceMessage: string): Promise<Withdrawal> {
+  const held = await ctx.store.transaction(async (tx) => {
+    const now = ctx.now();
+    const state = w.notBefore !== null ? 'timelocked' : 'approved';
+    const reasons = [{ code: 'pool_frozen', message: `the device holds pool ${w.poolId} frozen; the request is signed once the admin quorum unfreezes it` }];
+    const back = await tx.updateWithdrawal(w.id, 'signing', { state, reasons }, now);
+    await tx.appendAudit({ type: 'withdrawal.held_frozen', actor: 'system', subject: `withdrawal:${w.id}`, data: { state, device: deviceMessage } }, now);
+    const pool = await requirePool(tx, w.poolId);
+    if (pool.status !== 'frozen') {
+      await tx.setPoolStatus(pool.id, 'frozen');
+      await tx.appendAudit({ type: 'pool.frozen', actor: 'system', subject: `pool:${pool.id}`, data: { reason: 'the device holds the pool frozen', by: 'device' } }, now);
+    }
+    return back;
+  });
+  ctx.log.warn({ withdrawal: w.id, pool: w.poolId }, 'the device holds the pool frozen; the request waits for the unfreeze');
+  return held;
 }
 
 async function failSigning(ctx: ServiceContext, id: string, reason: Reason): Promise<Withdrawal> {
