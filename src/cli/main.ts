@@ -10,6 +10,7 @@ import { registerAudit } from './audit.js';
 import { registerBackup } from './backup.js';
 import { registerCustodian } from './custodian.js';
 import { registerCeremony } from './ceremony.js';
+import { registerFreeze } from './freeze.js';
 import { registerInit } from './init.js';
 import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
@@ -17,7 +18,7 @@ import { registerToken } from './token.js';
 const program = new Command();
 program
   .name('custody')
-  .description('custody signing gateway: ceremonies, tokens, approvals, audit')
+  .description('custody signing gateway: ceremonies, tokens, approvals, freezes, audit')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -26,6 +27,7 @@ registerToken(program);
 registerApprover(program);
 registerCeremony(program);
 registerApprove(program);
+registerFreeze(program);
 registerAudit(program);
 registerAttest(program);
 registerBackup(program);

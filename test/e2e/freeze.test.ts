@@ -3,13 +3,15 @@
  * (`freezeMessage` of GET /v1/pools/{pool}) freezes the pool in the gateway and in the simulator, which
  * then refuses SIGN with FROZEN even to a caller holding the quorum's approvals; a freeze without a
  * signature reaches the gateway alone and says so; a bad signature is refused naming the field; a
- * freeze that races a release wins without failing the request.
+ * freeze that races a release wins without failing the request; `custody freeze` does it from the CLI.
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Transaction } from 'ethers';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { canonicalGovernanceMessage, parseGovernanceMessage } from '../../common/governance-message.js';
+import { approverKeyFromSecret, writeApproverKeyFile } from '../../src/cli/approver-key-file.js';
 import { createSimDevice } from '../../src/devices/sim/client.js';
 import { ALLOWLISTED, APPROVER_SECRETS, SEPOLIA, signApproval, startStack, type Stack } from '../helpers/gateway-stack.js';
 
@@ -187,5 +189,31 @@ describe('a freeze that races a release', () => {
     await unfreeze('client-b');
     const signed = await waitFor(id, 'signed');
     expect(Transaction.from(signed.signedTx as string).value).toBe(ETH / 100n);
+  });
+});
+
+describe('custody freeze', () => {
+  it('when an admin runs custody freeze with their key file, then the message is shown, signed and posted, and the gateway and the device are frozen', async () => {
+    const file = join(stack.dataDir, 'alice-admin.key');
+    writeApproverKeyFile(file, approverKeyFromSecret(APPROVER_SECRETS.alice as string, 'alice'), 'admin key passphrase');
+    const env = { CUSTODY_KEY_PASSPHRASE: 'admin key passphrase' };
+    const r = await stack.cli(['freeze', 'client-a', '--key', file, '--url', stack.gateway.url, '--token', admins.alice as string, '--reason', 'suspected compromise'], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('freeze pool client-a');
+    expect(r.stdout).toMatch(/device {11}sim-[0-9a-f]{16} \(governance sequence 0\)/);
+    expect(r.stdout).toContain('pool client-a is "frozen" in the gateway');
+    expect(r.stdout).toMatch(/device sim-[0-9a-f]{16}: frozen/);
+    expect((await auditOf('pool.frozen')).at(-1)).toMatchObject({ actor: 'alice', subject: 'pool:client-a', data: { reason: 'suspected compromise', signed: true } });
+
+    const json = await stack.cli(['freeze', 'client-a', '--key', file, '--url', stack.gateway.url, '--token', admins.alice as string, '--json'], env);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ pool: 'client-a', status: 'frozen', deviceFrozen: true, devices: [{ frozen: true }] });
+
+    const requester = await stack.cli(['freeze', 'client-a', '--key', file, '--url', stack.gateway.url, '--token', stack.tokens.requester], env);
+    expect(requester.code).not.toBe(0);
+    expect(requester.stderr.trim().split('\n')).toHaveLength(1);
+    expect(requester.stderr).toMatch(/^custody: refusing to sign: the gateway answered without a "freezeMessage" string/);
+    await unfreeze('client-a');
   });
 });
