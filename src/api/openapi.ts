@@ -50,6 +50,17 @@ export function openApiDocument(): Record<string, unknown> {
             approvals: { type: 'array', items: { type: 'object' } },
             appliedVersion: { type: ['integer', 'null'] },
             reason: { type: ['string', 'null'] },
+            before: {
+              type: ['object', 'null'],
+              description:
+                'GET /v1/proposals/{id} only: the pool as the message\'s "before" names it, in full, for the admin\'s client to show the change against after checking it hashes to the message: the policy document of version before.policyVersion, the approvers with their public keys, the base threshold',
+              properties: {
+                policyVersion: { type: 'integer' },
+                policy: { type: ['object', 'null'] },
+                approvers: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, publicKey: { type: 'string' } } } },
+                threshold: { type: 'integer' },
+              },
+            },
           },
         },
         Decision: {

@@ -9,11 +9,15 @@
  * The gateway is not trusted here: its other JSON fields are compared too, but the check that matters
  * is the message against the transaction it carries, which is what the device signs. Any disagreement,
  * or a transaction that cannot be fully decoded, refuses in one line naming the field, posts nothing
- * and exits non-zero. Governance proposals (`--proposal`) are checked against the change and binding
- * the message commits to, shown and confirmed the same way.
+ * and exits non-zero. Governance proposals (`--proposal`) are checked against the change and the
+ * state the message commits to: the pool's policy document and approvers before the change (the
+ * gateway's `before`) must hash to the message's `before`, the new policy to its `after`, the keys
+ * shown to its fingerprints; then what changes is shown against that state (src/policy/policy-diff.ts)
+ * and confirmed the same way.
  */
 import { knownFunction } from '../../common/chains/ethereum/contract-call.js';
 import { createInterface } from 'node:readline';
+import { canonicalize } from 'json-canonicalize';
 import type { Command } from 'commander';
 import {
   parseApprovalMessage,
@@ -27,7 +31,10 @@ import { loadConfig } from '../config.js';
 import { nativeAsset, parseChainId } from '../../common/chain-id.js';
 import { CustodyError, ValidationError } from '../../common/errors.js';
 import { DEFAULT_APPROVER_PATH, keyFileSigner, ledgerSigner, type ApprovalSigner } from './approval-signer.js';
-import { canonicalGovernanceMessage, parseGovernanceMessage, sha256Canonical, type GovernanceMessage, type PoolSummary } from '../../common/governance-message.js';
+import { canonicalGovernanceMessage, memberSummaries, parseGovernanceMessage, sameSummary, sha256Canonical, type MemberSummary, type PoolGovernanceMessage, type PoolSummary } from '../../common/governance-message.js';
+import { baseThreshold, parsePolicyDocument, policyHash } from '../../common/policy/document.js';
+import type { PolicyDocument } from '../../common/policy/policy.js';
+import { policyDiff } from '../policy/policy-diff.js';
 import { action, emit, reasonOf } from './output.js';
 import { callGateway, gatewayTarget } from './gateway-call.js';
 
@@ -196,25 +203,122 @@ async function withdrawalToSign(t: Target): Promise<Signable> {
   };
 }
 
-async function proposalToSign(t: Target): Promise<Signable> {
-  const p = await callGateway(`${t.base}/v1/proposals/${t.id}`, t.token, { method: 'GET' });
-  if (typeof p.approvalMessage !== 'string') throw new CustodyError('invalid', 'no_approval_message', 'the gateway answered without an approvalMessage');
-  const message: GovernanceMessage = parseGovernanceMessage(p.approvalMessage);
-  // What is shown must be what is signed: the message commits to the change by hash, and names the state before and after.
-  if (message.scope !== 'pool' || message.proposalId !== t.id || message.pool !== p.pool) {
-    throw new CustodyError('invalid', 'message_mismatch', 'the governance message names another proposal or pool; refusing to sign');
+/** A proposal whose message was checked against the change and the state before it, with what to show. */
+export interface CheckedProposal {
+  readonly message: PoolGovernanceMessage;
+  /** The pool's policy before the change, as the message's `before.policy` hash names it. */
+  readonly beforePolicy: PolicyDocument;
+  /** The new policy, for a policy change. */
+  readonly afterPolicy: PolicyDocument | null;
+  readonly proposedBy: string;
+}
+
+/** A document that parses as a policy, or null. */
+function policyOrNull(value: unknown): { doc: PolicyDocument; threshold: number } | null {
+  try {
+    return { doc: value as PolicyDocument, threshold: baseThreshold(parsePolicyDocument(value, 'policy')) };
+  } catch {
+    return null;
   }
-  if (message.change !== sha256Canonical(p.change)) throw new CustodyError('invalid', 'message_mismatch', 'the governance message does not commit to the change shown; refusing to sign');
-  return {
-    screen: screenOf([
-      `proposal ${message.proposalId}`,
-      [
-        ['pool', `${message.pool} (device ${message.device}, governance sequence ${message.sequence})`],
-        ['action', `${message.action} (proposed by ${String(p.proposedBy)})`],
-        ...summaryDiff(message.before, message.after),
-      ],
+}
+
+function sameMembers(a: readonly MemberSummary[], b: readonly MemberSummary[]): boolean {
+  return canonicalize(a) === canonicalize(b);
+}
+
+/**
+ * Checks the governance message of proposal `id` against the gateway's JSON `view` before anything is
+ * shown: it names this proposal and pool, commits to the change shown (its hash), and its `before` and
+ * `after` are what the gateway's state before (`view.before`: the policy document and the approvers'
+ * keys) and the change make of it: hashes, fingerprints, thresholds and versions. Throws an
+ * ApprovalRefusedError naming the field at fault.
+ */
+export function checkProposal(id: string, view: Readonly<Record<string, unknown>>): CheckedProposal {
+  const refuse = (field: string, why: string): never => {
+    throw new ApprovalRefusedError('message_mismatch', field, why);
+  };
+  if (typeof view.approvalMessage !== 'string') refuse('approvalMessage', 'the gateway answered without an "approvalMessage" string');
+  let parsed;
+  try {
+    parsed = parseGovernanceMessage(view.approvalMessage as string);
+  } catch (error) {
+    throw new ApprovalRefusedError('invalid_approval_message', 'approvalMessage', reasonOf(error));
+  }
+  if (parsed.scope !== 'pool') return refuse('scope', 'the governance message names no pool');
+  const message: PoolGovernanceMessage = parsed;
+  if (message.proposalId !== id) refuse('proposalId', `the governance message names proposal ${message.proposalId}, not ${id}`);
+  if (message.pool !== view.pool) refuse('pool', `the governance message names pool ${message.pool}, the gateway's proposal ${String(view.pool).slice(0, 80)}`);
+  if (message.action !== view.action) refuse('action', `the governance message approves "${message.action}", the gateway's proposal is "${String(view.action).slice(0, 40)}"`);
+  if (message.change !== sha256Canonical(view.change)) refuse('change', 'the governance message does not commit to the change shown');
+
+  const before = view.before as { policyVersion?: unknown; policy?: unknown; approvers?: unknown } | null | undefined;
+  if (typeof before !== 'object' || before === null || !Array.isArray(before.approvers)) return refuse('before', 'the gateway gave no "before" (the pool\'s policy and approvers before the change) to check the message against');
+  if (before.policyVersion !== message.before.policyVersion) refuse('before.policyVersion', `the gateway's "before" is policy version ${String(before.policyVersion)}, the message names version ${message.before.policyVersion}`);
+  const old = policyOrNull(before.policy);
+  if (old === null || policyHash(old.doc) !== message.before.policy) refuse('before.policy', `the policy document the gateway gives as version ${message.before.policyVersion} is not the one the message names (its hash differs)`);
+  const oldPolicy = old as { doc: PolicyDocument; threshold: number };
+  if (oldPolicy.threshold !== message.before.threshold) refuse('before.threshold', `the message's base threshold before is ${message.before.threshold}, the policy's smallest tier ${oldPolicy.threshold}`);
+  const approvers = before.approvers as { id: string; publicKey: string }[];
+  if (!approvers.every((a) => typeof a?.id === 'string' && typeof a.publicKey === 'string' && /^[0-9a-f]+$/i.test(a.publicKey))) refuse('before.approvers', 'the gateway\'s approvers before are not {id, publicKey}');
+  if (!sameMembers(memberSummaries(approvers), message.before.approvers)) refuse('before.approvers', 'the approvers\' keys the gateway gives are not those whose fingerprints the message names');
+
+  // What the change makes of that state must be the message's `after`.
+  let after: PoolSummary;
+  let afterPolicy: PolicyDocument | null = null;
+  const change = view.change as Record<string, unknown>;
+  if (message.action === 'policy') {
+    const next = policyOrNull(change.policy);
+    if (next === null) return refuse('change.policy', 'the proposed policy is not a valid policy document');
+    afterPolicy = next.doc;
+    after = { approvers: message.before.approvers, threshold: next.threshold, policy: policyHash(next.doc), policyVersion: message.before.policyVersion + 1 };
+  } else if (message.action === 'approvers') {
+    const add = (Array.isArray(change.add) ? change.add : []) as { id: string; publicKey: string }[];
+    const remove = (Array.isArray(change.remove) ? change.remove : []) as string[];
+    const members = [...approvers.filter((a) => !remove.includes(a.id)), ...add];
+    after = { ...message.before, approvers: memberSummaries(members) };
+  } else {
+    after = message.before;
+  }
+  if (!sameSummary(after, message.after)) {
+    const field = after.policy !== message.after.policy ? 'after.policy' : !sameMembers(after.approvers, message.after.approvers) ? 'after.approvers' : 'after';
+    refuse(field, `the message's state after the change is not what the change makes of the state before (${field} differs)`);
+  }
+  return { message, beforePolicy: oldPolicy.doc, afterPolicy, proposedBy: String(view.proposedBy) };
+}
+
+/** An amount in a policy, for the admin: whole units and base units for the native coins. */
+function policyAmount(amount: string, asset: string): string {
+  return asset in DECIMALS ? `${formatUnits(amount, asset)} (${amount} base units)` : formatUnits(amount, asset);
+}
+
+/** What the admin reads: the pool, the action, what changes in the device's terms and, for a policy, each field that changes. */
+export function proposalScreen(p: CheckedProposal): string[] {
+  const { message } = p;
+  const lines = screenOf([
+    `proposal ${message.proposalId}`,
+    [
+      ['pool', `${message.pool} (device ${message.device}, governance sequence ${message.sequence})`],
+      ['action', `${message.action} (proposed by ${p.proposedBy})`],
+      ...summaryDiff(message.before, message.after),
+    ],
+  ]);
+  if (p.afterPolicy === null) return lines;
+  const diff = policyDiff(p.beforePolicy, p.afterPolicy, policyAmount).map((l): Row => [`${l.change} ${l.what}`, l.detail]);
+  return [
+    ...lines,
+    ...screenOf([
+      `what the new policy changes against version ${message.before.policyVersion} (both checked against the message's hashes):`,
+      diff.length > 0 ? diff : [['changes', 'nothing a policy rule reads']],
     ]),
-    text: canonicalGovernanceMessage({ ...message, decision: t.decision }),
+  ];
+}
+
+async function proposalToSign(t: Target): Promise<Signable> {
+  const view = await callGateway(`${t.base}/v1/proposals/${t.id}`, t.token, { method: 'GET' });
+  const checked = checkProposal(t.id, view);
+  return {
+    screen: proposalScreen(checked),
+    text: canonicalGovernanceMessage({ ...checked.message, decision: t.decision }),
     approvalsUrl: `${t.base}/v1/proposals/${t.id}/approvals`,
   };
 }

@@ -359,6 +359,37 @@ function stampAllowlist(next: PolicyDocument, previous: PolicyDocument | null, n
   return { ...next, allowlist };
 }
 
-export async function getProposal(ctx: ServiceContext, id: string): Promise<{ proposal: Proposal; approvals: readonly ProposalApproval[]; proofs: readonly ControlProof[] }> {
-  return ctx.store.read(async (r) => ({ proposal: await requireProposal(r, id), approvals: await r.proposalApprovalsOf(id), proofs: await r.controlProofsOf(id) }));
+/**
+ * The pool as a proposal's message names it before the change, in full: the policy document of the
+ * version its `before.policyVersion` names (versions are immutable) and the approvers its
+ * `before.approvers` name, with their public keys (an approver id keeps its key). The admin's client
+ * shows the change against it after checking it hashes to what the message names; null for a
+ * message that names no pool.
+ */
+export interface ProposalBefore {
+  readonly policyVersion: number;
+  readonly policy: PolicyDocument | null;
+  readonly approvers: readonly Approver[];
+  readonly threshold: number;
+}
+
+async function proposalBefore(r: StoreReads, p: Proposal): Promise<ProposalBefore | null> {
+  const message = parseGovernanceMessage(p.approvalMessage);
+  if (message.scope !== 'pool') return null;
+  const approvers: Approver[] = [];
+  for (const m of message.before.approvers) {
+    const a = await r.getApprover(m.id);
+    if (a) approvers.push({ id: a.id, publicKey: a.publicKey });
+  }
+  return { policyVersion: message.before.policyVersion, policy: await r.getPolicy(p.poolId, message.before.policyVersion), approvers, threshold: message.before.threshold };
+}
+
+export async function getProposal(
+  ctx: ServiceContext,
+  id: string,
+): Promise<{ proposal: Proposal; approvals: readonly ProposalApproval[]; proofs: readonly ControlProof[]; before: ProposalBefore | null }> {
+  return ctx.store.read(async (r) => {
+    const proposal = await requireProposal(r, id);
+    return { proposal, approvals: await r.proposalApprovalsOf(id), proofs: await r.controlProofsOf(id), before: await proposalBefore(r, proposal) };
+  });
 }

@@ -4,14 +4,21 @@
  * own transaction, and records every POST. The CLI must decode `unsignedTx` from the message itself,
  * refuse in one line naming the field, post nothing and exit non-zero; for an honest message it posts
  * exactly one signature, which verifies over the message with that decision. On a terminal it asks
- * `Approve? [y/N]` first (run under a pseudo-terminal with util-linux `script`).
+ * `Approve? [y/N]` first (run under a pseudo-terminal with util-linux `script`). A governance proposal
+ * is checked against the pool's state before the change that the gateway gives: a policy shown as the
+ * one before that is not the one the message names is refused the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { withDecision } from '../../common/approval-message.js';
+import { canonicalGovernanceMessage, GOVERNANCE_KIND, GOVERNANCE_VERSION, memberSummaries, sha256Canonical } from '../../common/governance-message.js';
+import { policyHash } from '../../common/policy/document.js';
+import type { PolicyDocument } from '../../common/policy/policy.js';
 import {
   APPROVE_SELECTOR,
   ETH_OTHER,
@@ -214,5 +221,51 @@ describe.skipIf(!hasScript)('custody approve on a terminal', () => {
     expect(result.screen).not.toContain('Approve?');
     expect(result.code).toBe(0);
     expect(gateway.postsFor(id)).toHaveLength(1);
+  });
+});
+
+describe('custody approve --proposal against a gateway that lies about the pool before the change', () => {
+  const plan = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'ceremony-plan.json'), 'utf8')) as {
+    approvers: { id: string; publicKey: string }[];
+    pools: { id: string; policy: PolicyDocument }[];
+  };
+  const before = plan.pools.find((p) => p.id === 'client-b')!.policy;
+  const approvers = plan.approvers.filter((a) => a.id === 'bob' || a.id === 'carol');
+  const next: PolicyDocument = { ...before, assets: { ETH: { maxPerTx: '100000000000000000000', limits: before.assets.ETH!.limits! } } };
+
+  /** A policy proposal raising the maximum to 100 ETH; the gateway's `before` is `shownBefore`. */
+  function proposal(shownBefore: PolicyDocument): { id: string; message: string } {
+    const id = randomUUID();
+    const summary = { approvers: memberSummaries(approvers), threshold: 2, policy: policyHash(before), policyVersion: 1 };
+    const change = { action: 'policy', policy: next };
+    const message = canonicalGovernanceMessage({
+      kind: GOVERNANCE_KIND, version: GOVERNANCE_VERSION, proposalId: id, device: 'sim-0123456789abcdef', scope: 'pool', pool: 'client-b', action: 'policy', sequence: 1,
+      before: summary, after: { ...summary, policy: policyHash(next), policyVersion: 2 }, change: sha256Canonical(change), decision: 'approve',
+    });
+    gateway.serveView(id, { id, pool: 'client-b', action: 'policy', change, proposedBy: 'bob', state: 'pending', approvalMessage: message, before: { policyVersion: 1, policy: shownBefore, approvers, threshold: 2 } });
+    return { id, message };
+  }
+
+  it('when the policy shown as the one before is not the one the message names, then it refuses in one line, posts nothing and exits 2', async () => {
+    // Shown against a "before" of 200 ETH, a raise to 100 ETH would read as a tightening.
+    const { id } = proposal({ ...before, assets: { ETH: { maxPerTx: '200000000000000000000' } } });
+    const result = await run(id, ['--proposal', '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^custody: refusing to sign: the policy document the gateway gives as version 1 is not the one the message names \(its hash differs\); nothing was posted/);
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(result.stdout).toBe('');
+    expect(gateway.postsFor(id)).toEqual([]);
+  });
+
+  it('when the state before is the message\'s, then the change is shown against it and the one signature posted verifies over the message', async () => {
+    const { id, message } = proposal(before);
+    const result = await run(id, ['--proposal', '--yes']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^ {2}~ max per tx ETH {2}1 ETH \(1000000000000000000 base units\) -> 100 ETH \(100000000000000000000 base units\)$/m);
+    const [post] = gateway.postsFor(id) as [Post];
+    expect(gateway.postsFor(id)).toHaveLength(1);
+    expect(post.path).toBe(`/v1/proposals/${id}/approvals`);
+    expect(ed25519.verify(hexToBytes(post.body.signature as string), new TextEncoder().encode(message), ALICE_PUBLIC)).toBe(true);
   });
 });

@@ -1,10 +1,11 @@
 /**
  * Governance end to end through the real processes: break-glass freeze by one admin, unfreeze and
  * policy versions only with the admin quorum, approver changes bound in the device, re-evaluation of
- * open requests, and the policy's decision on a request without creating it.
+ * open requests, the policy's decision on a request without creating it, and what `custody approve --proposal`
+ * shows an admin.
  */
 import { approverKeyFromSecret, writeApproverKeyFile } from '../../src/cli/approver-key-file.js';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Interface, Transaction } from 'ethers';
@@ -320,5 +321,38 @@ describe('approver changes', () => {
     const signed = await stack.api('POST', `/v1/withdrawals/${w.body.id}/approvals`, dave, { signature, decision: 'approve' });
     expect(signed.body.state).toBe('signed');
     expect(Transaction.from(signed.body.signedTx as string).value).toBe(ETH / 100n);
+  });
+});
+
+describe('what an admin approves', () => {
+  function keyFile(who: 'bob' | 'carol'): string {
+    // The CLI test above wrote them.
+    const file = join(stack.dataDir, `${who}-admin.key`);
+    if (!existsSync(file)) writeApproverKeyFile(file, approverKeyFromSecret(APPROVER_SECRETS[who] as string, who), 'admin key passphrase');
+    return file;
+  }
+  const approveByCli = (id: string, who: 'bob' | 'carol') =>
+    stack.cli(['approve', id, '--proposal', '--key', keyFile(who), '--url', stack.gateway.url, '--token', admins[who] as string], { CUSTODY_KEY_PASSPHRASE: 'admin key passphrase' });
+
+  it('when an admin runs custody approve --proposal on a policy change, then each changed field is shown against the current policy, checked against the message', async () => {
+    const current = (await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body;
+    const policy = current.policy as { assets: Record<string, { maxPerTx: string; limits: unknown[] }>; allowlist: { address: string; label?: string }[] };
+    const next = {
+      ...policy,
+      assets: { ...policy.assets, ETH: { ...policy.assets.ETH!, maxPerTx: '500000000000000000' } },
+      allowlist: [...policy.allowlist.map(({ address, label }) => ({ address, ...(label !== undefined ? { label } : {}) })), { address: '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed', label: 'settlement desk' }],
+    };
+    const proposal = await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy: next });
+    const view = await stack.api('GET', `/v1/proposals/${proposal.body.id}`, stack.tokens.auditor);
+    expect(view.body.before).toMatchObject({ policyVersion: current.policyVersion, policy: current.policy, threshold: 2 });
+    const r = await approveByCli(proposal.body.id as string, 'bob');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`what the new policy changes against version ${String(current.policyVersion)}`);
+    expect(r.stdout).toMatch(new RegExp(`~ max per tx ETH +[0-9.]+ ETH \\(${policy.assets.ETH!.maxPerTx} base units\\) -> 0\\.5 ETH \\(500000000000000000 base units\\)\\n`));
+    expect(r.stdout).toMatch(/\+ allowlist +0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed "settlement desk"/);
+    expect(r.stdout).not.toContain('exchange hot wallet');
+    expect((await approveByCli(proposal.body.id as string, 'carol')).code).toBe(0);
+    expect((await stack.api('GET', `/v1/proposals/${proposal.body.id}`, stack.tokens.auditor)).body.state).toBe('applied');
   });
 });

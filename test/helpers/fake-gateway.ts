@@ -1,7 +1,8 @@
 /**
  * A gateway that says whatever the test tells it to (a compromised gateway, SPEC section 5): it serves
- * GET /v1/withdrawals/{id} from what the test published and records every POST, so a test of the real
- * `custody approve` can show that a forged message is refused with nothing posted. `ApproverCli` is
+ * GET /v1/withdrawals/{id} and GET /v1/proposals/{id} from what the test published and records every
+ * POST, so a test of the real `custody approve` can show that a forged message is refused with nothing
+ * posted. `ApproverCli` is
  * the approver's side: alice's key file and the built CLI pointed at that gateway.
  */
 import { execFile } from 'node:child_process';
@@ -25,7 +26,7 @@ export interface Post {
 }
 
 export class FakeGateway {
-  /** The JSON text served for each withdrawal id. */
+  /** The JSON text served for each withdrawal (or proposal) id. */
   readonly views = new Map<string, string>();
   readonly posts: Post[] = [];
   private readonly server: Server;
@@ -37,7 +38,7 @@ export class FakeGateway {
       req.on('data', (d: Buffer) => (raw += d.toString()));
       req.on('end', () => {
         res.setHeader('content-type', 'application/json');
-        const get = /^\/v1\/withdrawals\/([0-9a-f-]{36})$/.exec(req.url ?? '');
+        const get = /^\/v1\/(?:withdrawals|proposals)\/([0-9a-f-]{36})$/.exec(req.url ?? '');
         const view = get ? this.views.get(get[1] as string) : undefined;
         if (req.method === 'GET' && view !== undefined) return res.end(view);
         if (req.method === 'POST') {

@@ -11,7 +11,7 @@ import { POOL_ID } from '../../domain/pool.js';
 import type { PolicyDocument } from '../../../common/policy/policy.js';
 import type { ControlProof, Proposal, ProposalApproval } from '../../domain/proposal.js';
 import type { ServiceContext } from '../../service/context.js';
-import { approveProposal, getProposal, proposeChange } from '../../service/governance.js';
+import { approveProposal, getProposal, proposeChange, type ProposalBefore } from '../../service/governance.js';
 import { evaluateRequest } from '../../service/submit-withdrawal.js';
 import { requireRole } from '../auth.js';
 import {
@@ -36,7 +36,8 @@ function proposalId(raw: unknown): string {
   return raw;
 }
 
-export function proposalView(p: Proposal, approvals: readonly ProposalApproval[], proofs: readonly ControlProof[]): Record<string, unknown> {
+/** `before` (GET /v1/proposals/{id} only): the pool's policy document and approvers' keys the message's `before` names. */
+export function proposalView(p: Proposal, approvals: readonly ProposalApproval[], proofs: readonly ControlProof[], before?: ProposalBefore | null): Record<string, unknown> {
   return {
     id: p.id,
     pool: p.poolId,
@@ -53,6 +54,7 @@ export function proposalView(p: Proposal, approvals: readonly ProposalApproval[]
       ? { proofs: proofs.map((x) => ({ pool: x.poolId, chain: x.chain, address: x.address, format: x.format, message: (p.change as { challenge: string }).challenge, signature: x.signature })) }
       : {}),
     reason: p.reason,
+    ...(before !== undefined ? { before } : {}),
     createdAt: new Date(p.createdAt).toISOString(),
     updatedAt: new Date(p.updatedAt).toISOString(),
   };
@@ -112,8 +114,8 @@ export function governanceRoutes(ctx: ServiceContext): Router {
 
   router.get('/v1/proposals/:id', async (req, res) => {
     requireRole(req, 'requester', 'approver', 'admin', 'auditor');
-    const { proposal, approvals, proofs } = await getProposal(ctx, proposalId(req.params.id));
-    res.json(proposalView(proposal, approvals, proofs));
+    const { proposal, approvals, proofs, before } = await getProposal(ctx, proposalId(req.params.id));
+    res.json(proposalView(proposal, approvals, proofs, before));
   });
 
   router.post('/v1/proposals/:id/approvals', async (req, res) => {
