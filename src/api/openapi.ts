@@ -243,7 +243,11 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'approve or reject a proposal (admin other than the proposer): Ed25519 signature over approvalMessage with the posted decision',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
           requestBody: { required: true, content: json(ref('ApprovalRequest')) },
-          responses: { '200': { description: 'the proposal after the vote (applied when it completed the quorum)', content: json(ref('Proposal')) }, ...errors, '409': problemResponse('already voted or not pending') },
+          responses: {
+            '200': { description: 'the proposal after the vote (applied when it completed the quorum)', content: json(ref('Proposal')) },
+            ...errors,
+            '409': problemResponse('already voted or not pending; or code stale_proposal: another change was applied since the proposal was made, so its message no longer names the pool as it is (the proposal is now failed: propose it again)'),
+          },
         },
       },
       '/v1/withdrawals': {

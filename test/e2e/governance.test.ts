@@ -1,8 +1,8 @@
 /**
  * Governance end to end through the real processes: break-glass freeze by one admin, unfreeze and
  * policy versions only with the admin quorum, approver changes bound in the device, re-evaluation of
- * open requests, the policy's decision on a request without creating it, and what `custody approve --proposal`
- * shows an admin.
+ * open requests, the policy's decision on a request without creating it, what `custody approve --proposal`
+ * shows an admin, and a proposal made stale by another change.
  */
 import { approverKeyFromSecret, writeApproverKeyFile } from '../../src/cli/approver-key-file.js';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -354,5 +354,27 @@ describe('what an admin approves', () => {
     expect(r.stdout).not.toContain('exchange hot wallet');
     expect((await approveByCli(proposal.body.id as string, 'carol')).code).toBe(0);
     expect((await stack.api('GET', `/v1/proposals/${proposal.body.id}`, stack.tokens.auditor)).body.state).toBe('applied');
+  });
+
+  it('when two proposals were made on the same state and the first is applied, then a vote on the second is a 409 stale_proposal and it fails, by API and by CLI', async () => {
+    const policy = (await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.policy as Record<string, unknown>;
+    const propose = async (change: Record<string, unknown>) => (await stack.api('POST', '/v1/pools/client-b/policy', admins.alice as string, { policy: { ...policy, ...change } })).body;
+    const first = await propose({ requestExpiry: '48h' });
+    const second = await propose({ requestExpiry: '12h' });
+    const third = await propose({ requestExpiry: '6h' });
+    await vote(first, 'bob');
+    expect((await vote(first, 'carol')).body.state).toBe('applied');
+
+    const stale = await vote(second, 'bob');
+    expect(stale.status).toBe(409);
+    expect(stale.body.code).toBe('stale_proposal');
+    expect(stale.body.detail).toMatch(/^the pool changed since this proposal was made \(governance sequence \d+, now \d+\): it can no longer be applied; propose it again$/);
+    expect((await stack.api('GET', `/v1/proposals/${second.id}`, stack.tokens.auditor)).body).toMatchObject({ state: 'failed', reason: stale.body.detail });
+
+    const r = await approveByCli(third.id as string, 'bob');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^custody: 409: the pool changed since this proposal was made \(governance sequence \d+, now \d+\): it can no longer be applied; propose it again\n$/);
+    expect((await stack.api('GET', `/v1/proposals/${third.id}`, stack.tokens.auditor)).body.state).toBe('failed');
+    expect((await stack.api('GET', '/v1/pools/client-b', stack.tokens.auditor)).body.policy).toMatchObject({ requestExpiry: '48h' });
   });
 });
