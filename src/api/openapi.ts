@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { approvalBodySchema, approversProposalSchema, freezeBodySchema, policyProposalSchema, withdrawalBodySchema } from './schemas.js';
 import { WITHDRAWAL_STATES } from '../domain/withdrawal.js';
+import { DEVICE_RULES } from '../../common/sim-protocol.js';
 
 const json = (schema: object) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -143,6 +144,35 @@ export function openApiDocument(): Record<string, unknown> {
                 required: ['device', 'frozen', 'reason'],
                 properties: { device: { type: 'string' }, frozen: { type: 'boolean' }, reason: { type: ['string', 'null'], description: 'why this device is not frozen (no signature, a device that holds no freeze, a refusal)' } },
               },
+            },
+          },
+        },
+        Device: {
+          type: 'object',
+          required: ['type', 'status', 'keys'],
+          description: 'a configured key device; a device that does not answer has "error" instead of its identity and rules',
+          properties: {
+            type: { type: 'string', enum: ['sim', 'ledger', 'pkcs11'] },
+            status: { type: 'string', enum: ['ok', 'down'] },
+            id: { type: 'string' },
+            model: { type: 'string' },
+            firmware: { type: 'string' },
+            checksQuorum: { type: 'boolean', description: 'the device verifies the approvals itself before it signs' },
+            attestationPublicKey: { type: ['string', 'null'] },
+            enforces: {
+              type: 'array',
+              items: { type: 'string', enum: [...DEVICE_RULES] },
+              description: 'the rules the device enforces itself whatever the gateway does, as its INFO lists them (the simulator: its rules; a Ledger and a PKCS#11 token: none)',
+            },
+            gatewayOnly: {
+              type: 'array',
+              items: { type: 'string', enum: [...DEVICE_RULES] },
+              description: 'the other rules: for the pools whose keys this device holds they rest on the gateway alone (docs/threat-model.md)',
+            },
+            error: { type: 'string' },
+            keys: {
+              type: 'array',
+              items: { type: 'object', properties: { pool: { type: 'string' }, chain: { type: 'string' }, address: { type: 'string' }, device: { type: 'string' }, handle: { type: 'string' } } },
             },
           },
         },
@@ -300,6 +330,12 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'cancel before signing (the requester who made it, or an admin)',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
           responses: { '200': { description: 'cancelled', content: json(ref('Withdrawal')) }, ...errors, '404': problemResponse('no such withdrawal'), '409': problemResponse('too late to cancel') },
+        },
+      },
+      '/v1/devices': {
+        get: {
+          summary: 'the configured key devices (auditor, admin): state, identity, the rules each enforces itself and those resting on the gateway alone, the pool keys it holds',
+          responses: { '200': { description: 'devices', content: json({ type: 'object', properties: { devices: { type: 'array', items: ref('Device') } } }) }, ...errors },
         },
       },
       '/v1/audit': {

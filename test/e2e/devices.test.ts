@@ -2,8 +2,9 @@
  * One gateway, three key devices (test/fixtures/devices-plan.json): the HSM simulator, a real SoftHSM2
  * token over PKCS#11, and a Ledger emulated by `hsm-sim --mode ledger` over Speculos' APDU framing.
  * Each pool's keys are made on its own device and each withdrawal is signed there, checked with
- * ethers, bitcoinjs and @solana/web3.js; the Ledger's on-device rejection and a down device are seen
- * through the API.
+ * ethers, bitcoinjs and @solana/web3.js; GET /v1/devices says what each enforces itself and what rests
+ * on the gateway alone; the Ledger's on-device rejection and a down device are seen through
+ * the API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -24,6 +25,8 @@ import { tmpdir } from 'node:os';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
 import { createSoftHsmToken, type SoftHsmToken } from '../helpers/softhsm.js';
 import { createSpeculosTransport, type ApduTransport } from '../../src/devices/ledger/transport.js';
+import { DEVICE_RULES } from '../../common/sim-protocol.js';
+import { SIM_ENFORCES } from '../../hsm-sim/device.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'devices-plan.json');
 const SEPOLIA = 'eip155:11155111';
@@ -90,7 +93,7 @@ afterAll(async () => {
 });
 
 describe('a pool per backend in one gateway', () => {
-  it('when the ceremony ran, then each pool\'s keys live on its own device and GET /v1/devices shows all three up', async () => {
+  it('when the ceremony ran, then each pool\'s keys live on its own device and GET /v1/devices shows all three up, with what each enforces and what rests on the gateway alone', async () => {
     const res = await stack.api('GET', '/v1/devices', stack.tokens.auditor);
     expect(res.status).toBe(200);
     const devices = res.body.devices as { type: string; status: string; id: string; checksQuorum: boolean; keys: { pool: string; chain: string; device: string }[] }[];
@@ -100,6 +103,11 @@ describe('a pool per backend in one gateway', () => {
     expect(poolsOn('ledger')).toEqual(['ledger-pool']);
     expect(poolsOn('pkcs11')).toEqual(['token-pool']);
     for (const d of devices) for (const k of d.keys) expect(k.device).toBe(d.id);
+    const rules = Object.fromEntries((res.body.devices as { type: string; enforces: string[]; gatewayOnly: string[] }[]).map((d) => [d.type, { enforces: d.enforces, gatewayOnly: d.gatewayOnly }]));
+    expect(rules.sim).toEqual({ enforces: DEVICE_RULES.filter((r) => SIM_ENFORCES.includes(r)), gatewayOnly: DEVICE_RULES.filter((r) => !SIM_ENFORCES.includes(r)) });
+    expect(rules.sim?.enforces).toEqual(expect.arrayContaining(['quorum', 'quorum-tier', 'allowlist', 'velocity', 'timelock', 'freeze', 'sign-once', 'governance']));
+    expect(rules.ledger).toEqual({ enforces: [], gatewayOnly: [...DEVICE_RULES] });
+    expect(rules.pkcs11).toEqual({ enforces: [], gatewayOnly: [...DEVICE_RULES] });
     expect((await stack.api('GET', '/v1/devices', stack.tokens.requester)).status).toBe(403);
     expect((await stack.api('GET', '/readyz', null)).status).toBe(200);
   });

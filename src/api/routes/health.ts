@@ -1,12 +1,13 @@
 /**
  * Liveness, readiness and device state (SPEC section 6): readiness checks that the store and every
- * configured key device answer; `GET /v1/devices` shows each device, its state and the pool keys it
- * holds, to auditors and admins.
+ * configured key device answer; `GET /v1/devices` shows each device, its state, the rules it enforces
+ * itself and those that rest on the gateway alone, and the pool keys it holds, to auditors and admins.
  */
 import { Router } from 'express';
 import type { ServiceContext } from '../../service/context.js';
 import { deviceTypeOfId } from '../../devices/device-set.js';
 import { requireRole } from '../auth.js';
+import { deviceView } from '../views.js';
 
 const READY_TIMEOUT_MS = 2_000;
 
@@ -38,14 +39,7 @@ export function deviceRoutes(ctx: ServiceContext): Router {
   router.get('/v1/devices', async (req, res) => {
     requireRole(req, 'auditor', 'admin');
     const keys = await ctx.store.read((r) => r.allKeys());
-    const devices = (await ctx.devices.status(READY_TIMEOUT_MS)).map((d) => ({
-      type: d.type,
-      status: d.status,
-      ...(d.info ? { id: d.info.id, model: d.info.model, firmware: d.info.firmware, checksQuorum: d.info.checksQuorum, attestationPublicKey: d.info.attestationPublicKey } : { error: d.error }),
-      keys: keys
-        .filter((k) => deviceTypeOfId(k.device) === d.type)
-        .map((k) => ({ pool: k.poolId, chain: k.chain, address: k.address, device: k.device, handle: k.handle })),
-    }));
+    const devices = (await ctx.devices.status(READY_TIMEOUT_MS)).map((d) => deviceView(d, keys.filter((k) => deviceTypeOfId(k.device) === d.type)));
     res.json({ devices });
   });
   return router;
