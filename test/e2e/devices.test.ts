@@ -3,8 +3,8 @@
  * token over PKCS#11, and a Ledger emulated by `hsm-sim --mode ledger` over Speculos' APDU framing.
  * Each pool's keys are made on its own device and each withdrawal is signed there, checked with
  * ethers, bitcoinjs and @solana/web3.js; GET /v1/devices says what each enforces itself and what rests
- * on the gateway alone; the Ledger's on-device rejection and a down device are seen through
- * the API.
+ * on the gateway alone; the Ledger's on-device rejection, a signed freeze the Ledger and the token
+ * cannot hold, and a down device are seen through the API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -216,6 +216,27 @@ describe('a pool per backend in one gateway', () => {
           expect(cryptoVerify(null, Buffer.from(challenge), createPublicKey({ key: spki, format: 'der', type: 'spki' }), Buffer.from(bs58Decode(proof.signature)))).toBe(true);
         }
       }
+    }
+  });
+
+  it('when an admin signs the freeze of the PKCS#11 and Ledger pools, then the gateway freezes them and says their devices hold no freeze', async () => {
+    const adminToken = async (who: string) => (JSON.parse((await stack.cli(['token', 'create', '--role', 'admin', '--name', who, '--json'])).stdout) as { token: string }).token;
+    const voters = { bob: await adminToken('bob'), carol: await adminToken('carol') };
+    for (const pool of ['token-pool', 'ledger-pool']) {
+      const message = (await stack.api('GET', `/v1/pools/${pool}`, stack.tokens.admin)).body.freezeMessage as string;
+      const frozen = await stack.api('POST', `/v1/pools/${pool}/freeze`, stack.tokens.admin, { signature: signGovernance(message, 'alice') });
+      expect(frozen.status).toBe(200);
+      expect(frozen.body.status).toBe('frozen');
+      expect(frozen.body.freeze).toMatchObject({ signed: true, deviceFrozen: false });
+      for (const d of (frozen.body.freeze as { devices: { frozen: boolean; reason: string }[] }).devices) {
+        expect(d).toEqual({ device: expect.any(String), frozen: false, reason: "this device holds no freeze: only the gateway's freeze stops it signing" });
+      }
+      const unfreeze = await stack.api('POST', `/v1/pools/${pool}/unfreeze`, stack.tokens.admin, {});
+      let last = unfreeze;
+      for (const [who, token] of Object.entries(voters)) {
+        last = await stack.api('POST', `/v1/proposals/${unfreeze.body.id as string}/approvals`, token, { signature: signGovernance(unfreeze.body.approvalMessage as string, who), decision: 'approve' });
+      }
+      expect(last.body.state).toBe('applied');
     }
   });
 
