@@ -2,10 +2,15 @@
  * The ceremony plan (SPEC sections 7 and 9; `examples/ceremony-plan.json` is accepted verbatim) and
  * the policy document inside it, parsed into domain values: amounts as bigints, durations in ms.
  * Errors name the JSON path at fault.
+ *
+ * An optional top-level `custodians` ([{id, publicKey: X25519 hex}], docs/backup.md) names who the
+ * simulator's backups may be encrypted to; the ceremony enrols them in the device with the admins. A
+ * plan without it enrols none: the device then makes no backup until the admin quorum enrols them.
  */
 import { z } from 'zod';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { isValidApproverKey } from '../../common/approver-key.js';
+import { CUSTODIAN_ID, MAX_CUSTODIANS, custodianKeyProblem, type CustodianEntry } from '../../common/device-changes.js';
 import { ValidationError } from '../../common/errors.js';
 import { parseChainId, type ChainId } from '../../common/chain-id.js';
 import { APPROVER_ID, POOL_ID, type Approver } from './pool.js';
@@ -20,12 +25,18 @@ const approverSchema = z.strictObject({
   publicKey: z.string().regex(/^(?:[0-9a-fA-F]{64}|0[23][0-9a-fA-F]{64})$/, 'expected a 32-byte Ed25519 public key, or a 33-byte compressed secp256k1 key of a hardware wallet (EIP-191), in hex'),
 });
 
+const custodianSchema = z.strictObject({
+  id: z.string().regex(CUSTODIAN_ID, 'expected a custodian id (letters, digits, ".", "_", "-")'),
+  publicKey: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected a 32-byte X25519 public key in hex (custody custodians keygen prints it)'),
+});
+
 export const ceremonyPlanSchema = z.strictObject({
   version: z.literal(1),
   device: planDevice,
   approvers: z.array(approverSchema).min(1),
   admins: z.array(z.string()).optional(),
   adminQuorum: z.number().int().min(1).optional(),
+  custodians: z.array(custodianSchema).max(MAX_CUSTODIANS).optional(),
   pools: z
     .array(
       z.strictObject({
@@ -60,6 +71,8 @@ export interface CeremonyPlan {
   readonly approvers: readonly Approver[];
   readonly admins: readonly string[];
   readonly adminQuorum: number;
+  /** The backup custodians to enrol in the simulator (none when the plan names none). */
+  readonly custodians: readonly CustodianEntry[];
   readonly pools: readonly PlannedPool[];
 }
 
@@ -91,6 +104,7 @@ export function parseCeremonyPlan(json: unknown): CeremonyPlan {
     throw new ValidationError('invalid_plan', `adminQuorum: ${adminQuorum} is more than the ${admins.length} admins`);
   }
   if (admins.length === 0 && p.adminQuorum !== undefined) throw new ValidationError('invalid_plan', 'adminQuorum: given without admins');
+  const custodians = parseCustodians(p.custodians ?? [], admins.length, [p.device, ...p.pools.map((x) => x.device ?? p.device)]);
 
   const dupPool = duplicates(p.pools.map((x) => x.id));
   if (dupPool) throw new ValidationError('invalid_plan', `pools: id "${dupPool}" appears twice`);
@@ -127,5 +141,28 @@ export function parseCeremonyPlan(json: unknown): CeremonyPlan {
     };
   });
 
-  return { version: 1, device: p.device, approvers, admins, adminQuorum, pools };
+  return { version: 1, device: p.device, approvers, admins, adminQuorum, custodians, pools };
+}
+
+/**
+ * The plan's custodians: distinct ids and keys, each a usable X25519 key; at least two (a backup is
+ * split among at least two), only with admins (an export needs their quorum) and a simulator device
+ * (the device that makes backups).
+ */
+function parseCustodians(list: readonly { id: string; publicKey: string }[], admins: number, devices: readonly string[]): CustodianEntry[] {
+  if (list.length === 0) return [];
+  if (list.length < 2) throw new ValidationError('invalid_plan', 'custodians: a backup is split among at least 2 custodians; name 2 or more, or none');
+  if (admins === 0) throw new ValidationError('invalid_plan', 'custodians: a backup export needs the admin quorum; name admins too');
+  if (!devices.includes('sim')) throw new ValidationError('invalid_plan', 'custodians: only the simulator makes backups split among custodians, and the plan uses no "sim" device');
+  const custodians = list.map((c, i) => {
+    const publicKey = c.publicKey.toLowerCase();
+    const problem = custodianKeyProblem(hexToBytes(publicKey));
+    if (problem) throw new ValidationError('invalid_plan', `custodians[${i}].publicKey: ${problem}`);
+    return { id: c.id, publicKey };
+  });
+  const dupId = duplicates(custodians.map((c) => c.id));
+  if (dupId) throw new ValidationError('invalid_plan', `custodians: id "${dupId}" appears twice`);
+  const dupKey = duplicates(custodians.map((c) => c.publicKey));
+  if (dupKey) throw new ValidationError('invalid_plan', `custodians: public key ${dupKey.slice(0, 16)}… is used by two custodians`);
+  return custodians;
 }

@@ -1,12 +1,14 @@
 /**
  * The ceremony plan: the specification's example is accepted verbatim; every malformed plan is
- * refused with the JSON path at fault.
+ * refused with the JSON path at fault; backup custodians are optional and checked.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCeremonyPlan } from '../../src/domain/ceremony-plan.js';
 import { baseThreshold, parsePolicyDocument } from '../../common/policy/document.js';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 
 const example = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'ceremony-plan.json'), 'utf8'));
 const ETH = 10n ** 18n;
@@ -194,4 +196,37 @@ describe('contract-call entries', () => {
       `[ValidationError: pools[1].policy.contractCalls[1].function: deposit(address receiver, uint256 assets) and pools[1].policy.contractCalls[0]'s deposit(address to, uint256 amount) share selector 0x47e7ef24; a selector is decoded by one signature]`,
     );
   });
+});
+
+describe('backup custodians in a plan', () => {
+  const keyOf = (n: number) => bytesToHex(x25519.getPublicKey(new Uint8Array(32).fill(n)));
+  const withCustodians = (custodians: unknown, change: (p: any) => void = () => undefined) =>
+    variant((p) => {
+      p.custodians = custodians;
+      change(p);
+    });
+
+  it('when the example plan (no custodians) is parsed, then it enrols none', () => {
+    expect(parseCeremonyPlan(example).custodians).toEqual([]);
+  });
+
+  it('when a plan names custodians, then their ids and lowercase keys come out in order', () => {
+    const plan = parseCeremonyPlan(withCustodians([{ id: 'vault-1', publicKey: keyOf(1).toUpperCase() }, { id: 'vault-2', publicKey: keyOf(2) }]));
+    expect(plan.custodians).toEqual([{ id: 'vault-1', publicKey: keyOf(1) }, { id: 'vault-2', publicKey: keyOf(2) }]);
+  });
+
+  const refused: [string, unknown, (p: any) => void, RegExp][] = [
+    ['one custodian', [{ id: 'a', publicKey: keyOf(1) }], () => undefined, /custodians: a backup is split among at least 2 custodians/],
+    ['a low-order key', [{ id: 'a', publicKey: keyOf(1) }, { id: 'b', publicKey: '00'.repeat(32) }], () => undefined, /custodians\[1\]\.publicKey: a low-order X25519 point/],
+    ['a 33-byte key', [{ id: 'a', publicKey: keyOf(1) }, { id: 'b', publicKey: '02' + keyOf(2) }], () => undefined, /custodians\[1\]\.publicKey: expected a 32-byte X25519 public key/],
+    ['two custodians with one key', [{ id: 'a', publicKey: keyOf(1) }, { id: 'b', publicKey: keyOf(1) }], () => undefined, /used by two custodians/],
+    ['one id twice', [{ id: 'a', publicKey: keyOf(1) }, { id: 'a', publicKey: keyOf(2) }], () => undefined, /id "a" appears twice/],
+    ['no admins', [{ id: 'a', publicKey: keyOf(1) }, { id: 'b', publicKey: keyOf(2) }], (p) => { delete p.admins; delete p.adminQuorum; }, /custodians: a backup export needs the admin quorum/],
+    ['no simulator', [{ id: 'a', publicKey: keyOf(1) }, { id: 'b', publicKey: keyOf(2) }], (p) => { p.device = 'pkcs11'; }, /custodians: only the simulator makes backups/],
+  ];
+  for (const [name, custodians, change, message] of refused) {
+    it(`when the custodians have ${name}, then the plan is refused naming them`, () => {
+      expect(() => parseCeremonyPlan(withCustodians(custodians, change))).toThrow(message);
+    });
+  }
 });
