@@ -5,10 +5,12 @@
  * A backup holds the device state encrypted with AES-256-GCM under a fresh 256-bit wrapping key; the
  * backup's public header (everything but `cipher`, as RFC 8785 canonical JSON) is the associated data.
  * The wrapping key is split with Shamir's secret sharing (shamir-secret-sharing) into N shares, any M of
- * which recover it. Each share file is plain or encrypted to a custodian's X25519 key: ECDH with a fresh
- * ephemeral key, HKDF-SHA256 (salt: the backup id, info: "custody.backup-share.v1"), AES-256-GCM with
- * the share's header as associated data. The backup lists sha256 of every share, so a corrupted share or
- * one of another backup is named before anything is combined.
+ * which recover it. Each share file is encrypted to one custodian's X25519 key enrolled in the device:
+ * ECDH with a fresh ephemeral key, HKDF-SHA256 (salt: the backup id, info: "custody.backup-share.v1"),
+ * AES-256-GCM with the share's header as associated data. The device never writes a share in the clear
+ * (SPEC rule 8); a plain share file of an older version (`share` in hex) is still read at a restore. The
+ * backup lists sha256 of every share, so a corrupted share or one of another backup is named before
+ * anything is combined.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
@@ -21,7 +23,6 @@ export const BACKUP_KIND = 'custody.backup';
 export const SHARE_KIND = 'custody.backup-share';
 export const CUSTODIAN_KEY_KIND = 'custody.custodian-key';
 const SHARE_INFO = new TextEncoder().encode('custody.backup-share.v1');
-export const MAX_CUSTODIANS = 16;
 
 export interface BackupHeader {
   readonly kind: typeof BACKUP_KIND;
@@ -53,9 +54,11 @@ export interface ShareHeader {
   readonly custodians: number;
 }
 
-export type ShareFile =
-  | (ShareHeader & { readonly share: string })
-  | (ShareHeader & { readonly encryptedTo: string; readonly ephemeralPublicKey: string; readonly nonce: string; readonly ciphertext: string; readonly tag: string });
+/** A share encrypted to its custodian: what the device makes. */
+export type EncryptedShareFile = ShareHeader & { readonly encryptedTo: string; readonly ephemeralPublicKey: string; readonly nonce: string; readonly ciphertext: string; readonly tag: string };
+
+/** What a restore reads: an encrypted share, or the plain share of an older version's backup. */
+export type ShareFile = (ShareHeader & { readonly share: string }) | EncryptedShareFile;
 
 export class BackupFormatError extends Error {
   override readonly name = 'BackupFormatError';
@@ -95,9 +98,8 @@ function shareKey(secret: Uint8Array, backupId: string): Uint8Array {
   return hkdf(sha256, secret, new TextEncoder().encode(backupId), SHARE_INFO, 32);
 }
 
-/** A share file: plain, or encrypted to the custodian's X25519 public key. */
-export function makeShareFile(header: ShareHeader, share: Uint8Array, recipient: Uint8Array | null): ShareFile {
-  if (recipient === null) return { ...header, share: bytesToHex(share) };
+/** A share file encrypted to the custodian's X25519 public key: there is no other kind to make. */
+export function makeShareFile(header: ShareHeader, share: Uint8Array, recipient: Uint8Array): EncryptedShareFile {
   const ephemeral = x25519.utils.randomSecretKey();
   const ephemeralPublicKey = bytesToHex(x25519.getPublicKey(ephemeral));
   const shared = x25519.getSharedSecret(ephemeral, recipient);
@@ -110,7 +112,7 @@ export function makeShareFile(header: ShareHeader, share: Uint8Array, recipient:
   return { ...header, encryptedTo, ephemeralPublicKey, nonce: sealed.iv, ciphertext: sealed.ciphertext, tag: sealed.tag };
 }
 
-/** The share's bytes: as written, or decrypted with the custodian's X25519 secret key. */
+/** The share's bytes: decrypted with the custodian's X25519 secret key (or, for an older plain share, as written). */
 export function shareBytes(file: ShareFile, custodianSecretKey: Uint8Array | null): Uint8Array {
   if ('share' in file) return hexToBytes(file.share);
   if (custodianSecretKey === null) throw new BackupFormatError(`share ${file.index} is encrypted to custodian key ${file.encryptedTo.slice(0, 16)}…: give that custodian's key file`);

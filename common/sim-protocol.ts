@@ -32,6 +32,7 @@ export const Opcode = {
   GOVERN_POOL: 0x15,
   FREEZE_POOL: 0x16,
   GOVERNANCE_STATE: 0x18,
+  GOVERN_DEVICE: 0x19,
   SIGN: 0x20,
   SIGN_MESSAGE: 0x22,
   ATTEST: 0x30,
@@ -61,7 +62,7 @@ export const Status = {
   TIMELOCKED: 0x0e,
   /** SIGN, SIGN_MESSAGE: the pool is frozen in the device. */
   FROZEN: 0x0f,
-  /** A governance message names another state than the device holds (replayed, or made before another change). */
+  /** A governance message names another state than the device holds (replayed, or made before another change, or an export already made). */
   STALE_GOVERNANCE: 0x10,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
@@ -278,7 +279,7 @@ export function readKey(r: FieldReader): KeyRecord {
   return { handle, poolId, chain, curve, publicKey: r.bytes('publicKey') };
 }
 
-/** An approver of a pool or an admin, as ENROLL_POOL, ENROLL_GOVERNANCE and REBIND_POOL bind them. */
+/** An approver of a pool, an admin or a backup custodian (X25519 key), as ENROLL_POOL and ENROLL_GOVERNANCE bind them. */
 export interface MemberRecord {
   readonly id: string;
   readonly publicKey: Uint8Array;
@@ -314,6 +315,9 @@ export interface ApprovalRecord {
 
 /** At most this many approvals (and approvers, and admins) travel in one request. */
 export const MAX_APPROVALS = 64;
+
+/** At most this many backup custodians travel in one request (common/device-changes.ts MAX_CUSTODIANS). */
+export const MAX_CUSTODIAN_RECORDS = 16;
 
 /** `u16 n`, n × (`bytes publicKey`, `bytes message` (UTF-8), `bytes signature`). */
 export function writeApprovals(w: FieldWriter, approvals: readonly ApprovalRecord[]): FieldWriter {
@@ -548,22 +552,45 @@ export function decodeListKeysResult(fields: Buffer): KeyRecord[] {
   return keys;
 }
 
-// ENROLL_GOVERNANCE (0x14): `u8 quorum`, `u16 n`, n × (`str adminId`, `bytes publicKey`); no answer fields.
+// ENROLL_GOVERNANCE (0x14): `u8 quorum`, `u16 n`, n × (`str adminId`, `bytes publicKey`), `u16 c`,
+// c × (`str custodianId`, `bytes publicKey` (32, X25519)); no answer fields. The custodians are who
+// backups may be encrypted to (none: the device makes no backup until a governed custodians change).
 export interface EnrollGovernanceCommand {
   readonly quorum: number;
   readonly admins: MemberRecord[];
+  readonly custodians: MemberRecord[];
+}
+
+/** `u16 c`, c × (`str id`, `bytes publicKey`). */
+function writeCustodians(w: FieldWriter, custodians: readonly MemberRecord[]): FieldWriter {
+  w.u16(custodians.length);
+  for (const c of custodians) w.str(c.id).bytes(c.publicKey);
+  return w;
+}
+
+/** Reads what writeCustodians wrote: at most MAX_CUSTODIAN_RECORDS, ids of at most 64 bytes, 32-byte keys. */
+function readCustodians(r: FieldReader): MemberRecord[] {
+  const count = r.u16('custodian count');
+  if (count > MAX_CUSTODIAN_RECORDS) throw new ProtocolError(`at most ${MAX_CUSTODIAN_RECORDS} custodians`);
+  const custodians: MemberRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = r.str('custodian id', 64);
+    custodians.push({ id, publicKey: r.bytes('custodian key', 32) });
+  }
+  return custodians;
 }
 
 export function encodeEnrollGovernanceCommand(c: EnrollGovernanceCommand): Buffer {
-  return writeMembers(new FieldWriter().u8(c.quorum), c.admins).toBuffer();
+  return writeCustodians(writeMembers(new FieldWriter().u8(c.quorum), c.admins), c.custodians).toBuffer();
 }
 
 export function decodeEnrollGovernanceCommand(fields: Buffer, checkKey: ApproverKeyCheck): EnrollGovernanceCommand {
   const r = new FieldReader(fields);
   const quorum = r.u8('quorum');
   const admins = readMembers(r, 'admin', checkKey);
+  const custodians = readCustodians(r);
   r.end();
-  return { quorum, admins };
+  return { quorum, admins, custodians };
 }
 
 export const encodeEnrollGovernanceResult = encodeNoFields;
@@ -650,6 +677,31 @@ export function decodeGovernanceStateResult(fields: Buffer): GovernanceStateResu
   r.end();
   return { summary, sequence };
 }
+
+// GOVERN_DEVICE (0x19): `bytes change` (the proposed device-scope change, JSON, UTF-8), `approvals` of
+// governance messages; no answer fields. Like GOVERN_POOL for the device itself: the custodians change
+// of common/device-changes.ts, applied once the admin quorum approved exactly it from exactly the device
+// summary and sequence the device holds.
+export interface GovernDeviceCommand {
+  /** `{"action":"custodians","add":[{id,publicKey}],"remove":[ids]}`. */
+  readonly change: string;
+  readonly approvals: readonly ApprovalRecord[];
+}
+
+export function encodeGovernDeviceCommand(c: GovernDeviceCommand): Buffer {
+  return writeApprovals(new FieldWriter().bytes(Buffer.from(c.change, 'utf8')), c.approvals).toBuffer();
+}
+
+export function decodeGovernDeviceCommand(fields: Buffer, maxMessageBytes: number, checkKey: ApproverKeyCheck): GovernDeviceCommand {
+  const r = new FieldReader(fields);
+  const change = utf8(r.bytes('change'), 'change', 16 * 1024);
+  const approvals = readApprovals(r, maxMessageBytes, checkKey);
+  r.end();
+  return { change, approvals };
+}
+
+export const encodeGovernDeviceResult = encodeNoFields;
+export const decodeGovernDeviceResult = decodeNoFields;
 
 // SIGN (0x20): `str handle`, `str poolId`, `bytes unsignedTx` (UTF-8), `approvals` of approval messages;
 // answers `u8 scheme`, `bytes signatures` (64 × k), `bytes recoveries` (k).
@@ -795,32 +847,37 @@ export function decodeAttestResult(fields: Buffer): AttestResult {
   return { signature };
 }
 
-// EXPORT_BACKUP (0x40): `u8 threshold`, `u8 n`, n × `bytes recipient` (empty, or a 32-byte X25519 key);
-// answers `bytes backup`, `u8 n`, n × `bytes share`.
+// EXPORT_BACKUP (0x40): `u8 threshold`, `u8 n`, n × `bytes custodianKey` (32, X25519, in share order),
+// `approvals` of governance messages; answers `bytes backup`, `u8 n`, n × `bytes share` (each encrypted
+// to its custodian). The device exports only to custodians it holds, once the admin quorum approved
+// exactly these keys and this threshold at its current sequence.
 export interface ExportBackupCommand {
   readonly threshold: number;
-  /** One per custodian: the X25519 key its share is encrypted to, or null for a plain share. */
-  readonly recipients: readonly (Uint8Array | null)[];
+  /** The custodians' X25519 public keys: share i is encrypted to the i-th. */
+  readonly custodians: readonly Uint8Array[];
+  readonly approvals: readonly ApprovalRecord[];
 }
 
 export function encodeExportBackupCommand(c: ExportBackupCommand): Buffer {
-  const w = new FieldWriter().u8(c.threshold).u8(c.recipients.length);
-  for (const key of c.recipients) w.bytes(key ?? new Uint8Array(0));
-  return w.toBuffer();
+  const w = new FieldWriter().u8(c.threshold).u8(c.custodians.length);
+  for (const key of c.custodians) w.bytes(key);
+  return writeApprovals(w, c.approvals).toBuffer();
 }
 
-export function decodeExportBackupCommand(fields: Buffer): ExportBackupCommand {
+export function decodeExportBackupCommand(fields: Buffer, maxMessageBytes: number, checkKey: ApproverKeyCheck): ExportBackupCommand {
   const r = new FieldReader(fields);
   const threshold = r.u8('threshold');
   const count = r.u8('custodians');
-  const recipients: (Uint8Array | null)[] = [];
+  if (count > MAX_CUSTODIAN_RECORDS) throw new ProtocolError(`at most ${MAX_CUSTODIAN_RECORDS} custodians`);
+  const custodians: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const key = r.bytes('custodian key');
-    if (key.length !== 0 && key.length !== 32) throw new ProtocolError(`custodian ${i + 1}'s key must be empty or 32 bytes`);
-    recipients.push(key.length === 0 ? null : key);
+    if (key.length !== 32) throw new ProtocolError(`custodian ${i + 1}'s key must be 32 bytes (X25519), got ${key.length}`);
+    custodians.push(key);
   }
+  const approvals = readApprovals(r, maxMessageBytes, checkKey);
   r.end();
-  return { threshold, recipients };
+  return { threshold, custodians, approvals };
 }
 
 export interface ExportBackupResult {

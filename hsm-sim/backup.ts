@@ -1,16 +1,18 @@
 /**
  * Backups inside the simulator (SPEC rule 8; file formats in common/backup-format.ts): the whole
- * sealed state (attestation key, admins, pool bindings, keys) encrypted under a fresh wrapping key
- * that is split among custodians by Shamir's scheme and never leaves the device in one piece; and the
- * restore of such a backup from at least the threshold of shares.
+ * sealed state (attestation key, admins, custodians, pool bindings, keys) encrypted under a fresh
+ * wrapping key that is split among custodians by Shamir's scheme and never leaves the device in one
+ * piece, each share encrypted to its custodian's X25519 key; and the restore of such a backup from at
+ * least the threshold of shares. Who the custodians are and whether the export is approved is decided
+ * before, by hsm-sim/device-governance.ts.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
 import { combine, split } from 'shamir-secret-sharing';
+import { MAX_CUSTODIANS } from '../common/device-changes.js';
 import {
   BACKUP_KIND,
   BackupFormatError,
-  MAX_CUSTODIANS,
   SHARE_KIND,
   backupHeaderOf,
   makeShareFile,
@@ -19,17 +21,18 @@ import {
   shareHash,
   type BackupFile,
   type BackupHeader,
-  type ShareFile,
+  type EncryptedShareFile,
 } from '../common/backup-format.js';
 import type { SimState } from './sealed-state.js';
 
-export async function createBackup(state: SimState, deviceId: string, threshold: number, recipients: readonly (Uint8Array | null)[]): Promise<{ backup: BackupFile; shares: ShareFile[] }> {
+/** A backup of `state` and one share per recipient, share i encrypted to `recipients[i]`. */
+export async function createBackup(state: SimState, deviceId: string, threshold: number, recipients: readonly Uint8Array[]): Promise<{ backup: BackupFile; shares: EncryptedShareFile[] }> {
   const custodians = recipients.length;
   if (!Number.isInteger(threshold) || threshold < 2 || custodians > MAX_CUSTODIANS || threshold > custodians) {
     throw new BackupFormatError(`a backup needs 2 ≤ threshold (${threshold}) ≤ custodians (${custodians}) ≤ ${MAX_CUSTODIANS}`);
   }
   recipients.forEach((r, i) => {
-    if (r !== null && r.length !== 32) throw new BackupFormatError(`custodian ${i + 1}'s public key must be a 32-byte X25519 key, got ${r.length} bytes`);
+    if (r.length !== 32) throw new BackupFormatError(`custodian ${i + 1}'s public key must be a 32-byte X25519 key, got ${r.length} bytes`);
   });
   const wrappingKey = randomBytes(32);
   const plaintext = Buffer.from(canonicalize(state), 'utf8');
@@ -51,7 +54,7 @@ export async function createBackup(state: SimState, deviceId: string, threshold:
       pools: Object.keys(state.pools).sort(),
     };
     const backup: BackupFile = { ...header, cipher: { name: 'aes-256-gcm', ...seal(wrappingKey, plaintext, canonicalize(header)) } };
-    const files = shares.map((share, i) => makeShareFile({ kind: SHARE_KIND, version: 1, backupId, deviceId, index: i + 1, threshold, custodians }, share, recipients[i] ?? null));
+    const files = shares.map((share, i) => makeShareFile({ kind: SHARE_KIND, version: 1, backupId, deviceId, index: i + 1, threshold, custodians }, share, recipients[i] as Uint8Array));
     for (const share of shares) share.fill(0);
     return { backup, shares: files };
   } finally {

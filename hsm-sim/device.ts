@@ -13,7 +13,7 @@ import { parseApprovalMessage } from '../common/approval-message.js';
 import type { DecodedTransaction } from '../common/chains/decoded-transaction.js';
 import { checkQuorum, governanceRefusal, isRefusal, type ApprovalEvidence } from './quorum-check.js';
 import { PoolChangeError, applyPoolChange, parsePoolChange, poolSummary, type PoolChange } from './pool-governance.js';
-import { memberSummaries, sha256Canonical, type DeviceSummary, type PoolSummary } from '../common/governance-message.js';
+import { sha256Canonical, type DeviceSummary, type PoolSummary } from '../common/governance-message.js';
 import { AddressBook, deviceDecision, enrolmentStamps, holdPolicy, type HeldPolicy } from './pool-policy.js';
 import { SignJournal, transactionKey } from './sign-journal.js';
 import { formatDuration } from '../common/duration.js';
@@ -23,6 +23,7 @@ import { challengeProblem, controlFormat, controlSigningInput } from '../common/
 import { signTaprootKeyPath } from './taproot.js';
 import { signRecoverable } from '../common/libsecp256k1.js';
 import { createBackup, openBackup } from './backup.js';
+import { authorizeExport, deviceSummary, enrolledCustodians, governDevice, isDeviceRefusal } from './device-governance.js';
 import { BackupFormatError } from '../common/backup-format.js';
 import { isValidApproverKey } from '../common/approver-key.js';
 import { SealedStore, applyChange, type KeyEntry, type PoolBinding, type SignedRecord, type SimState, type StateChange } from './sealed-state.js';
@@ -30,10 +31,10 @@ import { SealedStore, applyChange, type KeyEntry, type PoolBinding, type SignedR
 export const MODEL = 'custody-hsm-sim';
 export const FIRMWARE = '2.0.0';
 /**
- * What this device enforces itself (SPEC rule 2). The governance, backup and attestation rules are
- * listed by the code that enforces them once it does: a rule is named here only when the device holds it.
+ * What this device enforces itself (SPEC rule 2). The attestation rule is listed by the code that
+ * enforces it once it does: a rule is named here only when the device holds it.
  */
-export const SIM_ENFORCES: readonly DeviceRule[] = ['quorum', 'quorum-tier', 'max-per-tx', 'allowlist', 'cooling-off', 'commingling', 'fee-cap', 'contract-calls', 'velocity', 'timelock', 'freeze', 'sign-once', 'governance'];
+export const SIM_ENFORCES: readonly DeviceRule[] = ['quorum', 'quorum-tier', 'max-per-tx', 'allowlist', 'cooling-off', 'commingling', 'fee-cap', 'contract-calls', 'velocity', 'timelock', 'freeze', 'sign-once', 'governance', 'backup-quorum'];
 
 export class DeviceRefusal extends Error {
   override readonly name = 'DeviceRefusal';
@@ -192,11 +193,23 @@ export class SimDevice {
     return held;
   }
 
-  /** Binds the admins whose quorum may later rebind pools. Once per device. */
-  enrollGovernance(admins: { id: string; publicKey: Uint8Array }[], quorum: number): void {
+  /**
+   * Binds the admins whose quorum may later rebind pools, and the backup custodians (X25519 keys) that
+   * backups may be encrypted to (none: no backup until a governed custodians change). Once per device.
+   */
+  enrollGovernance(admins: { id: string; publicKey: Uint8Array }[], quorum: number, custodians: readonly { id: string; publicKey: Uint8Array }[] = []): void {
     if (this.state.governance) throw new DeviceRefusal(Status.ALREADY_EXISTS, 'the admins are already enrolled');
     const bound = this.validMembers(admins, quorum, 'admins');
-    this.commit({ governance: { admins: bound, quorum } });
+    const held = enrolledCustodians(custodians);
+    if (isDeviceRefusal(held)) throw new DeviceRefusal(held.status, held.message);
+    this.commit({ governance: { admins: bound, quorum, custodians: held, sequence: 0 } });
+  }
+
+  /** Applies a governed device-scope change (the backup custodians): hsm-sim/device-governance.ts. */
+  governDevice(changeText: string, approvals: readonly ApprovalEvidence[]): void {
+    const next = governDevice({ device: this.id, governance: this.state.governance, approvals }, changeText);
+    if (isDeviceRefusal(next)) throw new DeviceRefusal(next.status, next.message);
+    this.commit({ governance: next });
   }
 
   /**
@@ -264,8 +277,7 @@ export class SimDevice {
   /** What a governance message must name as `before` and `sequence`: a pool's (by id) or, for "", the device's. */
   governanceState(poolId: string): { summary: PoolSummary | DeviceSummary; sequence: number } {
     if (poolId === '') {
-      const g = this.state.governance;
-      return { summary: { admins: memberSummaries(g?.admins ?? []), quorum: g?.quorum ?? 0, custodians: memberSummaries(g?.custodians ?? []) }, sequence: g?.sequence ?? 0 };
+      return { summary: deviceSummary(this.state.governance), sequence: this.state.governance?.sequence ?? 0 };
     }
     const binding = this.state.pools[poolId];
     if (!binding) throw new DeviceRefusal(Status.NOT_FOUND, `pool ${poolId.slice(0, 80)} is not enrolled`);
@@ -458,10 +470,19 @@ export class SimDevice {
     });
   }
 
-  /** The whole state, encrypted under a wrapping key split among `recipients.length` custodians. */
-  async exportBackup(threshold: number, recipients: readonly (Uint8Array | null)[]): Promise<{ backup: string; shares: string[] }> {
+  /**
+   * The whole state, encrypted under a fresh wrapping key split among custodians this device holds,
+   * each share encrypted to its custodian, once the admin quorum approved exactly these custodians and
+   * this threshold (hsm-sim/device-governance.ts authorizeExport). The export is counted before the
+   * backup is made and the backup holds that count, so its approvals never export again, here or from
+   * a device restored from it. No share ever leaves in the clear.
+   */
+  async exportBackup(threshold: number, custodians: readonly Uint8Array[], approvals: readonly ApprovalEvidence[]): Promise<{ backup: string; shares: string[] }> {
+    const counted = authorizeExport({ device: this.id, governance: this.state.governance, approvals }, threshold, custodians);
+    if (isDeviceRefusal(counted)) throw new DeviceRefusal(counted.status, counted.message);
+    this.commit({ governance: counted });
     try {
-      const made = await createBackup(this.state, this.id, threshold, recipients);
+      const made = await createBackup(this.state, this.id, threshold, custodians);
       return { backup: JSON.stringify(made.backup, null, 2), shares: made.shares.map((s) => JSON.stringify(s, null, 2)) };
     } catch (error) {
       if (error instanceof BackupFormatError) throw new DeviceRefusal(Status.BAD_REQUEST, error.message);

@@ -22,6 +22,7 @@ import {
   decodeGovernPoolCommand,
   decodeFreezePoolCommand,
   decodeGovernanceStateCommand,
+  decodeGovernDeviceCommand,
   decodeSignCommand,
   decodeSignMessageCommand,
   encodeAttestResult,
@@ -39,6 +40,7 @@ import {
   encodeGovernPoolResult,
   encodeFreezePoolResult,
   encodeGovernanceStateResult,
+  encodeGovernDeviceResult,
   encodeSignMessageResult,
   encodeSignResult,
   errorFields,
@@ -136,7 +138,7 @@ export function createSimServer(options: SimServerOptions): Server {
       }
       case Opcode.ENROLL_GOVERNANCE: {
         const c = decodeEnrollGovernanceCommand(fields, approverSignatureBytes);
-        requireDevice(session.loggedIn).enrollGovernance(c.admins, c.quorum);
+        requireDevice(session.loggedIn).enrollGovernance(c.admins, c.quorum, c.custodians);
         return encodeEnrollGovernanceResult();
       }
       case Opcode.GOVERN_POOL: {
@@ -154,13 +156,18 @@ export function createSimServer(options: SimServerOptions): Server {
         const state = requireDevice(session.loggedIn).governanceState(c.poolId);
         return encodeGovernanceStateResult({ summary: canonicalize(state.summary), sequence: state.sequence });
       }
+      case Opcode.GOVERN_DEVICE: {
+        const c = decodeGovernDeviceCommand(fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
+        requireDevice(session.loggedIn).governDevice(c.change, c.approvals);
+        return encodeGovernDeviceResult();
+      }
       case Opcode.SIGN_MESSAGE: {
         const c = decodeSignMessageCommand(fields, 4 * MAX_CHALLENGE_BYTES, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
         return encodeSignMessageResult(requireDevice(session.loggedIn).signMessage(c.handle, c.poolId, c.challenge, c.approvals));
       }
       case Opcode.EXPORT_BACKUP: {
-        const c = decodeExportBackupCommand(fields);
-        return encodeExportBackupResult(await requireDevice(session.loggedIn).exportBackup(c.threshold, c.recipients));
+        const c = decodeExportBackupCommand(fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
+        return encodeExportBackupResult(await requireDevice(session.loggedIn).exportBackup(c.threshold, c.custodians, c.approvals));
       }
       case Opcode.IMPORT_BACKUP: {
         const c = decodeImportBackupCommand(fields);

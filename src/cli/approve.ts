@@ -14,6 +14,11 @@
  * gateway's `before`) must hash to the message's `before`, the new policy to its `after`, the keys
  * shown to its fingerprints; then what changes is shown against that state (src/policy/policy-diff.ts)
  * and confirmed the same way.
+ *
+ * `custody approve --governance REQUEST.json (--key FILE | --ledger) [--yes]` approves what the
+ * simulator governs itself (a backup export, a custodians change) offline, with no gateway: the request
+ * file is checked (src/cli/governance-request.ts), shown (custodians by id and fingerprint, threshold,
+ * device, sequence), confirmed, and the admin's signature over its message appended to the file.
  */
 import { knownFunction } from '../../common/chains/ethereum/contract-call.js';
 import { createInterface } from 'node:readline';
@@ -37,6 +42,7 @@ import type { PolicyDocument } from '../../common/policy/policy.js';
 import { policyDiff } from '../policy/policy-diff.js';
 import { action, emit, reasonOf } from './output.js';
 import { callGateway, gatewayTarget } from './gateway-call.js';
+import { adminOf, readRequest, requestScreen, withApproval, writeRequest } from './governance-request.js';
 
 const DECIMALS: Readonly<Record<string, number>> = { ETH: 18, BTC: 8, SOL: 9 };
 
@@ -361,6 +367,7 @@ export function askConfirmation(question: string, input: NodeJS.ReadableStream, 
 }
 
 interface ApproveOptions {
+  governance?: string;
   key?: string;
   passphraseFile?: string;
   ledger?: boolean;
@@ -373,11 +380,56 @@ interface ApproveOptions {
   json?: boolean;
 }
 
+/** Asks on a terminal (not with --yes or --json); a no posts and writes nothing. */
+async function confirmed(opts: ApproveOptions, decision: 'approve' | 'reject', nothing: string): Promise<void> {
+  if (opts.json !== true && process.stdin.isTTY === true && opts.yes !== true) {
+    const question = decision === 'approve' ? 'Approve? [y/N] ' : 'Reject? [y/N] ';
+    if (!(await askConfirmation(question, process.stdin, process.stderr))) {
+      throw new ValidationError('not_confirmed', `not ${decision === 'approve' ? 'approved' : 'rejected'} at the prompt; ${nothing} (run again to decide)`);
+    }
+  }
+}
+
+/** `--governance FILE`: check, show, confirm, sign the request's message offline, append the signature to the file. */
+async function approveGovernanceRequest(path: string, opts: ApproveOptions): Promise<void> {
+  if (opts.reject === true) throw new ValidationError('no_reject', 'a governance request is rejected by not signing it; there is nothing to post');
+  if ((opts.key === undefined) === (opts.ledger !== true)) throw new ValidationError('missing_key', 'give either --key FILE or --ledger');
+  const human = opts.json !== true;
+  // Check and show before the key is unlocked: a refused request never asks for the passphrase.
+  const checked = readRequest(path);
+  if (human) for (const line of screenOf(requestScreen(checked))) process.stdout.write(line + '\n');
+  await confirmed(opts, 'approve', `${path} is unchanged`);
+  const key: ApprovalSigner = opts.key !== undefined ? await keyFileSigner(opts.key, opts.passphraseFile) : await ledgerSigner(loadConfig(), opts.path ?? DEFAULT_APPROVER_PATH);
+  let signature: string;
+  try {
+    const admin = adminOf(checked.message, key.publicKey);
+    if (admin === null) throw new ValidationError('not_an_admin', `key ${key.publicKey.slice(0, 16)}… is not one of device ${checked.message.device}'s admins: its approval would not count; ${path} is unchanged`);
+    signature = await key.sign(checked.file.message);
+    const again = checked.file.approvals.some((a) => a.publicKey === key.publicKey);
+    const file = withApproval(checked.file, { admin: admin.id, publicKey: key.publicKey, signature });
+    writeRequest(path, file, 'replace');
+    const count = new Set(file.approvals.map((a) => a.publicKey)).size;
+    const quorum = checked.message.before.quorum;
+    const next =
+      count >= quorum
+        ? checked.change.action === 'export-backup'
+          ? `custody backup create --request ${path} --out DIR`
+          : `custody custodians apply --request ${path}`
+        : `${quorum - count} more admin${quorum - count === 1 ? '' : 's'}: custody approve --governance ${path} --key FILE`;
+    emit(opts, { request: path, admin: admin.id, approvals: count, quorum, replaced: again }, () => [
+      printable(`approved by ${admin.id}${again ? ' (your earlier approval replaced)' : ''}: ${count} of the ${quorum} admin approvals the device needs; next: ${next}`),
+    ]);
+  } finally {
+    await key.close();
+  }
+}
+
 export function registerApprove(program: Command): void {
   program
     .command('approve')
     .description('decode the transaction in a withdrawal\'s approval message yourself, check the message agrees with it, show it, ask, sign offline with your approver key (or on your Ledger) and post the approval (or, with --proposal, approve a governance proposal)')
-    .argument('<id>', 'withdrawal id (or proposal id with --proposal)')
+    .argument('[id]', 'withdrawal id (or proposal id with --proposal; none with --governance)')
+    .option('--governance <file>', 'approve a device governance request file (custody backup propose, custody custodians propose) offline, as an admin')
     .option('--key <file>', 'your approver key file (custody approver keygen)')
     .option('--passphrase-file <file>', 'read the key file passphrase from FILE (default $CUSTODY_KEY_PASSPHRASE, else asked)')
     .option('--ledger', 'sign on a Ledger (Ethereum app, EIP-191 personal message) reached through LEDGER_URL')
@@ -389,7 +441,13 @@ export function registerApprove(program: Command): void {
     .option('--yes', 'answer the "Approve? [y/N]" question with yes (for scripted approvers; the checks still run)')
     .option('--json', 'print JSON (and do not ask)')
     .action(
-      action(async (id: string, opts: ApproveOptions) => {
+      action(async (id: string | undefined, opts: ApproveOptions) => {
+        if (opts.governance !== undefined) {
+          if (id !== undefined) throw new ValidationError('invalid_id', `give a request file with --governance or an id, not both ("${id.slice(0, 40)}")`);
+          await approveGovernanceRequest(opts.governance, opts);
+          return;
+        }
+        if (id === undefined) throw new ValidationError('missing_id', 'give the withdrawal id (or a proposal id with --proposal, or --governance FILE)');
         const config = loadConfig();
         const { base, token } = gatewayTarget(opts);
         if (!/^[0-9a-f-]{36}$/.test(id)) throw new ValidationError('invalid_id', `"${id}" is not a ${opts.proposal ? 'proposal' : 'withdrawal'} id`);

@@ -37,6 +37,12 @@ export interface EnrolledApprover {
   readonly publicKey: string;
 }
 
+/** A backup custodian as a device enrols one: the X25519 key (hex) backup shares are encrypted to. */
+export interface EnrolledCustodian {
+  readonly id: string;
+  readonly publicKey: string;
+}
+
 export interface GeneratedKey {
   readonly handle: string;
   readonly curve: Curve;
@@ -102,8 +108,12 @@ export interface SigningDevice {
   info(): Promise<DeviceInfo>;
   /** Binds a pool to its approvers, base threshold and policy inside the device (a device that holds policies enforces it); refuses to rebind. */
   enrollPool(poolId: string, approvers: readonly EnrolledApprover[], threshold: number, policy: PolicyDocument): Promise<void>;
-  /** Binds the admins and their quorum, who may later rebind pools; once per device. */
-  enrollGovernance(admins: readonly EnrolledApprover[], quorum: number): Promise<void>;
+  /**
+   * Binds the admins and their quorum, who may later rebind pools, once per device; and, on a device
+   * that makes backups (the simulator), the custodians its backups may be encrypted to. A device that
+   * makes no backups is given none (the ceremony refuses custodians for it).
+   */
+  enrollGovernance(admins: readonly EnrolledApprover[], quorum: number, custodians?: readonly EnrolledCustodian[]): Promise<void>;
   /**
    * Applies a governed change to a pool (`change` is the proposal's change: a policy version, a change
    * of approvers, unfreezing). The evidence is the admins' signed governance messages; a device that

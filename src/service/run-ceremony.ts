@@ -1,11 +1,12 @@
 /**
  * Use case: a key ceremony from a plan (SPEC sections 7 and 9).
  *
- * Enroll the approvers, bind each pool to its approvers and base threshold inside its device (the
- * plan's `device`, or the pool's own), generate each pool's key per chain inside that device, record
- * pools, policies and keys with their audit entries, and return a transcript signed by the attestation
- * key of the plan's device (when it has one). Safe to re-run: what exists is kept and reported, never
- * made twice.
+ * Enroll the approvers, bind the admins (and, in the simulator, the plan's backup custodians:
+ * docs/backup.md) in each device, bind each pool to its approvers and base threshold inside its device
+ * (the plan's `device`, or the pool's own), generate each pool's key per chain inside that device,
+ * record pools, policies and keys with their audit entries, and return a transcript signed by the
+ * attestation key of the plan's device (when it has one). Safe to re-run: what exists is kept and
+ * reported, never made twice.
  */
 import { policyControls, policyGapWarnings } from '../policy/gaps.js';
 import { createHash, randomUUID } from 'node:crypto';
@@ -15,6 +16,8 @@ import { curveForChain, parseChainId } from '../../common/chain-id.js';
 import { type CeremonyPlan, type PlannedPool } from '../domain/ceremony-plan.js';
 import { baseThreshold } from '../../common/policy/document.js';
 import { ConflictError, ValidationError, isCustodyError } from '../../common/errors.js';
+import { memberSummaries, sameSummary, type DeviceSummary } from '../../common/governance-message.js';
+import type { CustodianEntry } from '../../common/device-changes.js';
 import type { Pool, PoolKey } from '../domain/pool.js';
 import type { DeviceInfo, DeviceKey, EnrolledApprover, SigningDevice } from '../devices/signing-device.js';
 import type { DeviceSet } from '../devices/device-set.js';
@@ -55,8 +58,13 @@ export interface TranscriptBody {
   readonly planSha256: string;
   readonly device: DeviceInfo;
   readonly approvers: readonly EnrolledApprover[];
+  /** The backup custodians the plan's device holds, when the plan named them and the device holds exactly them. */
+  readonly custodians?: readonly CustodianEntry[];
   readonly pools: readonly CeremonyPool[];
 }
+
+/** Where the gateway keeps the custodians' public keys (the device holds them too, and is the one that decides). */
+export const CUSTODIANS_SETTING = 'custodians';
 
 export interface Transcript extends TranscriptBody {
   /** The plan device's attestation over the body; null when that device has no attestation key (Ledger, PKCS#11). */
@@ -108,18 +116,36 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     }
   });
   progress(`approvers enrolled: ${plan.approvers.map((a) => a.id).join(', ')}`);
+  const custodiansHeld = new Set<string>();
   if (plan.admins.length > 0) {
     const admins = plan.admins.map((id) => plan.approvers.find((a) => a.id === id) as EnrolledApprover);
     for (const type of types) {
       const id = (infos.get(type) as DeviceInfo).id;
+      // Only the simulator makes backups: the plan's custodians are enrolled there (the plan parser refuses them without one).
+      const custodians = type === 'sim' ? plan.custodians : [];
       try {
-        await devices.get(type).enrollGovernance(admins, plan.adminQuorum);
+        await devices.get(type).enrollGovernance(admins, plan.adminQuorum, custodians);
         progress(`admins bound in device ${id}: ${plan.admins.join(', ')}, quorum ${plan.adminQuorum}`);
       } catch (error) {
         if (!(isCustodyError(error) && error.kind === 'conflict')) throw error;
         progress(`admins already bound in device ${id}, keeping them`);
       }
+      if (custodians.length > 0) {
+        if (await holdsCustodians(devices.get(type), custodians)) {
+          custodiansHeld.add(type);
+          progress(`backup custodians bound in device ${id}: ${custodians.map((c) => c.id).join(', ')}`);
+        } else {
+          progress(`device ${id} holds other backup custodians than the plan's; they change only by the admin quorum (custody custodians propose)`);
+        }
+      }
     }
+  }
+  if (custodiansHeld.size > 0) {
+    await store.transaction(async (tx) => {
+      if ((await tx.getSetting(CUSTODIANS_SETTING)) !== null) return;
+      await tx.setSetting(CUSTODIANS_SETTING, JSON.stringify(plan.custodians));
+      await tx.appendAudit({ type: 'custodians.enrolled', actor: 'ceremony', subject: 'custodians', data: { custodians: plan.custodians, ceremonyId } }, deps.now());
+    });
   }
 
   const deviceKeys = new Map<string, readonly DeviceKey[]>();
@@ -182,6 +208,7 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     planSha256: sha256Hex(planText),
     device: info,
     approvers: plan.approvers,
+    ...(custodiansHeld.has(plan.device) ? { custodians: plan.custodians } : {}),
     pools,
   };
   let attestation: Transcript['attestation'] = null;
@@ -234,6 +261,14 @@ async function ensureKey(
   });
   deps.progress(`pool ${poolId}: key generated on ${chain.id}: ${key.address}`);
   return { chain: key.chain, curve: key.curve, address: key.address, publicKey: key.publicKey, device: key.device, handle: key.handle, createdAt: new Date(key.createdAt).toISOString(), created: true };
+}
+
+/** True when the device's own governance names exactly these custodians (ids and key fingerprints). */
+async function holdsCustodians(device: SigningDevice, custodians: readonly CustodianEntry[]): Promise<boolean> {
+  const state = await device.governanceState('');
+  if (state === null) return false;
+  const held = JSON.parse(state.summary) as DeviceSummary;
+  return sameSummary({ ...held, custodians: memberSummaries(custodians) }, held);
 }
 
 /** What a backend cannot hold, refused before anything is written. */

@@ -36,6 +36,8 @@ import {
   decodeFreezePoolCommand,
   decodeGovernanceStateCommand,
   decodeGovernanceStateResult,
+  decodeGovernDeviceCommand,
+  decodeGovernDeviceResult,
   decodeFreezePoolResult,
   decodeGovernPoolResult,
   decodeSignCommand,
@@ -69,6 +71,8 @@ import {
   encodeFreezePoolCommand,
   encodeGovernanceStateCommand,
   encodeGovernanceStateResult,
+  encodeGovernDeviceCommand,
+  encodeGovernDeviceResult,
   encodeFreezePoolResult,
   encodeGovernPoolResult,
   encodeSignCommand,
@@ -79,6 +83,7 @@ import {
   FieldWriter,
   DEVICE_RULES,
   MAX_APPROVALS,
+  MAX_CUSTODIAN_RECORDS,
   MAX_UNSIGNED_TX_BYTES,
   Opcode,
   Status,
@@ -110,6 +115,7 @@ const blob = fc.uint8Array({ maxLength: 80 });
 const curve = fc.constantFrom<CurveName>('secp256k1', 'ed25519');
 const key: fc.Arbitrary<KeyRecord> = fc.record({ handle: text(64), poolId: text(64), chain: text(80), curve, publicKey: blob });
 const members: fc.Arbitrary<MemberRecord[]> = fc.array(fc.record({ id: text(64), publicKey: fc.oneof(bytes(32), bytes(33)) }), { maxLength: 5 });
+const custodians: fc.Arbitrary<MemberRecord[]> = fc.array(fc.record({ id: text(64), publicKey: bytes(32) }), { maxLength: 5 });
 const approvals: fc.Arbitrary<ApprovalRecord[]> = fc.array(
   fc.oneof(
     fc.record({ publicKey: bytes(32), message: text(400), signature: bytes(64) }),
@@ -166,7 +172,7 @@ const CODECS: readonly Codec[] = [
   codec(
     Opcode.ENROLL_GOVERNANCE,
     'request',
-    fc.record({ quorum: fc.integer({ min: 0, max: 255 }), admins: members }),
+    fc.record({ quorum: fc.integer({ min: 0, max: 255 }), admins: members, custodians }),
     encodeEnrollGovernanceCommand,
     (f) => decodeEnrollGovernanceCommand(f, checkKey),
   ),
@@ -183,6 +189,8 @@ const CODECS: readonly Codec[] = [
   codec(Opcode.FREEZE_POOL, 'answer', none, () => encodeFreezePoolResult(), decodeFreezePoolResult),
   codec(Opcode.GOVERNANCE_STATE, 'request', fc.record({ poolId: text(64) }), encodeGovernanceStateCommand, decodeGovernanceStateCommand),
   codec(Opcode.GOVERNANCE_STATE, 'answer', fc.record({ summary: text(4000), sequence: fc.nat() }), encodeGovernanceStateResult, decodeGovernanceStateResult),
+  codec(Opcode.GOVERN_DEVICE, 'request', fc.record({ change: text(2000), approvals }), encodeGovernDeviceCommand, (f) => decodeGovernDeviceCommand(f, MAX_APPROVAL_MESSAGE_BYTES, checkKey)),
+  codec(Opcode.GOVERN_DEVICE, 'answer', none, () => encodeGovernDeviceResult(), decodeGovernDeviceResult),
   codec(
     Opcode.SIGN,
     'request',
@@ -212,9 +220,9 @@ const CODECS: readonly Codec[] = [
   codec(
     Opcode.EXPORT_BACKUP,
     'request',
-    fc.record({ threshold: fc.integer({ min: 0, max: 255 }), recipients: fc.array(fc.option(bytes(32)), { maxLength: 5 }) }),
+    fc.record({ threshold: fc.integer({ min: 0, max: 255 }), custodians: fc.array(bytes(32), { maxLength: 5 }), approvals }),
     encodeExportBackupCommand,
-    decodeExportBackupCommand,
+    (f) => decodeExportBackupCommand(f, MAX_APPROVAL_MESSAGE_BYTES, checkKey),
   ),
   codec(Opcode.EXPORT_BACKUP, 'answer', fc.record({ backup: text(400), shares: fc.array(text(120), { maxLength: 5 }) }), encodeExportBackupResult, decodeExportBackupResult),
   codec(Opcode.IMPORT_BACKUP, 'request', fc.record({ backup: text(400), shares: fc.array(blob, { maxLength: 5 }) }), encodeImportBackupCommand, decodeImportBackupCommand),
@@ -297,7 +305,7 @@ describe('request decoders enforce the device limits with its messages', () => {
     expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: over, policy: '{}' }), checkKey))).toMatchInlineSnapshot(
       `"at most 64 approvers"`,
     );
-    expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: over }), checkKey))).toMatchInlineSnapshot(
+    expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: over, custodians: [] }), checkKey))).toMatchInlineSnapshot(
       `"at most 64 admins"`,
     );
     expect(decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: many(MAX_APPROVALS), policy: '{}' }), checkKey).approvers).toHaveLength(MAX_APPROVALS);
@@ -307,7 +315,7 @@ describe('request decoders enforce the device limits with its messages', () => {
     expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: [member('a', 31)], policy: '{}' }), checkKey))).toMatchInlineSnapshot(
       `"approver key must be 32 or 33 bytes, got 31"`,
     );
-    expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: [member('a', 34)] }), checkKey))).toMatchInlineSnapshot(
+    expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: [member('a', 34)], custodians: [] }), checkKey))).toMatchInlineSnapshot(
       `"admin key must be 32 or 33 bytes, got 34"`,
     );
     expect(refused(() => decodeEnrollPoolCommand(encodeEnrollPoolCommand({ poolId: 'p', threshold: 1, approvers: [{ id: 'i'.repeat(65), publicKey: new Uint8Array(32) }], policy: '{}' }), checkKey))).toMatchInlineSnapshot(
@@ -315,7 +323,7 @@ describe('request decoders enforce the device limits with its messages', () => {
     );
   });
 
-  it('when approvals break the limits, then SIGN, SIGN_MESSAGE, GOVERN_POOL and FREEZE_POOL are refused alike', () => {
+  it('when approvals break the limits, then SIGN, SIGN_MESSAGE, GOVERN_POOL, FREEZE_POOL, GOVERN_DEVICE and EXPORT_BACKUP are refused alike', () => {
     const tooMany = new FieldWriter().u16(MAX_APPROVALS + 1).toBuffer();
     const badKey = writeApprovals(new FieldWriter(), [{ publicKey: new Uint8Array(20), message: 'm', signature: new Uint8Array(64) }]).toBuffer();
     const badSignature = writeApprovals(new FieldWriter(), [{ publicKey: new Uint8Array(33), message: 'm', signature: new Uint8Array(64) }]).toBuffer();
@@ -325,6 +333,8 @@ describe('request decoders enforce the device limits with its messages', () => {
       (tail: Buffer) => decodeSignMessageCommand(Buffer.concat([new FieldWriter().str('k').str('p').str('c').toBuffer(), tail]), MAX_CHALLENGE_FIELD, MAX_APPROVAL_MESSAGE_BYTES, checkKey),
       (tail: Buffer) => decodeGovernPoolCommand(Buffer.concat([new FieldWriter().str('p').bytes(Buffer.from('{}')).toBuffer(), tail]), MAX_APPROVAL_MESSAGE_BYTES, checkKey),
       (tail: Buffer) => decodeFreezePoolCommand(Buffer.concat([new FieldWriter().str('p').toBuffer(), tail]), MAX_APPROVAL_MESSAGE_BYTES, checkKey),
+      (tail: Buffer) => decodeGovernDeviceCommand(Buffer.concat([new FieldWriter().bytes(Buffer.from('{}')).toBuffer(), tail]), MAX_APPROVAL_MESSAGE_BYTES, checkKey),
+      (tail: Buffer) => decodeExportBackupCommand(Buffer.concat([new FieldWriter().u8(2).u8(0).toBuffer(), tail]), MAX_APPROVAL_MESSAGE_BYTES, checkKey),
     ];
     for (const decode of decoders) {
       expect([tooMany, badKey, badSignature, longMessage].map((tail) => refused(() => decode(tail)))).toEqual([
@@ -353,10 +363,21 @@ describe('request decoders enforce the device limits with its messages', () => {
     expect(refused(() => decodeGenerateKeyCommand(new FieldWriter().str('p').str('eip155:1').u8(9).toBuffer()))).toMatchInlineSnapshot(`"unknown curve code"`);
   });
 
-  it('when a custodian key is neither empty nor 32 bytes, then EXPORT_BACKUP is refused naming the custodian', () => {
-    const fields = new FieldWriter().u8(2).u8(2).bytes(new Uint8Array(0)).bytes(new Uint8Array(31)).toBuffer();
-    expect(refused(() => decodeExportBackupCommand(fields))).toMatchInlineSnapshot(`"custodian 2's key must be empty or 32 bytes"`);
-    expect(decodeExportBackupCommand(encodeExportBackupCommand({ threshold: 2, recipients: [null, new Uint8Array(32)] }))).toEqual({ threshold: 2, recipients: [null, new Uint8Array(32)] });
+  it('when a custodian key is not 32 bytes or too many custodians come, then ENROLL_GOVERNANCE and EXPORT_BACKUP are refused naming them', () => {
+    const admin = [member('admin')];
+    expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: admin, custodians: [member('c', 33)] }), checkKey))).toMatchInlineSnapshot(
+      `"custodian key must be 32 bytes, got 33"`,
+    );
+    const crowd = Array.from({ length: MAX_CUSTODIAN_RECORDS + 1 }, (_, i) => member(`c${i}`));
+    expect(refused(() => decodeEnrollGovernanceCommand(encodeEnrollGovernanceCommand({ quorum: 1, admins: admin, custodians: crowd }), checkKey))).toMatchInlineSnapshot(
+      `"at most 16 custodians"`,
+    );
+    const empty = new FieldWriter().u8(2).u8(2).bytes(new Uint8Array(32)).bytes(new Uint8Array(0)).u16(0).toBuffer();
+    expect(refused(() => decodeExportBackupCommand(empty, MAX_APPROVAL_MESSAGE_BYTES, checkKey))).toMatchInlineSnapshot(`"custodian 2's key must be 32 bytes (X25519), got 0"`);
+    const many = new FieldWriter().u8(2).u8(MAX_CUSTODIAN_RECORDS + 1).toBuffer();
+    expect(refused(() => decodeExportBackupCommand(many, MAX_APPROVAL_MESSAGE_BYTES, checkKey))).toMatchInlineSnapshot(`"at most 16 custodians"`);
+    const two = { threshold: 2, custodians: [new Uint8Array(32), new Uint8Array(32).fill(9)], approvals: [] };
+    expect(decodeExportBackupCommand(encodeExportBackupCommand(two), MAX_APPROVAL_MESSAGE_BYTES, checkKey)).toEqual(two);
   });
 });
 

@@ -23,6 +23,7 @@ import {
   decodeGovernPoolResult,
   decodeFreezePoolResult,
   decodeGovernanceStateResult,
+  decodeGovernDeviceResult,
   decodeSignMessageResult,
   decodeSignResult,
   encodeAttestCommand,
@@ -39,6 +40,7 @@ import {
   encodeGovernPoolCommand,
   encodeFreezePoolCommand,
   encodeGovernanceStateCommand,
+  encodeGovernDeviceCommand,
   encodeSignCommand,
   encodeSignMessageCommand,
   decodeTimelockedFields,
@@ -55,7 +57,7 @@ import { DeviceError, type ErrorKind } from '../../../common/errors.js';
 import { canonicalize } from 'json-canonicalize';
 import type { PolicyDocument } from '../../../common/policy/policy.js';
 import type { Curve } from '../../domain/pool.js';
-import type { ApprovalEvidence, ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
+import type { ApprovalEvidence, ControlSignRequest, DeviceInfo, DeviceKey, DeviceSignature, EnrolledApprover, EnrolledCustodian, GeneratedKey, SignRequest, SigningDevice } from '../signing-device.js';
 
 export interface SimDeviceOptions {
   /** tcp://HOST:PORT */
@@ -95,7 +97,7 @@ function approvalRecord(a: ApprovalEvidence): ApprovalRecord {
   return { publicKey: hexToBytes(a.publicKey), message: a.message, signature: hexToBytes(a.signature) };
 }
 
-function memberRecord(a: EnrolledApprover): MemberRecord {
+function memberRecord(a: EnrolledApprover | EnrolledCustodian): MemberRecord {
   return { id: a.id, publicKey: hexToBytes(a.publicKey) };
 }
 
@@ -118,10 +120,14 @@ function parseUrl(url: string): { host: string; port: number } {
   return { host: m[1] as string, port: Number(m[2]) };
 }
 
-/** What the simulator offers besides SigningDevice: backups split among custodians (docs/backup.md). */
+/**
+ * What the simulator offers besides SigningDevice (docs/backup.md): backups split among the custodians
+ * it holds, under the admin quorum, and the governed change of those custodians.
+ */
 export interface SimBackups {
-  exportBackup(threshold: number, recipients: readonly (Uint8Array | null)[]): Promise<{ backup: string; shares: string[] }>;
+  exportBackup(threshold: number, custodians: readonly Uint8Array[], approvals: readonly ApprovalEvidence[]): Promise<{ backup: string; shares: string[] }>;
   importBackup(backup: string, shares: readonly Uint8Array[]): Promise<{ deviceId: string; keys: number }>;
+  governDevice(change: unknown, approvals: readonly ApprovalEvidence[]): Promise<void>;
 }
 
 export function createSimDevice(options: SimDeviceOptions) {
@@ -266,8 +272,9 @@ export function createSimDevice(options: SimDeviceOptions) {
       decodeEnrollPoolResult(await call(Opcode.ENROLL_POOL, fields));
     },
 
-    async enrollGovernance(admins: readonly EnrolledApprover[], quorum: number): Promise<void> {
-      decodeEnrollGovernanceResult(await call(Opcode.ENROLL_GOVERNANCE, encodeEnrollGovernanceCommand({ quorum, admins: admins.map(memberRecord) })));
+    async enrollGovernance(admins: readonly EnrolledApprover[], quorum: number, custodians: readonly EnrolledCustodian[] = []): Promise<void> {
+      const fields = encodeEnrollGovernanceCommand({ quorum, admins: admins.map(memberRecord), custodians: custodians.map(memberRecord) });
+      decodeEnrollGovernanceResult(await call(Opcode.ENROLL_GOVERNANCE, fields));
     },
 
     async governPool(poolId: string, change: unknown, approvals: readonly ApprovalEvidence[]): Promise<void> {
@@ -282,13 +289,20 @@ export function createSimDevice(options: SimDeviceOptions) {
       return decodeGovernanceStateResult(await call(Opcode.GOVERNANCE_STATE, encodeGovernanceStateCommand({ poolId })));
     },
 
+    /** A governed change of the device itself (its backup custodians), with the admins' signed governance messages. */
+    async governDevice(change: unknown, approvals: readonly ApprovalEvidence[]): Promise<void> {
+      decodeGovernDeviceResult(await call(Opcode.GOVERN_DEVICE, encodeGovernDeviceCommand({ change: canonicalize(change), approvals: approvals.map(approvalRecord) })));
+    },
+
     /**
      * Backups (a simulator feature, not part of SigningDevice): the device exports its state under a
-     * wrapping key split into one share per custodian (encrypted to the custodian's X25519 key, or plain
-     * for null), any `threshold` of which restore it.
+     * wrapping key split into one share per custodian, share i encrypted to `custodians[i]` (X25519 keys
+     * the device holds as custodians), any `threshold` of which restore it, once the admin quorum's
+     * `approvals` approve exactly this export.
      */
-    async exportBackup(threshold: number, recipients: readonly (Uint8Array | null)[]): Promise<{ backup: string; shares: string[] }> {
-      const made = decodeExportBackupResult(await call(Opcode.EXPORT_BACKUP, encodeExportBackupCommand({ threshold, recipients })));
+    async exportBackup(threshold: number, custodians: readonly Uint8Array[], approvals: readonly ApprovalEvidence[]): Promise<{ backup: string; shares: string[] }> {
+      const fields = encodeExportBackupCommand({ threshold, custodians, approvals: approvals.map(approvalRecord) });
+      const made = decodeExportBackupResult(await call(Opcode.EXPORT_BACKUP, fields));
       return { backup: made.backup, shares: [...made.shares] };
     },
 
