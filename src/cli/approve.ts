@@ -462,12 +462,7 @@ export function registerApprove(program: Command): void {
         const signable = opts.proposal ? await proposalToSign(target) : await withdrawalToSign(target);
         say(signable.screen);
         // SPEC asks "on a terminal": a scripted run (no terminal) signs what passed the checks.
-        if (human && process.stdin.isTTY === true && opts.yes !== true) {
-          const question = target.decision === 'approve' ? 'Approve? [y/N] ' : 'Reject? [y/N] ';
-          if (!(await askConfirmation(question, process.stdin, process.stderr))) {
-            throw new ValidationError('not_confirmed', `not ${target.decision === 'approve' ? 'approved' : 'rejected'} at the prompt; nothing was posted (run again to decide)`);
-          }
-        }
+        await confirmed(opts, target.decision, 'nothing was posted');
 
         const key: ApprovalSigner = opts.key !== undefined ? await keyFileSigner(opts.key, opts.passphraseFile) : await ledgerSigner(config, opts.path ?? DEFAULT_APPROVER_PATH);
         let after: Record<string, unknown>;
