@@ -263,7 +263,7 @@ export function assertEnoughApprovals(checked: CheckedRequest, path: string): vo
   const have = new Set(checked.file.approvals.map((a) => a.publicKey)).size;
   const need = checked.message.before.quorum;
   if (have < need) {
-    throw new CustodyError('forbidden', 'approvals_missing', `${path} has ${have} admin approval${have === 1 ? '' : 's'}, the device needs ${need}: another admin runs custody approve --governance ${path} --key FILE`);
+    throw new CustodyError('forbidden', 'approvals_missing', `${path} has ${have} admin approval${have === 1 ? '' : 's'}, the device needs ${need}: ${have === 0 ? 'each admin' : 'another admin'} runs custody approve --governance ${path} --key FILE`);
   }
 }
 
