@@ -16,7 +16,7 @@
  */
 
 export const PROTOCOL_VERSION = 1;
-/** 16 MiB: a 10,000-pool ceremony transcript to attest is about 4 MB, and LIST_KEYS of as many keys about 1.5 MB. */
+/** 16 MiB: LIST_KEYS of 10,000 pools' keys is about 1.5 MB, a policy document at most 4 MiB. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export const HEADER_BYTES = 6;
 
@@ -35,7 +35,10 @@ export const Opcode = {
   GOVERN_DEVICE: 0x19,
   SIGN: 0x20,
   SIGN_MESSAGE: 0x22,
-  ATTEST: 0x30,
+  // 0x30 was ATTEST, which signed any bytes the caller sent with the attestation key: retired, never
+  // reassigned, answered UNKNOWN_OPCODE (SPEC section 7; docs/device-protocol.md "Attestation").
+  ATTEST_KEY: 0x31,
+  ATTEST_DEVICE: 0x32,
   EXPORT_BACKUP: 0x40,
   IMPORT_BACKUP: 0x41,
 } as const;
@@ -81,9 +84,6 @@ export function curveName(code: number): CurveName | null {
 export function schemeName(code: number): SchemeName | null {
   return (Object.keys(SCHEME_CODES) as SchemeName[]).find((k) => SCHEME_CODES[k] === code) ?? null;
 }
-
-/** What the attestation key signs: this prefix, then the statement bytes. */
-export const ATTESTATION_DOMAIN = 'custody-hsm-sim attestation v1\n';
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
@@ -816,36 +816,51 @@ export function decodeSignMessageResult(fields: Buffer): SignMessageResult & { r
   return { signature, recovery: recovery === 0xff ? null : recovery };
 }
 
-// ATTEST (0x30): `bytes statement`; answers `bytes signature` (64).
-export interface AttestCommand {
-  readonly statement: Uint8Array;
+// ATTEST_KEY (0x31): `str handle`; answers `bytes statement` (a key statement of common/attestation.ts,
+// RFC 8785 JSON, UTF-8) and `bytes signature` (64, Ed25519 by the attestation key). The device builds
+// the statement from its own state: the handle is all the caller chooses.
+/** The largest statement a device sends: 64 approvers and their fingerprints fit in 8 KiB. */
+export const MAX_STATEMENT_BYTES = 64 * 1024;
+
+export interface AttestKeyCommand {
+  readonly handle: string;
 }
 
-export function encodeAttestCommand(c: AttestCommand): Buffer {
-  return new FieldWriter().bytes(c.statement).toBuffer();
+export function encodeAttestKeyCommand(c: AttestKeyCommand): Buffer {
+  return new FieldWriter().str(c.handle).toBuffer();
 }
 
-export function decodeAttestCommand(fields: Buffer): AttestCommand {
+export function decodeAttestKeyCommand(fields: Buffer): AttestKeyCommand {
   const r = new FieldReader(fields);
-  const statement = r.bytes('statement');
+  const handle = r.str('handle', 64);
   r.end();
-  return { statement };
+  return { handle };
 }
 
-export interface AttestResult {
+/** A statement the device built and its signature over ATTESTATION_DOMAIN and the statement (common/attestation.ts). */
+export interface AttestationResult {
+  readonly statement: string;
   readonly signature: Uint8Array;
 }
 
-export function encodeAttestResult(a: AttestResult): Buffer {
-  return new FieldWriter().bytes(a.signature).toBuffer();
+export function encodeAttestKeyResult(a: AttestationResult): Buffer {
+  return new FieldWriter().bytes(Buffer.from(a.statement, 'utf8')).bytes(a.signature).toBuffer();
 }
 
-export function decodeAttestResult(fields: Buffer): AttestResult {
+export function decodeAttestKeyResult(fields: Buffer): AttestationResult {
   const r = new FieldReader(fields);
+  const statement = utf8(r.bytes('statement'), 'statement', MAX_STATEMENT_BYTES);
   const signature = r.bytes('signature', 64);
   r.end();
-  return { signature };
+  return { statement, signature };
 }
+
+// ATTEST_DEVICE (0x32): no request fields; answers as ATTEST_KEY, with a device statement (its
+// governance and the rules it enforces).
+export const encodeAttestDeviceCommand = encodeNoFields;
+export const decodeAttestDeviceCommand = decodeNoFields;
+export const encodeAttestDeviceResult = encodeAttestKeyResult;
+export const decodeAttestDeviceResult = decodeAttestKeyResult;
 
 // EXPORT_BACKUP (0x40): `u8 threshold`, `u8 n`, n × `bytes custodianKey` (32, X25519, in share order),
 // `approvals` of governance messages; answers `bytes backup`, `u8 n`, n × `bytes share` (each encrypted

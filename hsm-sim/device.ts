@@ -3,11 +3,11 @@
  * does to it. Keys are generated here and never leave; every change is sealed to disk before the
  * command answers. Failures are DeviceRefusal with the protocol status to answer.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { ATTESTATION_DOMAIN, Status, type CurveName, type DeviceRule, type KeyRecord, type SchemeName, type SignCommand } from '../common/sim-protocol.js';
+import { Status, type CurveName, type DeviceRule, type KeyRecord, type SchemeName, type SignCommand } from '../common/sim-protocol.js';
 import { decodeTransaction } from '../common/chains/adapters.js';
 import { parseApprovalMessage } from '../common/approval-message.js';
 import type { DecodedTransaction } from '../common/chains/decoded-transaction.js';
@@ -26,15 +26,18 @@ import { createBackup, openBackup } from './backup.js';
 import { authorizeExport, deviceSummary, enrolledCustodians, governDevice, isDeviceRefusal } from './device-governance.js';
 import { BackupFormatError } from '../common/backup-format.js';
 import { isValidApproverKey } from '../common/approver-key.js';
+import { deviceStatement, keyStatement, signStatement } from './attestation.js';
+import { simDeviceId, type AttestationStatement } from '../common/attestation.js';
 import { SealedStore, applyChange, type KeyEntry, type PoolBinding, type SignedRecord, type SimState, type StateChange } from './sealed-state.js';
 
 export const MODEL = 'custody-hsm-sim';
 export const FIRMWARE = '2.0.0';
 /**
- * What this device enforces itself (SPEC rule 2). The attestation rule is listed by the code that
- * enforces it once it does: a rule is named here only when the device holds it.
+ * What this device enforces itself (SPEC rule 2): a rule is named here only when the device holds it.
+ * `attestation`: the attestation key signs only statements the device builds from its own state
+ * (hsm-sim/attestation.ts); `backup-quorum`: keys leave only wrapped, under the admin quorum.
  */
-export const SIM_ENFORCES: readonly DeviceRule[] = ['quorum', 'quorum-tier', 'max-per-tx', 'allowlist', 'cooling-off', 'commingling', 'fee-cap', 'contract-calls', 'velocity', 'timelock', 'freeze', 'sign-once', 'governance', 'backup-quorum'];
+export const SIM_ENFORCES: readonly DeviceRule[] = ['quorum', 'quorum-tier', 'max-per-tx', 'allowlist', 'cooling-off', 'commingling', 'fee-cap', 'contract-calls', 'velocity', 'timelock', 'freeze', 'sign-once', 'governance', 'backup-quorum', 'attestation'];
 
 export class DeviceRefusal extends Error {
   override readonly name = 'DeviceRefusal';
@@ -109,7 +112,7 @@ export class SimDevice {
     for (const [poolId, binding] of Object.entries(state.pools)) if (binding.policy !== undefined) this.policies.set(poolId, holdPolicy(binding.policy));
     this.journal = new SignJournal(state.signed);
     this.attestationPublicKey = withSecret(state.attestationSecretKey, (s) => ed25519.getPublicKey(s));
-    this.id = 'sim-' + createHash('sha256').update(this.attestationPublicKey).digest('hex').slice(0, 16);
+    this.id = simDeviceId(this.attestationPublicKey);
   }
 
   /** The policy the device holds for a pool, or null (a state sealed before the device held policies). */
@@ -509,11 +512,22 @@ export class SimDevice {
     return new SimDevice(this.sealed, state);
   }
 
-  attest(statement: Uint8Array): Uint8Array {
-    const domain = new TextEncoder().encode(ATTESTATION_DOMAIN);
-    const message = new Uint8Array(domain.length + statement.length);
-    message.set(domain);
-    message.set(statement, domain.length);
-    return withSecret(this.state.attestationSecretKey, (s) => ed25519.sign(message, s));
+  /**
+   * Attests a statement the device builds from its own state (hsm-sim/attestation.ts): a key it holds
+   * with its pool's binding and policy (by handle), or its governance. No caller bytes are signed.
+   */
+  attest(subject: { readonly subject: 'key'; readonly handle: string } | { readonly subject: 'device' }): { statement: string; signature: Uint8Array } {
+    const device = { id: this.id, model: MODEL, firmware: FIRMWARE, now: this.now() };
+    let statement: AttestationStatement;
+    if (subject.subject === 'key') {
+      const key = this.state.keys[subject.handle];
+      if (!key) throw new DeviceRefusal(Status.NOT_FOUND, `no key with handle ${subject.handle.slice(0, 80)}`);
+      const binding = this.state.pools[key.poolId];
+      if (!binding) throw new DeviceRefusal(Status.INTERNAL, `pool ${key.poolId} has a key but no binding`);
+      statement = keyStatement(device, subject.handle, key, binding, this.policies.get(key.poolId) ?? null);
+    } else {
+      statement = deviceStatement(device, this.state.governance, SIM_ENFORCES);
+    }
+    return withSecret(this.state.attestationSecretKey, (s) => signStatement(statement, s));
   }
 }

@@ -7,7 +7,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { canonicalize } from 'json-canonicalize';
 import {
-  decodeAttestCommand,
+  decodeAttestDeviceCommand,
+  decodeAttestKeyCommand,
   decodeEnrollGovernanceCommand,
   decodeEnrollPoolCommand,
   decodeExportBackupCommand,
@@ -25,7 +26,8 @@ import {
   decodeGovernDeviceCommand,
   decodeSignCommand,
   decodeSignMessageCommand,
-  encodeAttestResult,
+  encodeAttestDeviceResult,
+  encodeAttestKeyResult,
   encodeEnrollGovernanceResult,
   encodeEnrollPoolResult,
   encodeExportBackupResult,
@@ -192,10 +194,13 @@ export function createSimServer(options: SimServerOptions): Server {
         const c = decodeSignCommand(fields, MAX_APPROVAL_MESSAGE_BYTES, approverSignatureBytes);
         return encodeSignResult(requireDevice(session.loggedIn).sign(c));
       }
-      case Opcode.ATTEST: {
-        const c = decodeAttestCommand(fields);
-        return encodeAttestResult({ signature: requireDevice(session.loggedIn).attest(c.statement) });
+      case Opcode.ATTEST_KEY: {
+        const c = decodeAttestKeyCommand(fields);
+        return encodeAttestKeyResult(requireDevice(session.loggedIn).attest({ subject: 'key', handle: c.handle }));
       }
+      case Opcode.ATTEST_DEVICE:
+        decodeAttestDeviceCommand(fields);
+        return encodeAttestDeviceResult(requireDevice(session.loggedIn).attest({ subject: 'device' }));
       default:
         throw new DeviceRefusal(Status.UNKNOWN_OPCODE, `unknown opcode 0x${frame.code.toString(16).padStart(2, '0')}`);
     }

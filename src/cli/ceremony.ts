@@ -9,7 +9,7 @@ import { parseCeremonyPlan } from '../domain/ceremony-plan.js';
 import { ValidationError } from '../../common/errors.js';
 import { openDevices, openStore } from '../main.js';
 import { runCeremony, type Transcript } from '../service/run-ceremony.js';
-import { verifyTranscript } from '../service/verify-transcript.js';
+import { verifyTranscript, type TranscriptCheck } from '../service/verify-transcript.js';
 import { action, emit } from './output.js';
 
 export function readJsonFile(path: string, what: string): { text: string; json: unknown } {
@@ -36,7 +36,7 @@ export function registerCeremony(program: Command): void {
   const ceremony = program.command('ceremony').description('key ceremonies');
   ceremony
     .command('run')
-    .description('enroll approvers, bind pools and generate their keys inside the device, and write a signed transcript')
+    .description('enroll approvers, bind pools and generate their keys inside the device, and write a transcript of the devices\' signed statements')
     .argument('<plan>', 'ceremony plan JSON')
     .option('--out <file>', 'write the transcript here')
     .option('--json', 'print JSON')
@@ -68,17 +68,27 @@ export function registerCeremony(program: Command): void {
 
   ceremony
     .command('verify')
-    .description('check a ceremony transcript offline: device attestation, addresses, device id, and the plan with --plan')
+    .description("check a ceremony transcript offline: each key's statement signed by its device, addresses, device ids, and the plan with --plan")
     .argument('<transcript>', 'transcript JSON written by ceremony run --out')
-    .option('--plan <file>', 'also check the plan it was made from')
+    .option('--plan <file>', "also check the plan it was made from: its hash, each pool's approvers, threshold and policy in the device, the admins")
+    .option('--device <id>', 'the device that must have attested the keys (its id as recorded at the ceremony)')
     .option('--json', 'print JSON')
     .action(
-      action(async (path: string, opts: { plan?: string; json?: boolean }) => {
+      action(async (path: string, opts: { plan?: string; device?: string; json?: boolean }) => {
         const { json } = readJsonFile(path, 'transcript');
         const planText = opts.plan ? readJsonFile(opts.plan, 'ceremony plan').text : undefined;
-        const result = verifyTranscript(json, planText);
-        emit(opts, result, () => (result.ok ? [`transcript verifies: ${result.keys} keys, attested by the device`] : [`transcript does NOT verify: ${result.problem}`]));
+        const result = verifyTranscript(json, { ...(planText !== undefined ? { planText } : {}), ...(opts.device !== undefined ? { device: opts.device } : {}) });
+        emit(opts, result, () => verifyLines(result));
         if (!result.ok) process.exitCode = 1;
       }),
     );
+}
+
+/** What verify prints: one line for the verdict, then one per unattested key. */
+function verifyLines(result: TranscriptCheck): string[] {
+  if (!result.ok) return [`transcript does NOT verify: ${result.problem}`];
+  return [
+    `transcript verifies: ${result.keys} keys, ${result.attested} attested by device ${result.attestedBy.join(', ')}, ${result.unattested.length} unattested`,
+    ...result.unattested.map((u) => `  unattested: pool ${u.pool} ${u.chain} on ${u.device} (${u.reason}: only its address was checked against its public key)`),
+  ];
 }

@@ -9,6 +9,7 @@
 import type { Curve } from '../domain/pool.js';
 import type { PolicyDocument } from '../../common/policy/policy.js';
 import type { DeviceRule } from '../../common/sim-protocol.js';
+import type { DeviceStatement, KeyStatement, SignedStatement } from '../../common/attestation.js';
 
 export type { DeviceRule };
 
@@ -139,7 +140,13 @@ export interface SigningDevice {
    * verifies the admins' approvals of this challenge itself.
    */
   signMessage(request: ControlSignRequest): Promise<{ readonly signature: Uint8Array; readonly recovery: 0 | 1 | null }>;
-  /** Signs a statement (ceremony transcript) with the device's attestation key; Ed25519 signature. */
-  attest(statement: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Attestation, a capability a device has or has not: a statement the device builds from its own
+   * state about one of its keys and that key's pool, or about its governance (common/attestation.ts),
+   * signed with its attestation key (`info().attestationPublicKey`). No device signs statements the
+   * gateway writes. A Ledger and a PKCS#11 token have no attestation key: their keys are unattested.
+   */
+  attestKey?(handle: string): Promise<SignedStatement<KeyStatement>>;
+  attestDevice?(): Promise<SignedStatement<DeviceStatement>>;
   close(): Promise<void>;
 }

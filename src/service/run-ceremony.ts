@@ -4,29 +4,35 @@
  * Enroll the approvers, bind the admins (and, in the simulator, the plan's backup custodians:
  * docs/backup.md) in each device, bind each pool to its approvers and base threshold inside its device
  * (the plan's `device`, or the pool's own), generate each pool's key per chain inside that device,
- * record pools, policies and keys with their audit entries, and return a transcript signed by the
- * attestation key of the plan's device (when it has one). Safe to re-run: what exists is kept and
- * reported, never made twice.
+ * record pools, policies and keys with their audit entries, and return the transcript: per key, the
+ * statement its device made of it and of its pool, signed by the device's attestation key, and per
+ * device its statement of its governance (common/attestation.ts). The gateway writes no statement a
+ * device signs; it checks each one against what it recorded before it puts it in the transcript. A
+ * device without an attestation key (Ledger, PKCS#11) leaves its keys unattested. Safe to re-run: what
+ * exists is kept and reported, never made twice, and attested again.
  */
 import { policyControls, policyGapWarnings } from '../policy/gaps.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { curveForChain, parseChainId } from '../../common/chain-id.js';
 import { type CeremonyPlan, type PlannedPool } from '../domain/ceremony-plan.js';
 import { baseThreshold } from '../../common/policy/document.js';
-import { ConflictError, ValidationError, isCustodyError } from '../../common/errors.js';
+import { ConflictError, DeviceError, ValidationError, isCustodyError } from '../../common/errors.js';
 import { memberSummaries, sameSummary, type DeviceSummary } from '../../common/governance-message.js';
 import type { CustodianEntry } from '../../common/device-changes.js';
 import type { Pool, PoolKey } from '../domain/pool.js';
 import type { DeviceInfo, DeviceKey, EnrolledApprover, SigningDevice } from '../devices/signing-device.js';
+import { deviceAttestationProblem, keyAttestationProblem, type DeviceStatement, type KeyStatement, type SignedStatement } from '../../common/attestation.js';
 import type { DeviceSet } from '../devices/device-set.js';
 import type { Store } from '../store/store.js';
 import { addressForKey, assertDestination } from '../chains/addresses.js';
 
 export const TRANSCRIPT_KIND = 'custody.ceremony-transcript';
-/** The attestation key signs these bytes followed by the canonical transcript body. */
-export const TRANSCRIPT_DOMAIN = 'custody.ceremony-transcript.v1\n';
+/**
+ * Version 2: every key carries its device's own statement. Version 1 carried one signature over the
+ * whole transcript made by the retired ATTEST opcode, which signed whatever bytes the gateway sent.
+ */
+export const TRANSCRIPT_VERSION = 2;
 
 export interface CeremonyKey {
   readonly chain: string;
@@ -40,6 +46,8 @@ export interface CeremonyKey {
   /** When the key was generated (ISO 8601), by this ceremony or an earlier one. */
   readonly createdAt: string;
   readonly created: boolean;
+  /** The device's statement of this key and its pool, signed by its attestation key; null when the device has none (Ledger, PKCS#11): the key is unattested. */
+  readonly attestation: SignedStatement<KeyStatement> | null;
 }
 
 export interface CeremonyPool {
@@ -50,25 +58,31 @@ export interface CeremonyPool {
   readonly keys: readonly CeremonyKey[];
 }
 
-export interface TranscriptBody {
-  readonly kind: typeof TRANSCRIPT_KIND;
-  readonly version: 1;
-  readonly ceremonyId: string;
-  readonly at: string;
-  readonly planSha256: string;
-  readonly device: DeviceInfo;
-  readonly approvers: readonly EnrolledApprover[];
-  /** The backup custodians the plan's device holds, when the plan named them and the device holds exactly them. */
-  readonly custodians?: readonly CustodianEntry[];
-  readonly pools: readonly CeremonyPool[];
-}
-
 /** Where the gateway keeps the custodians' public keys (the device holds them too, and is the one that decides). */
 export const CUSTODIANS_SETTING = 'custodians';
 
-export interface Transcript extends TranscriptBody {
-  /** The plan device's attestation over the body; null when that device has no attestation key (Ledger, PKCS#11). */
-  readonly attestation: { readonly publicKey: string; readonly signature: string } | null;
+/** A device the ceremony used, as it described itself. */
+export interface TranscriptDevice extends DeviceInfo {
+  /** Its statement of its governance (admins, quorum, custodians) and of what it enforces; null when it has no attestation key. */
+  readonly attestation: SignedStatement<DeviceStatement> | null;
+}
+
+export interface Transcript {
+  readonly kind: typeof TRANSCRIPT_KIND;
+  readonly version: typeof TRANSCRIPT_VERSION;
+  readonly ceremonyId: string;
+  /** The gateway's clock when the transcript was written; each statement carries its device's clock. */
+  readonly at: string;
+  readonly planSha256: string;
+  /** The plan's device type. */
+  readonly planDevice: string;
+  readonly devices: readonly TranscriptDevice[];
+  readonly approvers: readonly EnrolledApprover[];
+  readonly admins: readonly string[];
+  readonly adminQuorum: number;
+  /** The backup custodians, when the plan's device holds exactly them. */
+  readonly custodians?: readonly CustodianEntry[];
+  readonly pools: readonly CeremonyPool[];
 }
 
 export interface CeremonyDeps {
@@ -93,9 +107,6 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     infos.set(type, info);
     progress(`device ${info.id} (${info.model} ${info.firmware}) unlocked`);
   }
-  const info = infos.get(plan.device) as DeviceInfo;
-  const device = devices.get(plan.device);
-
   // 1. Approvers and governance.
   await store.transaction(async (tx) => {
     for (const a of plan.approvers) {
@@ -200,28 +211,61 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     pools.push({ id: p.id, owner: p.owner, approvers: p.approvers, threshold, keys });
   }
 
-  const body: TranscriptBody = {
+  // Each device states its governance after the ceremony bound it; a key's statement was made when it was recorded.
+  const transcriptDevices: TranscriptDevice[] = [];
+  for (const type of types) {
+    const deviceInfo = infos.get(type) as DeviceInfo;
+    transcriptDevices.push({ ...deviceInfo, attestation: await attestDevice(devices.get(type), deviceInfo) });
+  }
+  const all = pools.flatMap((p) => p.keys);
+  const unattested = all.filter((k) => k.attestation === null);
+  const attesting = transcriptDevices.filter((d) => d.attestation !== null).map((d) => d.id);
+  if (all.length > unattested.length) progress(`${all.length - unattested.length} keys attested by device ${attesting.join(', ')}`);
+  if (unattested.length > 0) {
+    const without = [...new Set(unattested.map((k) => k.device))];
+    progress(`${unattested.length} keys unattested: device ${without.join(', ')} has no attestation key, so only their addresses can be checked against their public keys`);
+  }
+  const transcript: Transcript = {
     kind: TRANSCRIPT_KIND,
-    version: 1,
+    version: TRANSCRIPT_VERSION,
     ceremonyId,
     at: new Date(deps.now()).toISOString(),
     planSha256: sha256Hex(planText),
-    device: info,
+    planDevice: plan.device,
+    devices: transcriptDevices,
     approvers: plan.approvers,
     ...(custodiansHeld.has(plan.device) ? { custodians: plan.custodians } : {}),
+    admins: plan.admins,
+    adminQuorum: plan.adminQuorum,
     pools,
   };
-  let attestation: Transcript['attestation'] = null;
-  if (info.attestationPublicKey !== null) {
-    attestation = { publicKey: info.attestationPublicKey, signature: bytesToHex(await device.attest(transcriptStatement(body))) };
-    progress('transcript signed by the device attestation key');
-  } else {
-    progress(`device ${info.id} has no attestation key: the transcript is not attested`);
-  }
   await store.transaction((tx) =>
-    tx.appendAudit({ type: 'ceremony.completed', actor: 'ceremony', subject: `ceremony:${ceremonyId}`, data: { planSha256: body.planSha256, transcriptSha256: sha256Hex(canonicalize(body)) } }, deps.now()),
+    tx.appendAudit({ type: 'ceremony.completed', actor: 'ceremony', subject: `ceremony:${ceremonyId}`, data: { planSha256: transcript.planSha256, transcriptSha256: sha256Hex(canonicalize(transcript)) } }, deps.now()),
   );
-  return { ...body, attestation };
+  return transcript;
+}
+
+/** The device's statement of its governance, checked before it is kept; null for a device with no attestation key. */
+async function attestDevice(device: SigningDevice, info: DeviceInfo): Promise<SignedStatement<DeviceStatement> | null> {
+  const attestationPublicKey = info.attestationPublicKey;
+  if (attestationPublicKey === null || !device.attestDevice) return null;
+  const signed = await device.attestDevice();
+  const problem = deviceAttestationProblem({ ...info, attestationPublicKey }, signed);
+  if (problem) throw new DeviceError('internal', 'attestation_mismatch', `device ${info.id}: ${problem}`);
+  return signed;
+}
+
+/** The device's statement of a key it holds, checked against what the ceremony recorded; null for a device with no attestation key. */
+async function attestKey(device: SigningDevice, info: DeviceInfo, poolId: string, key: Omit<CeremonyKey, 'attestation'>): Promise<SignedStatement<KeyStatement> | null> {
+  const attestationPublicKey = info.attestationPublicKey;
+  if (attestationPublicKey === null || !device.attestKey) return null;
+  if (key.device !== info.id) {
+    throw new ConflictError('key_on_other_device', `pool ${poolId}: its key on ${key.chain} is held by device ${key.device}, not by the configured ${info.type} device ${info.id}, which cannot attest it`);
+  }
+  const signed = await device.attestKey(key.handle);
+  const problem = keyAttestationProblem({ ...info, attestationPublicKey }, poolId, key, signed);
+  if (problem) throw new DeviceError('internal', 'attestation_mismatch', `pool ${poolId} ${key.chain}: ${problem}`);
+  return signed;
 }
 
 async function ensureKey(
@@ -236,7 +280,8 @@ async function ensureKey(
   const stored = await deps.store.transaction((tx) => tx.getKey(poolId, chain.id));
   if (stored) {
     deps.progress(`pool ${poolId}: key on ${chain.id} exists (${stored.address}), not making a second one`);
-    return { chain: chain.id, curve: stored.curve, address: stored.address, publicKey: stored.publicKey, device: stored.device, handle: stored.handle, createdAt: new Date(stored.createdAt).toISOString(), created: false };
+    const kept = { chain: chain.id, curve: stored.curve, address: stored.address, publicKey: stored.publicKey, device: stored.device, handle: stored.handle, createdAt: new Date(stored.createdAt).toISOString(), created: false };
+    return { ...kept, attestation: await attestKey(on.device, on.info, poolId, kept) };
   }
   const { info } = on;
   const onDevice = on.keys.find((k) => k.poolId === poolId && k.chain === chain.id);
@@ -260,7 +305,8 @@ async function ensureKey(
     );
   });
   deps.progress(`pool ${poolId}: key generated on ${chain.id}: ${key.address}`);
-  return { chain: key.chain, curve: key.curve, address: key.address, publicKey: key.publicKey, device: key.device, handle: key.handle, createdAt: new Date(key.createdAt).toISOString(), created: true };
+  const made = { chain: key.chain, curve: key.curve, address: key.address, publicKey: key.publicKey, device: key.device, handle: key.handle, createdAt: new Date(key.createdAt).toISOString(), created: true };
+  return { ...made, attestation: await attestKey(on.device, info, poolId, made) };
 }
 
 /** True when the device's own governance names exactly these custodians (ids and key fingerprints). */
@@ -301,10 +347,6 @@ function validateAllowlists(plan: CeremonyPlan): void {
       if (!ok) throw new ValidationError('invalid_plan', `pool "${p.id}": allowlist address "${entry.address}" is not valid on any of its chains (${p.chains.join(', ')})`);
     }
   }
-}
-
-export function transcriptStatement(body: TranscriptBody): Uint8Array {
-  return new TextEncoder().encode(TRANSCRIPT_DOMAIN + canonicalize(body));
 }
 
 function sha256Hex(text: string): string {

@@ -40,6 +40,7 @@ let ledgerControl: ApduTransport;
 let stack: Stack;
 let nonce = 0;
 let erinKey: string;
+let planPath: string;
 
 function keyOf(pool: string, chain = SEPOLIA): { address: string; publicKey: string } {
   const key = stack.ceremony.pools.find((p) => p.id === pool)?.keys.find((k) => k.chain === chain);
@@ -77,7 +78,7 @@ beforeAll(async () => {
   const plan = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { approvers: { id: string; publicKey: string }[]; pools: { id: string; approvers: string[] }[] };
   plan.approvers.push({ id: 'erin', publicKey: erinKey });
   plan.pools.find((p) => p.id === 'hsm-pool')?.approvers.push('erin');
-  const planPath = join(mkdtempSync(join(tmpdir(), 'devices-plan-')), 'plan.json');
+  planPath = join(mkdtempSync(join(tmpdir(), 'devices-plan-')), 'plan.json');
   writeFileSync(planPath, JSON.stringify(plan));
   stack = await startStack({
     plan: planPath,
@@ -110,6 +111,31 @@ describe('a pool per backend in one gateway', () => {
     expect(rules.pkcs11).toEqual({ enforces: [], gatewayOnly: [...DEVICE_RULES] });
     expect((await stack.api('GET', '/v1/devices', stack.tokens.requester)).status).toBe(403);
     expect((await stack.api('GET', '/readyz', null)).status).toBe(200);
+  });
+
+  it('when the transcript is verified, then the simulator\'s keys are attested and the Ledger\'s and the token\'s are listed unattested', async () => {
+    const out = join(stack.dataDir, 'devices-transcript.json');
+    expect((await stack.cli(['ceremony', 'run', planPath, '--out', out])).code).toBe(0);
+    const transcript = JSON.parse(readFileSync(out, 'utf8')) as { devices: { id: string; type: string; attestation: unknown }[]; pools: { id: string; keys: { attestation: unknown }[] }[] };
+    expect(transcript.devices.map((d) => [d.type, d.attestation !== null])).toEqual([['sim', true], ['pkcs11', false], ['ledger', false]]);
+    expect(transcript.pools.map((p) => [p.id, p.keys.map((k) => k.attestation !== null)])).toEqual([
+      ['hsm-pool', [true]],
+      ['token-pool', [false, false, false]],
+      ['ledger-pool', [false]],
+    ]);
+    const sim = transcript.devices[0]!.id;
+    const tokenId = transcript.devices[1]!.id;
+    const ledgerId = transcript.devices[2]!.id;
+    const verified = await stack.cli(['ceremony', 'verify', out, '--plan', planPath, '--device', sim]);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout.split('\n')).toEqual([
+      `transcript verifies: 5 keys, 1 attested by device ${sim}, 4 unattested`,
+      `  unattested: pool token-pool ${SEPOLIA} on ${tokenId} (a PKCS#11 token has no attestation key: only its address was checked against its public key)`,
+      `  unattested: pool token-pool ${BTC_TESTNET} on ${tokenId} (a PKCS#11 token has no attestation key: only its address was checked against its public key)`,
+      `  unattested: pool token-pool ${SOLANA_DEVNET} on ${tokenId} (a PKCS#11 token has no attestation key: only its address was checked against its public key)`,
+      `  unattested: pool ledger-pool ${SEPOLIA} on ${ledgerId} (a Ledger has no attestation key: only its address was checked against its public key)`,
+      '',
+    ]);
   });
 
   it('when each pool withdraws ETH, then each transaction is signed by that pool\'s own key (ethers recovers three different senders)', async () => {

@@ -443,15 +443,18 @@ describe('pools, audit and restarts', () => {
     expect(rerun.stderr).toContain('ceremony: warning: pool client-b: fees paid in ETH are not capped (the policy\'s "maxFee" does not name it)');
     expect(rerun.stderr).not.toContain('pool client-a: fees paid in');
     expect(JSON.parse(rerun.stdout)).toEqual(stack.ceremony);
-    const ok = await stack.cli(['ceremony', 'verify', out, '--plan', PLAN, '--json']);
+    const device = (JSON.parse(readFileSync(out, 'utf8')) as { devices: { id: string }[] }).devices[0]!.id;
+    const ok = await stack.cli(['ceremony', 'verify', out, '--plan', PLAN, '--device', device, '--json']);
     expect(ok.code).toBe(0);
-    expect(JSON.parse(ok.stdout)).toEqual({ ok: true, keys: 3 });
+    expect(JSON.parse(ok.stdout)).toEqual({ ok: true, keys: 3, attested: 3, attestedBy: [device], unattested: [] });
+    const human = await stack.cli(['ceremony', 'verify', out]);
+    expect(human.stdout).toBe(`transcript verifies: 3 keys, 3 attested by device ${device}, 0 unattested\n`);
     const text = readFileSync(out, 'utf8');
     const address = stack.ceremony.pools[0]!.keys[0]!.address;
     writeFileSync(out, text.replace(address, address.slice(0, -1) + (address.endsWith('a') ? 'b' : 'a')));
     const bad = await stack.cli(['ceremony', 'verify', out]);
     expect(bad.code).toBe(1);
-    expect(bad.stdout).toMatch(/does NOT verify: the device attestation signature does not verify/);
+    expect(bad.stdout).toMatch(/^transcript does NOT verify: pool client-a eip155:11155111: address 0x[0-9a-fA-F]{40} is not an address of its public key/);
   });
 
   it('when both processes are killed mid-way, then after restart the state is intact and the request completes', async () => {

@@ -8,8 +8,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  decodeAttestCommand,
-  decodeAttestResult,
+  decodeAttestDeviceCommand,
+  decodeAttestDeviceResult,
+  decodeAttestKeyCommand,
+  decodeAttestKeyResult,
   decodeEnrollGovernanceCommand,
   decodeEnrollGovernanceResult,
   decodeEnrollPoolCommand,
@@ -44,8 +46,10 @@ import {
   decodeSignMessageCommand,
   decodeSignMessageResult,
   decodeSignResult,
-  encodeAttestCommand,
-  encodeAttestResult,
+  encodeAttestDeviceCommand,
+  encodeAttestDeviceResult,
+  encodeAttestKeyCommand,
+  encodeAttestKeyResult,
   encodeEnrollGovernanceCommand,
   encodeEnrollGovernanceResult,
   encodeEnrollPoolCommand,
@@ -84,6 +88,7 @@ import {
   DEVICE_RULES,
   MAX_APPROVALS,
   MAX_CUSTODIAN_RECORDS,
+  MAX_STATEMENT_BYTES,
   MAX_UNSIGNED_TX_BYTES,
   Opcode,
   Status,
@@ -215,8 +220,10 @@ const CODECS: readonly Codec[] = [
     (f) => decodeSignMessageCommand(f, MAX_CHALLENGE_FIELD, MAX_APPROVAL_MESSAGE_BYTES, checkKey),
   ),
   codec(Opcode.SIGN_MESSAGE, 'answer', fc.record({ signature: bytes(64), recovery }), encodeSignMessageResult, decodeSignMessageResult),
-  codec(Opcode.ATTEST, 'request', fc.record({ statement: blob }), encodeAttestCommand, decodeAttestCommand),
-  codec(Opcode.ATTEST, 'answer', fc.record({ signature: bytes(64) }), encodeAttestResult, decodeAttestResult),
+  codec(Opcode.ATTEST_KEY, 'request', fc.record({ handle: text(64) }), encodeAttestKeyCommand, decodeAttestKeyCommand),
+  codec(Opcode.ATTEST_KEY, 'answer', fc.record({ statement: text(2000), signature: bytes(64) }), encodeAttestKeyResult, decodeAttestKeyResult),
+  codec(Opcode.ATTEST_DEVICE, 'request', none, () => encodeAttestDeviceCommand(), decodeAttestDeviceCommand),
+  codec(Opcode.ATTEST_DEVICE, 'answer', fc.record({ statement: text(2000), signature: bytes(64) }), encodeAttestDeviceResult, decodeAttestDeviceResult),
   codec(
     Opcode.EXPORT_BACKUP,
     'request',
@@ -298,6 +305,7 @@ describe('request decoders enforce the device limits with its messages', () => {
       `"chain longer than 80 bytes"`,
     );
     expect(refused(() => decodeGetKeyCommand(encodeGetKeyCommand({ handle: 'k'.repeat(65) })))).toMatchInlineSnapshot(`"handle longer than 64 bytes"`);
+    expect(refused(() => decodeAttestKeyCommand(encodeAttestKeyCommand({ handle: 'k'.repeat(65) })))).toMatchInlineSnapshot(`"handle longer than 64 bytes"`);
   });
 
   it('when more than 64 approvers or admins come, then ENROLL_POOL and ENROLL_GOVERNANCE are refused', () => {
@@ -382,10 +390,11 @@ describe('request decoders enforce the device limits with its messages', () => {
 });
 
 describe('answer decoders refuse what the device never sends', () => {
-  it('when a signature is not 64 bytes or a recovery id is not 0, 1 or 0xff, then it is refused', () => {
+  it('when a signature is not 64 bytes, a recovery id is not 0, 1 or 0xff or a statement is over its size, then it is refused', () => {
     expect(refused(() => decodeSignMessageResult(new FieldWriter().bytes(new Uint8Array(63)).u8(0).toBuffer()))).toMatchInlineSnapshot(`"signature must be 64 bytes, got 63"`);
     expect(refused(() => decodeSignMessageResult(encodeSignMessageResult({ signature: new Uint8Array(64), recovery: 7 })))).toMatchInlineSnapshot(`"recovery id 7"`);
-    expect(refused(() => decodeAttestResult(encodeAttestResult({ signature: new Uint8Array(65) })))).toMatchInlineSnapshot(`"signature must be 64 bytes, got 65"`);
+    expect(refused(() => decodeAttestKeyResult(encodeAttestKeyResult({ statement: '{}', signature: new Uint8Array(65) })))).toMatchInlineSnapshot(`"signature must be 64 bytes, got 65"`);
+    expect(refused(() => decodeAttestKeyResult(encodeAttestKeyResult({ statement: 'x'.repeat(MAX_STATEMENT_BYTES + 1), signature: new Uint8Array(64) })))).toMatchInlineSnapshot(`"statement longer than 65536 bytes"`);
     expect(refused(() => decodeSignResult(new FieldWriter().u8(1).bytes(new Uint8Array(64)).bytes(Uint8Array.from([2])).toBuffer()))).toMatchInlineSnapshot(`"recovery id 2"`);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Keys, bindings and sealed state: one key per (pool, chain), bindings refused twice, state that
- * survives restarts, sealed under the PIN, and a wrong PIN that fails cleanly.
+ * survives restarts, sealed under the PIN, a wrong PIN that fails cleanly, and what the device
+ * attests of its keys and governance.
  */
 import { openPolicy } from '../helpers/open-policy.js';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { ATTESTATION_DOMAIN } from '../../common/sim-protocol.js';
+import { canonicalize } from 'json-canonicalize';
+import { computeAddress } from 'ethers';
+import { ATTESTATION_DOMAIN } from '../../common/attestation.js';
+import { memberSummaries } from '../../common/governance-message.js';
+import { policyHash } from '../../common/policy/document.js';
 import { createSimDevice } from '../../src/devices/sim/client.js';
 import { startSim, type SimProcess } from '../helpers/sim-process.js';
 import { APPROVERS, SEPOLIA, ethereumTx, evidence, messageFor } from './fixtures.js';
@@ -120,14 +125,41 @@ describe('sealed state', () => {
     await expect(d.enrollPool('pool-a', APPROVERS, 2, openPolicy(2))).rejects.toMatchObject({ code: 'device_already_exists' });
   });
 
-  it('when a statement is attested, then the Ed25519 signature verifies over the domain prefix and the statement', async () => {
+  it('when a key is attested, then the device states the key, its addresses and its pool as it holds them, signed over the domain prefix', async () => {
     const d = client(await sim());
     const info = await d.info();
     expect(info).toMatchObject({ type: 'sim', checksQuorum: true, model: 'custody-hsm-sim' });
-    const statement = new TextEncoder().encode('{"ceremony":"x"}');
-    const sig = await d.attest(statement);
-    const signed = new TextEncoder().encode(ATTESTATION_DOMAIN + '{"ceremony":"x"}');
-    expect(ed25519.verify(sig, signed, hexToBytes(info.attestationPublicKey as string))).toBe(true);
-    expect(ed25519.verify(sig, statement, hexToBytes(info.attestationPublicKey as string))).toBe(false);
+    expect(info.enforces).toContain('attestation');
+    await d.enrollPool('pool-a', APPROVERS, 2, openPolicy(2));
+    const key = await d.generateKey('pool-a', SEPOLIA, 'secp256k1');
+    const { statement, signature } = await d.attestKey(key.handle);
+    expect(statement).toMatchObject({
+      kind: 'custody.device-attestation',
+      version: 1,
+      subject: 'key',
+      device: info.id,
+      handle: key.handle,
+      pool: 'pool-a',
+      chain: SEPOLIA,
+      curve: 'secp256k1',
+      publicKey: key.publicKey,
+      // ethers derives the address from the attested key on its own.
+      addresses: [computeAddress('0x' + key.publicKey)],
+      poolState: { approvers: memberSummaries(APPROVERS), threshold: 2, policy: policyHash(openPolicy(2)), policyVersion: 1, sequence: 0, frozen: false },
+    });
+    const signed = new TextEncoder().encode(ATTESTATION_DOMAIN + canonicalize(statement));
+    expect(ed25519.verify(hexToBytes(signature), signed, hexToBytes(info.attestationPublicKey as string))).toBe(true);
+    expect(ed25519.verify(hexToBytes(signature), new TextEncoder().encode(canonicalize(statement)), hexToBytes(info.attestationPublicKey as string))).toBe(false);
+    await expect(d.attestKey('k_' + '00'.repeat(12))).rejects.toMatchObject({ code: 'device_key_not_found' });
+  });
+
+  it('when the device is attested, then it states its admins and quorum and what it enforces', async () => {
+    const d = client(await sim());
+    const info = await d.info();
+    expect((await d.attestDevice()).statement.governance).toEqual({ admins: [], quorum: 0, custodians: [], sequence: 0 });
+    await d.enrollGovernance(APPROVERS, 2);
+    const { statement, signature } = await d.attestDevice();
+    expect(statement).toMatchObject({ subject: 'device', device: info.id, enforces: info.enforces, governance: { admins: memberSummaries(APPROVERS), quorum: 2, custodians: [], sequence: 0 } });
+    expect(ed25519.verify(hexToBytes(signature), new TextEncoder().encode(ATTESTATION_DOMAIN + canonicalize(statement)), hexToBytes(info.attestationPublicKey as string))).toBe(true);
   });
 });

@@ -239,10 +239,6 @@ export function createLedgerDevice(options: LedgerDeviceOptions) {
       });
     },
 
-    async attest(): Promise<Uint8Array> {
-      throw new DeviceError('invalid', 'not_supported', 'a Ledger has no attestation key: the transcript is attested by the simulator or left unattested');
-    },
-
     close(): Promise<void> {
       return transport.close();
     },

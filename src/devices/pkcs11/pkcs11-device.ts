@@ -497,10 +497,6 @@ export function createPkcs11Device(options: Pkcs11DeviceOptions): SigningDevice 
       });
     },
 
-    async attest(): Promise<Uint8Array> {
-      throw failure('invalid', 'not_supported', 'a PKCS#11 token has no attestation key; sign ceremony transcripts with the simulator or another device that has one');
-    },
-
     close(): Promise<void> {
       if (closed) return Promise.resolve();
       closed = true;

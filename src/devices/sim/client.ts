@@ -8,7 +8,8 @@
 import { connect, type Socket } from 'node:net';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import {
-  decodeAttestResult,
+  decodeAttestDeviceResult,
+  decodeAttestKeyResult,
   decodeEnrollGovernanceResult,
   decodeEnrollPoolResult,
   decodeErrorFields,
@@ -26,7 +27,8 @@ import {
   decodeGovernDeviceResult,
   decodeSignMessageResult,
   decodeSignResult,
-  encodeAttestCommand,
+  encodeAttestDeviceCommand,
+  encodeAttestKeyCommand,
   encodeEnrollGovernanceCommand,
   encodeEnrollPoolCommand,
   encodeExportBackupCommand,
@@ -50,10 +52,12 @@ import {
   STATUS_NAMES,
   type DeviceRule,
   type ApprovalRecord,
+  type AttestationResult,
   type KeyRecord,
   type MemberRecord,
 } from '../../../common/sim-protocol.js';
 import { DeviceError, type ErrorKind } from '../../../common/errors.js';
+import { parseStatementText, type AttestationStatement, type DeviceStatement, type KeyStatement, type SignedStatement } from '../../../common/attestation.js';
 import { canonicalize } from 'json-canonicalize';
 import type { PolicyDocument } from '../../../common/policy/policy.js';
 import type { Curve } from '../../domain/pool.js';
@@ -112,6 +116,13 @@ function decodeSigningAnswer<T>(decode: () => T, what: string): T {
   } catch (error) {
     throw new DeviceError('internal', 'device_protocol_error', `${what} ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+/** A statement the device sent, read as common/attestation.ts says; one that is not is the device breaking the protocol. */
+function signedStatement<S extends AttestationStatement['subject']>(answer: AttestationResult, subject: S): SignedStatement<Extract<AttestationStatement, { subject: S }>> {
+  const statement = decodeSigningAnswer(() => parseStatementText(answer.statement), `the device's ${subject} statement:`);
+  if (statement.subject !== subject) throw new DeviceError('internal', 'device_protocol_error', `the device answered a ${statement.subject} statement for a ${subject} attestation`);
+  return { statement: statement as Extract<AttestationStatement, { subject: S }>, signature: bytesToHex(answer.signature) };
 }
 
 function parseUrl(url: string): { host: string; port: number } {
@@ -341,8 +352,14 @@ export function createSimDevice(options: SimDeviceOptions) {
       return { scheme: result.scheme, signature: first.signature, recovery: first.recovery, parts };
     },
 
-    async attest(statement: Uint8Array): Promise<Uint8Array> {
-      return decodeAttestResult(await call(Opcode.ATTEST, encodeAttestCommand({ statement }))).signature;
+    async attestKey(handle: string): Promise<SignedStatement<KeyStatement>> {
+      const answer = await call(Opcode.ATTEST_KEY, encodeAttestKeyCommand({ handle }));
+      return signedStatement(decodeSigningAnswer(() => decodeAttestKeyResult(answer), 'ATTEST_KEY answered'), 'key');
+    },
+
+    async attestDevice(): Promise<SignedStatement<DeviceStatement>> {
+      const answer = await call(Opcode.ATTEST_DEVICE, encodeAttestDeviceCommand());
+      return signedStatement(decodeSigningAnswer(() => decodeAttestDeviceResult(answer), 'ATTEST_DEVICE answered'), 'device');
     },
 
     async close(): Promise<void> {
