@@ -520,7 +520,8 @@ export class SimDevice {
     const device = { id: this.id, model: MODEL, firmware: FIRMWARE, now: this.now() };
     let statement: AttestationStatement;
     if (subject.subject === 'key') {
-      const key = this.state.keys[subject.handle];
+      // Own keys only: a handle such as "__proto__" names no key.
+      const key = Object.hasOwn(this.state.keys, subject.handle) ? this.state.keys[subject.handle] : undefined;
       if (!key) throw new DeviceRefusal(Status.NOT_FOUND, `no key with handle ${subject.handle.slice(0, 80)}`);
       const binding = this.state.pools[key.poolId];
       if (!binding) throw new DeviceRefusal(Status.INTERNAL, `pool ${key.poolId} has a key but no binding`);

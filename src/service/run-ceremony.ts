@@ -16,7 +16,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
 import { curveForChain, parseChainId } from '../../common/chain-id.js';
 import { type CeremonyPlan, type PlannedPool } from '../domain/ceremony-plan.js';
-import { baseThreshold } from '../../common/policy/document.js';
+import { baseThreshold, policyHash } from '../../common/policy/document.js';
+import { memberSummaries, type PoolSummary } from '../../common/governance-message.js';
 import { ConflictError, DeviceError, ValidationError, isCustodyError } from '../../common/errors.js';
 import { memberSummaries, sameSummary, type DeviceSummary } from '../../common/governance-message.js';
 import type { CustodianEntry } from '../../common/device-changes.js';
@@ -179,8 +180,10 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
         await poolDevice.enrollPool(p.id, approvers, threshold, p.policyDocument);
         progress(`pool ${p.id}: bound in device ${poolInfo.id} to ${approvers.length} approvers, threshold ${threshold}`);
       } catch (error) {
-        // A ceremony that stopped after binding but before recording resumes with the device's binding.
+        // A ceremony that stopped after binding but before recording resumes with the device's binding,
+        // but only if it is the plan's: a pool bound beforehand by someone else is not taken over.
         if (!(isCustodyError(error) && error.kind === 'conflict')) throw error;
+        await assertPlannedBinding(poolDevice, poolInfo, p, approvers, threshold);
         progress(`pool ${p.id}: already bound in the device (resuming an interrupted ceremony)`);
       }
       const pool: Pool = { id: p.id, owner: p.owner, chains: p.chains, status: 'active', approvers: p.approvers, policyVersion: 1, createdAt: deps.now() };
@@ -243,6 +246,24 @@ export async function runCeremony(deps: CeremonyDeps, plan: CeremonyPlan, planTe
     tx.appendAudit({ type: 'ceremony.completed', actor: 'ceremony', subject: `ceremony:${ceremonyId}`, data: { planSha256: transcript.planSha256, transcriptSha256: sha256Hex(canonicalize(transcript)) } }, deps.now()),
   );
   return transcript;
+}
+
+/**
+ * Refuses to resume with a pool the device holds bound otherwise than the plan says (other approvers,
+ * threshold or policy) and never changed by governance since: it was not bound by this plan's ceremony.
+ * A device that holds no governance (Ledger, PKCS#11) holds no binding to compare.
+ */
+async function assertPlannedBinding(device: SigningDevice, info: DeviceInfo, planned: PlannedPool, approvers: readonly EnrolledApprover[], threshold: number): Promise<void> {
+  const held = await device.governanceState(planned.id);
+  if (held === null || held.sequence > 0) return;
+  const planSummary: PoolSummary = { approvers: memberSummaries(approvers), threshold, policy: policyHash(planned.policyDocument), policyVersion: 1 };
+  if (held.summary !== canonicalize(planSummary)) {
+    const summary = JSON.parse(held.summary) as PoolSummary;
+    throw new ConflictError(
+      'pool_bound_otherwise',
+      `pool ${planned.id} is already bound in device ${info.id} to ${summary.approvers.map((a) => a.id).join(', ')} with threshold ${summary.threshold} and policy ${summary.policy.slice(0, 12)}…, not as the plan binds it (${planned.approvers.join(', ')}, threshold ${threshold}, policy ${planSummary.policy.slice(0, 12)}…): it was bound outside this ceremony; use another pool id or device`,
+    );
+  }
 }
 
 /** The device's statement of its governance, checked before it is kept; null for a device with no attestation key. */
