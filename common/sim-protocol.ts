@@ -816,12 +816,12 @@ export function decodeSignMessageResult(fields: Buffer): SignMessageResult & { r
   return { signature, recovery: recovery === 0xff ? null : recovery };
 }
 
+/** The largest statement ATTEST_KEY or ATTEST_DEVICE answers: 64 approvers and their fingerprints fit in 8 KiB. */
+export const MAX_STATEMENT_BYTES = 64 * 1024;
+
 // ATTEST_KEY (0x31): `str handle`; answers `bytes statement` (a key statement of common/attestation.ts,
 // RFC 8785 JSON, UTF-8) and `bytes signature` (64, Ed25519 by the attestation key). The device builds
 // the statement from its own state: the handle is all the caller chooses.
-/** The largest statement a device sends: 64 approvers and their fingerprints fit in 8 KiB. */
-export const MAX_STATEMENT_BYTES = 64 * 1024;
-
 export interface AttestKeyCommand {
   readonly handle: string;
 }
