@@ -337,7 +337,8 @@ export class SimDevice {
    * 4. the approvals: each names exactly this transaction and states what it does, distinct enrolled
    *    approvers, at least the policy's tier for the amount (QUORUM_REFUSED, TRANSACTION_MISMATCH);
    * 5. sign-once: another signed transaction spending the same nonce or output is refused unless this
-   *    one is its approved replacement (POLICY_REFUSED);
+   *    one is its approved replacement, and a request signs one transaction (POLICY_REFUSED;
+   *    hsm-sim/sign-journal.ts checks what a replacement names);
    * 6. the time lock: from the first time it saw this complete quorum, it waits the policy's delay and
    *    answers when to come back (TIMELOCKED);
    * then it signs, and records the signature durably before it answers.
@@ -381,13 +382,8 @@ export class SimDevice {
     const denials = decision.reasons.filter((r) => r.code !== 'pool_frozen');
     if (denials.length > 0) throw new DeviceRefusal(Status.POLICY_REFUSED, `pool ${key.poolId}'s policy refuses it: ${denials.map((r) => `${r.code}: ${r.message}`).join('; ')}`);
     const spends = [decoded.signOnceKey, ...decoded.claims];
-    const conflict = this.journal.conflict(key.poolId, key.chain, txKey, spends);
-    if (conflict && conflict.requestId !== quorum.replaces) {
-      throw new DeviceRefusal(
-        Status.POLICY_REFUSED,
-        `sign_once: request ${conflict.requestId} already signed a transaction spending what this one spends; only its approved replacement (approvals naming "replaces": "${conflict.requestId}") is signed`,
-      );
-    }
+    const signOnce = this.journal.signOnceRefusal(key.poolId, key.chain, txKey, spends, quorum.requestId, quorum.replaces);
+    if (signOnce !== null) throw new DeviceRefusal(Status.POLICY_REFUSED, signOnce);
     if (decision.timelockUntil !== null) {
       const delay = decision.timelockUntil - now;
       const seen = this.state.quorumSeen?.[txKey];
