@@ -14,8 +14,20 @@ import { randomUUID } from 'node:crypto';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { buildEthereumTransfer } from '../../../common/chains/ethereum/transaction.js';
 import type { PolicyDocument } from '../../../common/policy/policy.js';
-import { Status, type ApprovalRecord, type KeyRecord } from '../../../common/sim-protocol.js';
-import { APPROVERS, ETH_DESTINATION, ETH_FEES, SEPOLIA, BITCOIN_REGTEST, approval, bitcoinTx, messageFor, utxo, type TestTransaction } from '../../hsm-sim/fixtures.js';
+import {
+  decodeGovernanceStateResult,
+  encodeFreezePoolCommand,
+  encodeGovernPoolCommand,
+  encodeGovernanceStateCommand,
+  Opcode,
+  Status,
+  STATUS_NAMES,
+  type ApprovalRecord,
+  type KeyRecord,
+} from '../../../common/sim-protocol.js';
+import { canonicalGovernanceMessage, sha256Canonical, type PoolGovernanceMessage, type PoolSummary } from '../../../common/governance-message.js';
+import { createSimDevice } from '../../../src/devices/sim/client.js';
+import { APPROVERS, ETH_DESTINATION, ETH_FEES, SEPOLIA, BITCOIN_REGTEST, approval, bitcoinTx, messageFor, signText, utxo, type TestTransaction } from '../../hsm-sim/fixtures.js';
 import { openRawSimLink, type RawSimLink } from '../../helpers/raw-sim-link.js';
 import { startSim, type SimProcess } from '../../helpers/sim-process.js';
 import { expectRefused, expectSigned } from './device-under-attack.js';
@@ -25,6 +37,7 @@ const BTC = 100_000_000n;
 
 let sim: SimProcess;
 let link: RawSimLink;
+let deviceId: string;
 
 const members = APPROVERS.map((a) => ({ id: a.id, publicKey: hexToBytes(a.publicKey) }));
 
@@ -55,6 +68,13 @@ async function freshPool(): Promise<Pool> {
 
 beforeAll(async () => {
   sim = await startSim();
+  const client = createSimDevice({ url: sim.url, pin: sim.pin });
+  try {
+    await client.enrollGovernance(APPROVERS, 2);
+    deviceId = (await client.info()).id;
+  } finally {
+    await client.close();
+  }
   link = await openRawSimLink(sim.port, sim.pin);
 }, 60_000);
 
@@ -176,5 +196,51 @@ describe('Bitcoin replacements', () => {
     // r2 and r3 spend different outputs: both would be mined, as two "replacements" of one request.
     const r3 = bitcoinTx(btcKey, { utxos: [u2, utxo(3_000_000n)], amount: 4_000_000n });
     expectRefused(await sign(pool, pool.btc, r3, approvals(pool, r3, { requestId: 'b-3', replaces: 'b-1' })), Status.POLICY_REFUSED, /not_a_replacement: request b-1 was replaced already by b-2/);
+  });
+});
+
+async function governanceState(poolId: string): Promise<{ summary: PoolSummary; sequence: number }> {
+  const a = await link.request(Opcode.GOVERNANCE_STATE, encodeGovernanceStateCommand({ poolId }));
+  const r = decodeGovernanceStateResult(a.fields);
+  return { summary: JSON.parse(r.summary) as PoolSummary, sequence: r.sequence };
+}
+
+/** An honest governance message of `action` on the pool's current state (a freeze or an unfreeze changes no summary). */
+function governanceMessage(poolId: string, action: PoolGovernanceMessage['action'], state: { summary: PoolSummary; sequence: number }): string {
+  return canonicalGovernanceMessage({
+    kind: 'custody.governance',
+    version: 2,
+    proposalId: `p-${action}-${randomUUID()}`,
+    device: deviceId,
+    scope: 'pool',
+    pool: poolId,
+    action,
+    sequence: state.sequence,
+    before: state.summary,
+    after: state.summary,
+    change: sha256Canonical({ action }),
+    decision: 'approve',
+  });
+}
+
+const adminApproval = (who: string, text: string): ApprovalRecord => ({ publicKey: hexToBytes(APPROVERS.find((a) => a.id === who)!.publicKey), message: text, signature: signText(text, who) });
+
+describe('break glass', () => {
+  // Open: a freeze changes neither the sequence nor the summary that governance messages name, so an
+  // unfreeze the admins approved before it (e.g. of a freeze only the gateway held) still applies after
+  // it. Closing it needs the freeze to count in the sequence on both sides (device and gateway's
+  // poolGovernanceState), or the unfreeze to name the freeze it lifts.
+  it.fails('when the gateway holds back an unfreeze the admins approved before an admin\'s break-glass freeze, then that unfreeze is STALE_GOVERNANCE and the pool stays frozen', async () => {
+    const pool = await freshPool();
+    const before = await governanceState(pool.id);
+    const unfreeze = governanceMessage(pool.id, 'unfreeze', before);
+    const heldBack = [adminApproval('alice', unfreeze), adminApproval('bob', unfreeze)];
+    const freeze = governanceMessage(pool.id, 'freeze', before);
+    const frozen = await link.request(Opcode.FREEZE_POOL, encodeFreezePoolCommand({ poolId: pool.id, approvals: [adminApproval('carol', freeze)] }));
+    expect(STATUS_NAMES[frozen.status]).toBe('OK');
+    const lifted = await link.request(Opcode.GOVERN_POOL, encodeGovernPoolCommand({ poolId: pool.id, change: JSON.stringify({ action: 'unfreeze' }), approvals: heldBack }));
+    expect(STATUS_NAMES[lifted.status]).toBe('STALE_GOVERNANCE');
+    const tx = eth(0n, 1n);
+    expectRefused(await sign(pool, pool.eth, tx, approvals(pool, tx)), Status.FROZEN);
   });
 });
