@@ -60,8 +60,23 @@ export function zodMessage(error: z.ZodError, prefix: string): string {
   return `${path || 'plan'}: ${message}`;
 }
 
+/**
+ * Refuses two keys of a per-asset record that name one asset in two cases (`erc20:0xabc…` and its
+ * EIP-55 form): the rules read whichever matches the transaction's spelling first (assetEntry), so one
+ * of the two would silently never apply, whatever a reader of the document takes it to say.
+ */
+function assertOneSpellingPerAsset(record: Record<string, unknown> | undefined, path: string): void {
+  const seen = new Map<string, string>();
+  for (const asset of Object.keys(record ?? {})) {
+    const other = seen.get(asset.toLowerCase());
+    if (other !== undefined) throw new ValidationError('invalid_policy', `${path}: "${asset}" and "${other}" name the same asset; write it once`);
+    seen.set(asset.toLowerCase(), asset);
+  }
+}
+
 function amounts(record: Record<string, string> | undefined, path: string): AssetAmounts | undefined {
   if (record === undefined) return undefined;
+  assertOneSpellingPerAsset(record, path);
   const out: Record<string, bigint> = {};
   for (const [asset, value] of Object.entries(record)) out[asset] = parseAmount(value, `${path}.${asset}`);
   return out;
@@ -81,6 +96,7 @@ export function parsePolicyDocument(doc: unknown, path = 'policy'): Policy {
     return upTo === undefined ? { approvals: tier.approvals } : { upTo, approvals: tier.approvals };
   });
 
+  assertOneSpellingPerAsset(d.assets, `${path}.assets`);
   const assets: Record<string, AssetPolicy> = {};
   for (const [asset, a] of Object.entries(d.assets)) {
     const limits = (a.limits ?? []).map((l, i) => ({

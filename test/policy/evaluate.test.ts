@@ -120,6 +120,22 @@ describe('each rule at its boundary', () => {
   });
 });
 
+describe('one spelling per asset', () => {
+  const TOKEN = 'erc20:0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238';
+  it('when "assets" names one token in lowercase and in EIP-55 (a limit on one, none on the other), then the policy is refused naming both', () => {
+    const doc = { quorum: [{ approvals: 1 }], assets: { [TOKEN]: {}, [TOKEN.toLowerCase()]: { maxPerTx: '1' } } };
+    expect(() => parsePolicyDocument(doc)).toThrow(`policy.assets: "${TOKEN.toLowerCase()}" and "${TOKEN}" name the same asset; write it once`);
+  });
+
+  it('when a tier, the time lock or the fee cap names one asset twice in two cases, then the policy is refused', () => {
+    const base = { quorum: [{ approvals: 1 }], assets: { [TOKEN]: {} } };
+    const twice = { [TOKEN]: '1', [TOKEN.toLowerCase()]: '1000' };
+    expect(() => parsePolicyDocument({ ...base, quorum: [{ upTo: twice, approvals: 1 }, { approvals: 1 }] })).toThrow(/policy.quorum\[0\].upTo: .* name the same asset/);
+    expect(() => parsePolicyDocument({ ...base, timelock: { above: twice, delay: '1h' } })).toThrow(/policy.timelock.above: .* name the same asset/);
+    expect(() => parsePolicyDocument({ ...base, maxFee: { ETH: '1', eth: '2' } })).toThrow(/policy.maxFee: "eth" and "ETH" name the same asset/);
+  });
+});
+
 describe('properties', () => {
   const arbitraryInput = fc.record({
     amount: fc.bigInt({ min: 1n, max: 30n * ETH }),
