@@ -13,7 +13,8 @@
  * - `sequence`: the governance sequence the device holds before the change. The device applies a
  *   change only when `before` equals what it holds and `sequence` is its sequence, then counts it
  *   (so a message is never applied twice, and one made before another change no longer applies);
- *   a proof of control and a freeze change nothing and leave the sequence as it is;
+ *   a proof of control changes nothing and leaves the sequence as it is; a freeze counts in it (so an
+ *   unfreeze approved before a freeze no longer applies after it);
  * - `change`: sha256 of the canonical change itself (the new policy document, the approvers with
  *   their keys, the challenge, the custodians' keys and threshold of an export).
  */
@@ -30,7 +31,7 @@ export type PoolAction = (typeof POOL_ACTIONS)[number];
 export type DeviceAction = (typeof DEVICE_ACTIONS)[number];
 export type GovernanceAction = PoolAction | DeviceAction;
 
-/** Actions that change nothing the device holds: their `after` equals `before` and the sequence stays. */
+/** Actions whose `after` equals their `before`: they change no binding or policy (a freeze still counts in the sequence). */
 export const STATELESS_ACTIONS: readonly GovernanceAction[] = ['attest-control', 'freeze'];
 
 /** A member of a pool's approvers, the admins or the custodians, as a message names it. */

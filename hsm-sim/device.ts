@@ -253,7 +253,11 @@ export class SimDevice {
     this.commit({ pools: { [poolId]: applied.binding } });
   }
 
-  /** Freezes a pool at once on one enrolled admin's signed freeze message (break glass); a frozen pool stays frozen. */
+  /**
+   * Freezes a pool at once on one enrolled admin's signed freeze message (break glass); a frozen pool
+   * stays frozen. The freeze counts in the pool's governance sequence, so that nothing approved before
+   * it (an unfreeze held back, say) applies after it: the admins approve again, knowing of the freeze.
+   */
   freezePool(poolId: string, approvals: readonly ApprovalEvidence[]): void {
     const binding = this.state.pools[poolId];
     if (!binding) throw new DeviceRefusal(Status.NOT_FOUND, `pool ${poolId.slice(0, 80)} is not enrolled`);
@@ -274,7 +278,8 @@ export class SimDevice {
       required: 1,
     });
     if (refusal) throw new DeviceRefusal(refusal.status, refusal.message);
-    if (binding.frozen !== true) this.commit({ pools: { [poolId]: { ...binding, frozen: true } } });
+    // A freeze counts in the pool's sequence: an unfreeze (or any change) approved before it no longer applies after it.
+    if (binding.frozen !== true) this.commit({ pools: { [poolId]: { ...binding, frozen: true, sequence: (binding.sequence ?? 0) + 1 } } });
   }
 
   /** What a governance message must name as `before` and `sequence`: a pool's (by id) or, for "", the device's. */

@@ -24,7 +24,7 @@ import type { ApprovalEvidence } from '../devices/signing-device.js';
 import type { StoreReads } from '../store/store.js';
 import { assertSignatureHex, verifyApproverSignature } from '../quorum/approver-signature.js';
 import { requirePool, type ServiceContext } from './context.js';
-import { poolGovernanceState, readGovernance } from './governance.js';
+import { heldGovernance, poolGovernanceState, readGovernance, type HeldGovernance } from './governance.js';
 
 /** What a freeze message names as its change: a freeze changes nothing but the pool's status. */
 export const FREEZE_CHANGE = sha256Canonical({ action: 'freeze' });
@@ -49,13 +49,13 @@ export interface FreezeOutcome {
 
 /**
  * The exact text an admin signs to freeze the pool in its device, built from the store's state: the
- * pool's summary as before and after, its governance sequence and device. Deterministic: the same
+ * pool's summary as before and after, its device and the governance sequence that device holds. Deterministic: the same
  * state gives the same text (proposal id `freeze-<pool>-<sequence>`), so it can be read, signed offline
  * and posted. Null when no admins are enrolled (no device would accept it).
  */
-export async function freezeMessageOf(tx: StoreReads, pool: Pool): Promise<string | null> {
+export async function freezeMessageOf(tx: StoreReads, pool: Pool, held: HeldGovernance | null): Promise<string | null> {
   if ((await tx.getSetting('governance')) === null) return null;
-  const state = await poolGovernanceState(tx, pool);
+  const state = await poolGovernanceState(tx, pool, held);
   const message: PoolGovernanceMessage = {
     kind: GOVERNANCE_KIND,
     version: GOVERNANCE_VERSION,
@@ -74,7 +74,8 @@ export async function freezeMessageOf(tx: StoreReads, pool: Pool): Promise<strin
 }
 
 export async function poolFreezeMessage(ctx: ServiceContext, poolId: string): Promise<string | null> {
-  return ctx.store.read(async (r) => freezeMessageOf(r, await requirePool(r, poolId)));
+  const held = await heldGovernance(ctx, poolId);
+  return ctx.store.read(async (r) => freezeMessageOf(r, await requirePool(r, poolId), held));
 }
 
 const NOT_SIGNED = 'no signed freeze message came with the freeze: only the gateway is frozen';
@@ -86,6 +87,7 @@ const NOT_SIGNED = 'no signed freeze message came with the freeze: only the gate
  */
 export async function freezePool(ctx: ServiceContext, admin: Principal, poolId: string, reason: string | null, signature: string | null = null): Promise<FreezeOutcome> {
   const signatureHex = signature === null ? null : assertSignatureHex(signature, 'signature');
+  const held = signatureHex === null ? null : await heldGovernance(ctx, poolId);
   const done = await ctx.store.transaction(async (tx) => {
     const pool = await requirePool(tx, poolId);
     let evidence: ApprovalEvidence | null = null;
@@ -94,7 +96,7 @@ export async function freezePool(ctx: ServiceContext, admin: Principal, poolId: 
       if (!governance.admins.includes(admin.name)) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" is not one of the admins of the ceremony: a device accepts only an enrolled admin's freeze`);
       const key = await tx.getApprover(admin.name);
       if (!key) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" has no enrolled key`);
-      const message = (await freezeMessageOf(tx, pool)) as string;
+      const message = (await freezeMessageOf(tx, pool, held)) as string;
       if (!verifyApproverSignature(key.publicKey, message, signatureHex)) {
         throw new ValidationError(
           'bad_freeze_signature',

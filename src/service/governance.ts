@@ -52,11 +52,31 @@ export function governanceMessageFor(p: Pick<Proposal, 'approvalMessage'>, decis
 /** Actions the device counts in the pool's governance sequence (a proof of control changes nothing). */
 const SEQUENCED: readonly ProposalChange['action'][] = ['policy', 'approvers', 'unfreeze'];
 
+/** What the pool's device holds (summary and governance sequence), read before a store transaction; null when it holds no governance. */
+export interface HeldGovernance {
+  readonly summary: PoolSummary;
+  readonly sequence: number;
+}
+
+/**
+ * Reads what the pool's device holds. The device counts the changes and freezes applied to the pool
+ * (a freeze may reach it without this gateway), so the sequence governance messages name is its.
+ */
+export async function heldGovernance(ctx: ServiceContext, poolId: string): Promise<HeldGovernance | null> {
+  const keys = await ctx.store.read((r) => r.keysOfPool(poolId));
+  const first = keys[0];
+  if (!first) return null;
+  const state = await ctx.devices.forKey(first).governanceState(poolId);
+  return state === null ? null : { summary: JSON.parse(state.summary) as PoolSummary, sequence: state.sequence };
+}
+
 /**
  * The pool as the store holds it, in the terms governance messages use (common/governance-message.ts),
- * and its governance sequence: the number of applied changes the device counts.
+ * and its governance sequence: the device's when it holds governance (`held`), whose binding and
+ * policy must then be the store's (fail closed: ConflictError `device_store_disagree`), otherwise the
+ * number of applied changes in the store.
  */
-export async function poolGovernanceState(tx: StoreReads, pool: Pool): Promise<{ summary: PoolSummary; sequence: number; device: string }> {
+export async function poolGovernanceState(tx: StoreReads, pool: Pool, held: HeldGovernance | null = null): Promise<{ summary: PoolSummary; sequence: number; device: string }> {
   const doc = await tx.getPolicy(pool.id, pool.policyVersion);
   if (!doc) throw new StoreError('policy_missing', `pool ${pool.id} has no policy version ${pool.policyVersion}`);
   const approvers: Approver[] = [];
@@ -67,14 +87,21 @@ export async function poolGovernanceState(tx: StoreReads, pool: Pool): Promise<{
   }
   const applied = await tx.listProposals({ poolId: pool.id, state: 'applied', limit: 1_000_000 });
   const keys = await tx.keysOfPool(pool.id);
+  const summary: PoolSummary = {
+    approvers: memberSummaries(approvers),
+    threshold: baseThreshold(parsePolicyDocument(doc, 'policy')),
+    policy: policyHash(doc),
+    policyVersion: pool.policyVersion,
+  };
+  if (held !== null && !sameSummary(held.summary, summary)) {
+    throw new ConflictError(
+      'device_store_disagree',
+      `pool ${pool.id}: its device holds another binding or policy (version ${held.summary.policyVersion}, policy ${held.summary.policy.slice(0, 16)}…) than the store (version ${summary.policyVersion}, policy ${summary.policy.slice(0, 16)}…); nothing is proposed until they agree`,
+    );
+  }
   return {
-    summary: {
-      approvers: memberSummaries(approvers),
-      threshold: baseThreshold(parsePolicyDocument(doc, 'policy')),
-      policy: policyHash(doc),
-      policyVersion: pool.policyVersion,
-    },
-    sequence: applied.filter((x) => SEQUENCED.includes(x.change.action)).length,
+    summary,
+    sequence: held?.sequence ?? applied.filter((x) => SEQUENCED.includes(x.change.action)).length,
     device: keys[0]?.device ?? '',
   };
 }
@@ -131,12 +158,13 @@ async function resultingPool(tx: StoreTx, pool: Pool, change: ProposalChange): P
 }
 
 export async function proposeChange(ctx: ServiceContext, admin: Principal, poolId: string, change: ProposalChange): Promise<Proposal> {
+  const held = await heldGovernance(ctx, poolId);
   return ctx.store.transaction(async (tx) => {
     const governance = await readGovernance(tx);
     if (!governance.admins.includes(admin.name)) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" is not one of the admins of the ceremony`);
     const pool = await requirePool(tx, poolId);
     const after = await resultingPool(tx, pool, change);
-    const current = await poolGovernanceState(tx, pool);
+    const current = await poolGovernanceState(tx, pool, held);
     const now = ctx.now();
     const id = randomUUID();
     const afterSummary: PoolSummary =
@@ -198,6 +226,8 @@ export interface ProposalVote {
 
 export async function approveProposal(ctx: ServiceContext, admin: Principal, proposalId: string, vote: ProposalVote): Promise<Proposal> {
   const signature = assertSignatureHex(vote.signature, 'signature');
+  const pending = await ctx.store.read((r) => r.getProposal(proposalId));
+  const held = pending === null ? null : await heldGovernance(ctx, pending.poolId);
   const recorded = await ctx.store.transaction(async (tx) => {
     const governance = await readGovernance(tx);
     const p = await requireProposal(tx, proposalId);
@@ -206,7 +236,7 @@ export async function approveProposal(ctx: ServiceContext, admin: Principal, pro
     if (admin.name === p.proposedBy) throw new AuthError('forbidden', 'proposer_cannot_approve', `${admin.name} proposed this change and cannot approve it`);
     const key = await tx.getApprover(admin.name);
     if (!key) throw new AuthError('forbidden', 'not_an_admin', `"${admin.name}" has no enrolled key`);
-    const stale = await staleness(tx, p);
+    const stale = await staleness(tx, p, held);
     if (stale !== null) {
       const failed = await tx.updateProposal(p.id, 'pending', { state: 'failed', reason: stale }, ctx.now());
       await tx.appendAudit({ type: 'governance.failed', actor: 'system', subject: `proposal:${p.id}`, data: { reason: stale } }, ctx.now());
@@ -240,10 +270,16 @@ export async function approveProposal(ctx: ServiceContext, admin: Principal, pro
  * Null when the proposal still names the pool as it is; otherwise why it can no longer be applied (another
  * change was applied since it was made: its "before" and sequence are no longer the pool's).
  */
-async function staleness(tx: StoreReads, p: Proposal): Promise<string | null> {
+async function staleness(tx: StoreReads, p: Proposal, held: HeldGovernance | null): Promise<string | null> {
   const message = parseGovernanceMessage(p.approvalMessage);
   if (message.scope !== 'pool') return 'this proposal is not about a pool';
-  const current = await poolGovernanceState(tx, await requirePool(tx, p.poolId));
+  let current;
+  try {
+    current = await poolGovernanceState(tx, await requirePool(tx, p.poolId), held);
+  } catch (error) {
+    if (isCustodyError(error) && error.code === 'device_store_disagree') return `${error.message}: propose it again once they do`;
+    throw error;
+  }
   if (current.sequence === message.sequence && sameSummary(current.summary, message.before)) return null;
   return `the pool changed since this proposal was made (governance sequence ${message.sequence}, now ${current.sequence}): it can no longer be applied; propose it again`;
 }
@@ -256,6 +292,7 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
       return failed;
     });
   // 1. The device first: it checks the admins' signatures and the state they name itself.
+  const held = await heldGovernance(ctx, p.poolId);
   const prepared = await ctx.store.transaction(async (tx) => {
     const evidence: ApprovalEvidence[] = [];
     for (const a of await tx.proposalApprovalsOf(p.id)) {
@@ -263,7 +300,7 @@ async function applyProposal(ctx: ServiceContext, p: Proposal): Promise<Proposal
       const key = await tx.getApprover(a.adminId);
       if (key) evidence.push({ publicKey: key.publicKey, message: a.message, signature: a.signature });
     }
-    return { evidence, stale: await staleness(tx, p), keys: await tx.keysOfPool(p.poolId) };
+    return { evidence, stale: await staleness(tx, p, held), keys: await tx.keysOfPool(p.poolId) };
   });
   if (prepared.stale !== null) return fail(prepared.stale);
   if (p.change.action === 'attest-control') return proveControl(ctx, p, p.change.challenge, prepared.evidence);

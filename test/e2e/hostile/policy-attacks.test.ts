@@ -233,7 +233,12 @@ describe('freeze, sign-once and governance in the device', () => {
     expect(STATUS_NAMES[(await link.request(Opcode.FREEZE_POOL, encodeFreezePoolCommand({ poolId: 'pool-q', approvals: [adminApproval('alice', freeze)] }))).status]).toBe('OK');
     expectRefused(await sign(tx, approvals, qKey, 'pool-q'), Status.FROZEN, /frozen/);
     // One admin cannot unfreeze: that needs the quorum.
-    const unfreeze = governanceMessage('pool-q', 'unfreeze', { action: 'unfreeze' }, state, { ...state.summary });
+    // The freeze counted in the pool's sequence: an unfreeze made before it is stale; the admins approve one made after it.
+    const early = governanceMessage('pool-q', 'unfreeze', { action: 'unfreeze' }, state, state.summary);
+    expect(STATUS_NAMES[(await govern('pool-q', { action: 'unfreeze' }, [adminApproval('alice', early), adminApproval('bob', early)])).status]).toBe('STALE_GOVERNANCE');
+    const frozenState = await governanceState('pool-q');
+    expect(frozenState.sequence).toBe(state.sequence + 1);
+    const unfreeze = governanceMessage('pool-q', 'unfreeze', { action: 'unfreeze' }, frozenState, frozenState.summary);
     const alone = await govern('pool-q', { action: 'unfreeze' }, [adminApproval('alice', unfreeze)]);
     expect(STATUS_NAMES[alone.status]).toBe('QUORUM_REFUSED');
     const both = await govern('pool-q', { action: 'unfreeze' }, [adminApproval('alice', unfreeze), adminApproval('bob', unfreeze)]);

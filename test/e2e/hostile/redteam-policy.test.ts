@@ -226,11 +226,10 @@ function governanceMessage(poolId: string, action: PoolGovernanceMessage['action
 const adminApproval = (who: string, text: string): ApprovalRecord => ({ publicKey: hexToBytes(APPROVERS.find((a) => a.id === who)!.publicKey), message: text, signature: signText(text, who) });
 
 describe('break glass', () => {
-  // Open: a freeze changes neither the sequence nor the summary that governance messages name, so an
-  // unfreeze the admins approved before it (e.g. of a freeze only the gateway held) still applies after
-  // it. Closing it needs the freeze to count in the sequence on both sides (device and gateway's
-  // poolGovernanceState), or the unfreeze to name the freeze it lifts.
-  it.fails('when the gateway holds back an unfreeze the admins approved before an admin\'s break-glass freeze, then that unfreeze is STALE_GOVERNANCE and the pool stays frozen', async () => {
+  // A freeze counts in the pool's governance sequence in the device, and the gateway names the device's
+  // sequence in its messages: an unfreeze the admins approved before the freeze (of a freeze only the
+  // gateway held, say) no longer applies after it.
+  it('when the gateway holds back an unfreeze the admins approved before an admin\'s break-glass freeze, then that unfreeze is STALE_GOVERNANCE and the pool stays frozen', async () => {
     const pool = await freshPool();
     const before = await governanceState(pool.id);
     const unfreeze = governanceMessage(pool.id, 'unfreeze', before);
