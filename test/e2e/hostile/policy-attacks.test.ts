@@ -10,27 +10,23 @@
  * quorum. The honest requests sign, and ethers (code we did not write) recovers the pool's address.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Signature, Transaction, computeAddress, getAddress, parseEther } from 'ethers';
+import { Signature, Transaction, computeAddress, getAddress } from 'ethers';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { canonicalize } from 'json-canonicalize';
 import { buildEthereumTransfer } from '../../../common/chains/ethereum/transaction.js';
 import {
-  canonicalGovernanceMessage,
   memberSummaries,
-  sha256Canonical,
   type PoolGovernanceMessage,
   type PoolSummary,
 } from '../../../common/governance-message.js';
 import { policyHash } from '../../../common/policy/document.js';
 import type { PolicyDocument } from '../../../common/policy/policy.js';
 import {
-  decodeGovernanceStateResult,
   decodeListKeysResult,
   encodeSignCommand,
   decodeTimelockedFields,
   encodeFreezePoolCommand,
   encodeGovernPoolCommand,
-  encodeGovernanceStateCommand,
   Opcode,
   Status,
   STATUS_NAMES,
@@ -38,11 +34,12 @@ import {
   type KeyRecord,
 } from '../../../common/sim-protocol.js';
 import { createSimDevice } from '../../../src/devices/sim/client.js';
-import { APPROVERS, ETH_DESTINATION, ETH_FEES, SEPOLIA, approval, messageFor, signText, type TestTransaction } from '../../hsm-sim/fixtures.js';
+import { APPROVERS, ETH_DESTINATION, ETH_FEES, SEPOLIA, approval, messageFor, type TestTransaction } from '../../hsm-sim/fixtures.js';
 import { openRawSimLink, type RawSimLink } from '../../helpers/raw-sim-link.js';
 import { startSim, type SimProcess } from '../../helpers/sim-process.js';
 import { openPolicy } from '../../helpers/open-policy.js';
 import { expectRefused, expectSigned } from './device-under-attack.js';
+import { adminApproval, poolGovernanceMessage, readGovernanceState, type HeldState } from '../../helpers/governance-fixtures.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 
 const ETH = 10n ** 18n;
@@ -120,31 +117,9 @@ function recovered(tx: TestTransaction, signature: Uint8Array, recovery: 0 | 1 |
   return t.from as string;
 }
 
-async function governanceState(poolId: string): Promise<{ summary: PoolSummary; sequence: number }> {
-  const a = await link.request(Opcode.GOVERNANCE_STATE, encodeGovernanceStateCommand({ poolId }));
-  expect(STATUS_NAMES[a.status]).toBe('OK');
-  const r = decodeGovernanceStateResult(a.fields);
-  return { summary: JSON.parse(r.summary) as PoolSummary, sequence: r.sequence };
-}
-
-function governanceMessage(poolId: string, action: PoolGovernanceMessage['action'], change: unknown, state: { summary: PoolSummary; sequence: number }, after: PoolSummary): string {
-  return canonicalGovernanceMessage({
-    kind: 'custody.governance',
-    version: 2,
-    proposalId: `p-${action}-${sha256Canonical(change).slice(0, 8)}`,
-    device: deviceId,
-    scope: 'pool',
-    pool: poolId,
-    action,
-    sequence: state.sequence,
-    before: state.summary,
-    after,
-    change: sha256Canonical(change),
-    decision: 'approve',
-  });
-}
-
-const adminApproval = (who: string, text: string): ApprovalRecord => ({ publicKey: hexToBytes(APPROVERS.find((a) => a.id === who)!.publicKey), message: text, signature: signText(text, who) });
+const governanceState = (poolId: string) => readGovernanceState(link, poolId);
+const governanceMessage = (poolId: string, action: PoolGovernanceMessage['action'], change: unknown, state: HeldState, after: PoolSummary): string =>
+  poolGovernanceMessage({ device: deviceId, poolId, action, change, state, after });
 
 async function govern(poolId: string, change: unknown, approvals: readonly ApprovalRecord[]) {
   return link.request(Opcode.GOVERN_POOL, encodeGovernPoolCommand({ poolId, change: canonicalize(change), approvals }));

@@ -15,19 +15,18 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { buildEthereumTransfer } from '../../../common/chains/ethereum/transaction.js';
 import type { PolicyDocument } from '../../../common/policy/policy.js';
 import {
-  decodeGovernanceStateResult,
   encodeFreezePoolCommand,
   encodeGovernPoolCommand,
-  encodeGovernanceStateCommand,
   Opcode,
   Status,
   STATUS_NAMES,
   type ApprovalRecord,
   type KeyRecord,
 } from '../../../common/sim-protocol.js';
-import { canonicalGovernanceMessage, sha256Canonical, type PoolGovernanceMessage, type PoolSummary } from '../../../common/governance-message.js';
+import type { PoolGovernanceMessage } from '../../../common/governance-message.js';
+import { adminApproval, poolGovernanceMessage, readGovernanceState, type HeldState } from '../../helpers/governance-fixtures.js';
 import { createSimDevice } from '../../../src/devices/sim/client.js';
-import { APPROVERS, ETH_DESTINATION, ETH_FEES, SEPOLIA, BITCOIN_REGTEST, approval, bitcoinTx, messageFor, signText, utxo, type TestTransaction } from '../../hsm-sim/fixtures.js';
+import { APPROVERS, ETH_DESTINATION, ETH_FEES, SEPOLIA, BITCOIN_REGTEST, approval, bitcoinTx, messageFor, utxo, type TestTransaction } from '../../hsm-sim/fixtures.js';
 import { openRawSimLink, type RawSimLink } from '../../helpers/raw-sim-link.js';
 import { startSim, type SimProcess } from '../../helpers/sim-process.js';
 import { expectRefused, expectSigned } from './device-under-attack.js';
@@ -199,31 +198,8 @@ describe('Bitcoin replacements', () => {
   });
 });
 
-async function governanceState(poolId: string): Promise<{ summary: PoolSummary; sequence: number }> {
-  const a = await link.request(Opcode.GOVERNANCE_STATE, encodeGovernanceStateCommand({ poolId }));
-  const r = decodeGovernanceStateResult(a.fields);
-  return { summary: JSON.parse(r.summary) as PoolSummary, sequence: r.sequence };
-}
-
-/** An honest governance message of `action` on the pool's current state (a freeze or an unfreeze changes no summary). */
-function governanceMessage(poolId: string, action: PoolGovernanceMessage['action'], state: { summary: PoolSummary; sequence: number }): string {
-  return canonicalGovernanceMessage({
-    kind: 'custody.governance',
-    version: 2,
-    proposalId: `p-${action}-${randomUUID()}`,
-    device: deviceId,
-    scope: 'pool',
-    pool: poolId,
-    action,
-    sequence: state.sequence,
-    before: state.summary,
-    after: state.summary,
-    change: sha256Canonical({ action }),
-    decision: 'approve',
-  });
-}
-
-const adminApproval = (who: string, text: string): ApprovalRecord => ({ publicKey: hexToBytes(APPROVERS.find((a) => a.id === who)!.publicKey), message: text, signature: signText(text, who) });
+const governanceState = (poolId: string) => readGovernanceState(link, poolId);
+const governanceMessage = (poolId: string, action: PoolGovernanceMessage['action'], state: HeldState) => poolGovernanceMessage({ device: deviceId, poolId, action, state, proposalId: `p-${action}-${randomUUID()}` });
 
 describe('break glass', () => {
   // A freeze counts in the pool's governance sequence in the device, and the gateway names the device's
