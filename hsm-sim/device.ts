@@ -145,7 +145,10 @@ export class SimDevice {
       }
     }
     if (change.pools) {
-      for (const [poolId, binding] of Object.entries(change.pools)) if (binding.policy !== undefined) this.policies.set(poolId, holdPolicy(binding.policy));
+      // Parsed again only when the document changed (a freeze or a change of approvers keeps it).
+      for (const [poolId, binding] of Object.entries(change.pools)) {
+        if (binding.policy !== undefined && this.policies.get(poolId)?.text !== binding.policy) this.policies.set(poolId, holdPolicy(binding.policy));
+      }
     }
     if (change.signed) for (const [key, record] of Object.entries(change.signed)) this.journal.add(key, record);
     if (this.sealed.compactionDue()) this.sealed.save(this.state);
@@ -377,8 +380,8 @@ export class SimDevice {
       unsignedTx: req.unsignedTx,
       decoded,
       addresses: this.addresses,
-      // A transaction signed before is not counted against itself.
-      usage: (windows) => this.journal.usage(key.poolId, decoded.asset, windows, now).map((u) => (signedBefore && signedBefore.at > now - u.windowMs ? { ...u, committed: u.committed - decoded.amount } : u)),
+      // A transaction signed before returns its signatures below, before the policy's reasons are read: only its tier counts.
+      usage: (windows) => this.journal.usage(key.poolId, decoded.asset, windows, now),
       now,
     });
     const quorum = checkQuorum({ poolId: key.poolId, chain: key.chain, unsignedTx: req.unsignedTx, decoded, binding, approvals: req.approvals, required: decision.requiredApprovals });
