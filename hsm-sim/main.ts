@@ -2,14 +2,18 @@
 /**
  * `hsm-sim --port P --data DIR [--pin PIN] [--mode custody|ledger]` (SPEC section 9): the HSM
  * simulator as its own process on loopback. Prints exactly `listening on 127.0.0.1:P` once ready.
- * The PIN may also come from HSM_PIN; without one the custody device starts locked and the first
- * correct LOGIN unseals it. `--mode ledger` emulates a Ledger's Ethereum app behind a Speculos-style
+ * The PIN comes from HSM_PIN or from a file (HSM_PIN_FILE or --pin-file, outside DATA_DIR and
+ * readable by its owner only); `--pin` is still accepted (SPEC section 9) but warned about, as the
+ * command line is visible to every user in `ps`. Without a PIN the custody device starts locked and
+ * the first correct LOGIN unseals it. A new state is sealed only under a PIN of at least 12 characters. `--mode ledger` emulates a Ledger's Ethereum app behind a Speculos-style
  * APDU port (docs/device-protocol.md "Ledger mode"); it needs the PIN at start, as a Ledger is
  * unlocked on the device rather than over the wire.
  */
 import type { Server } from 'node:net';
-import { resolve } from 'node:path';
-import { SealedStore, WrongPinError } from './sealed-state.js';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { STATE_FILE, SealedStore, WrongPinError } from './sealed-state.js';
+import { pinWeakness, readPinFile } from '../common/pin.js';
 import { SimDevice, freshState } from './device.js';
 import { createSimServer } from './server.js';
 import { FAULT_FLAGS, parseFaultFlags, type FaultPlan } from './faults.js';
@@ -18,7 +22,7 @@ import { openLedgerSeed } from './ledger/ledger-seed.js';
 import { createLedgerServer } from './ledger/ledger-server.js';
 
 const USAGE =
-  'usage: hsm-sim --port P --data DIR [--pin PIN] [--mode custody|ledger] [--fault-latency MS] [--fault-error-rate P] [--fault-drop-rate P] [--crash-after-signs N]';
+  'usage: hsm-sim --port P --data DIR [--pin-file FILE | --pin PIN] [--mode custody|ledger] [--fault-latency MS] [--fault-error-rate P] [--fault-drop-rate P] [--crash-after-signs N]';
 
 function fail(code: number, message: string): never {
   process.stderr.write(`hsm-sim: ${message}\n`);
@@ -33,7 +37,7 @@ function parseArgs(argv: string[]): { port: number; data: string; pin: string | 
       process.stdout.write(USAGE + '\n');
       process.exit(0);
     }
-    const m = new RegExp(`^--(port|data|pin|mode|${FAULT_FLAGS.join('|')})(?:=(.*))?$`).exec(arg);
+    const m = new RegExp(`^--(port|data|pin|pin-file|mode|${FAULT_FLAGS.join('|')})(?:=(.*))?$`).exec(arg);
     if (!m) fail(2, `unknown argument "${arg}"; ${USAGE}`);
     const value = m[2] ?? argv[++i];
     if (value === undefined) fail(2, `--${m[1]} needs a value; ${USAGE}`);
@@ -45,9 +49,31 @@ function parseArgs(argv: string[]): { port: number; data: string; pin: string | 
   if (mode !== 'custody' && mode !== 'ledger') fail(2, `--mode must be custody or ledger, got "${mode}"`);
   const faults = parseFaultFlags(out);
   if (typeof faults === 'string') fail(2, faults);
-  return { port: Number(out.port), data: resolve(out.data), pin: out.pin ?? process.env.HSM_PIN ?? null, mode, faults };
+  const data = resolve(out.data);
+  return { port: Number(out.port), data, pin: pinFrom(out, data), mode, faults };
 }
 
+/** The PIN from --pin-file, HSM_PIN_FILE, HSM_PIN or (warned about) --pin; null when none is given. */
+function pinFrom(out: Record<string, string>, data: string): string | null {
+  const sources = [out['pin-file'] !== undefined, !!process.env.HSM_PIN_FILE, !!process.env.HSM_PIN, out.pin !== undefined].filter(Boolean).length;
+  if (sources > 1) fail(2, 'give the PIN one way only: HSM_PIN, HSM_PIN_FILE, --pin-file or --pin');
+  const file = out['pin-file'] ?? process.env.HSM_PIN_FILE;
+  if (file !== undefined && file !== '') {
+    try {
+      return readPinFile(file, data);
+    } catch (error) {
+      fail(2, (error instanceof Error ? error.message : String(error)).replace(/HSM_PIN_FILE/g, 'the PIN file').replace(/DATA_DIR/g, '--data'));
+    }
+  }
+  if (out.pin !== undefined) {
+    process.stderr.write('hsm-sim: warning: --pin puts the PIN on the command line, where every user sees it in ps; use HSM_PIN or HSM_PIN_FILE\n');
+    return out.pin;
+  }
+  return process.env.HSM_PIN || null;
+}
+
+// The sealed state, its journal and the Ledger seed are this process's owner's only (0600 / 0700).
+process.umask(0o077);
 const args = parseArgs(process.argv.slice(2));
 const log = (line: string) => process.stderr.write(`hsm-sim: ${line}\n`);
 
@@ -67,6 +93,8 @@ function custodyServer(): { server: Server; started: () => void } {
   let device: SimDevice | null = null;
   if (args.pin !== null && args.pin !== '') {
     const pin = args.pin;
+    const weakness = existsSync(join(args.data, STATE_FILE)) ? null : pinWeakness(pin);
+    if (weakness !== null) fail(2, `refusing to seal a new state under a weak PIN: it ${weakness}`);
     const opened = openOrFail(() => SealedStore.open(args.data, pin, freshState));
     device = new SimDevice(opened.store, opened.state);
   }
@@ -78,7 +106,7 @@ function custodyServer(): { server: Server; started: () => void } {
 
 function ledgerServer(): { server: Server; started: () => void } {
   const pin = args.pin;
-  if (pin === null || pin === '') fail(2, '--mode ledger needs the PIN (--pin PIN or HSM_PIN) to unseal its seed at start');
+  if (pin === null || pin === '') fail(2, '--mode ledger needs the PIN (HSM_PIN or HSM_PIN_FILE) to unseal its seed at start');
   const seed = openOrFail(() => openLedgerSeed(args.data, pin));
   const app = createLedgerApp(seed);
   seed.fill(0);

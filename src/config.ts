@@ -5,6 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ValidationError } from '../common/errors.js';
+import { pinWeakness, readPinFile } from '../common/pin.js';
+
+export { MIN_PIN_LENGTH, pinWeakness } from '../common/pin.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -16,8 +19,13 @@ export interface Config {
   /** PostgreSQL connection string; null means SQLite in dataDir. */
   readonly databaseUrl: string | null;
   readonly hsmUrl: string;
-  /** The simulator PIN: HSM_PIN, else the demo PIN file `DATA_DIR/hsm-pin` written by `npm start`. */
+  /**
+   * The simulator PIN: HSM_PIN, else the file HSM_PIN_FILE (outside DATA_DIR, readable by its owner
+   * only), else the demo PIN file `DATA_DIR/demo/hsm-pin` written by `npm start` (demo only).
+   */
   readonly hsmPin: string | null;
+  /** Where the PIN came from, for messages (never the PIN itself). */
+  readonly hsmPinSource: 'HSM_PIN' | 'HSM_PIN_FILE' | 'demo' | null;
   readonly logLevel: LogLevel;
   readonly pkcs11: { readonly module: string; readonly tokenLabel: string; readonly pin: string } | null;
   /** LEDGER_URL: `hid` for a Ledger on USB, or tcp://HOST:PORT for Speculos or `hsm-sim --mode ledger`; null when no Ledger is used. */
@@ -26,9 +34,9 @@ export interface Config {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Path of the demo PIN file that `npm start` writes when HSM_PIN is not set. */
+/** Path of the demo PIN file that `npm start` writes when neither HSM_PIN nor HSM_PIN_FILE is set. */
 export function demoPinPath(dataDir: string): string {
-  return join(dataDir, 'hsm-pin');
+  return join(dataDir, 'demo', 'hsm-pin');
 }
 
 function parsePort(value: string | undefined, name: string, fallback: number): number {
@@ -68,9 +76,22 @@ export function loadConfig(env: Env = process.env): Config {
   if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ValidationError('invalid_config', 'DATABASE_URL must be a postgres:// or postgresql:// connection string');
   }
-  let hsmPin = env.HSM_PIN || null;
-  if (hsmPin === null && existsSync(demoPinPath(dataDir))) {
+  let hsmPin: string | null = null;
+  let hsmPinSource: Config['hsmPinSource'] = null;
+  if (env.HSM_PIN && env.HSM_PIN_FILE) throw new ValidationError('invalid_config', 'set HSM_PIN or HSM_PIN_FILE, not both');
+  if (env.HSM_PIN) {
+    hsmPin = env.HSM_PIN;
+    hsmPinSource = 'HSM_PIN';
+  } else if (env.HSM_PIN_FILE) {
+    hsmPin = readPinFile(env.HSM_PIN_FILE, dataDir);
+    hsmPinSource = 'HSM_PIN_FILE';
+  } else if (existsSync(demoPinPath(dataDir))) {
     hsmPin = readFileSync(demoPinPath(dataDir), 'utf8').trim() || null;
+    hsmPinSource = hsmPin === null ? null : 'demo';
+  }
+  if (hsmPin !== null && hsmPinSource !== 'demo') {
+    const weakness = pinWeakness(hsmPin);
+    if (weakness !== null) throw new ValidationError('weak_hsm_pin', `the PIN from ${hsmPinSource} ${weakness}`);
   }
   return {
     port: parsePort(env.PORT, 'PORT', 8080),
@@ -79,6 +100,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     hsmUrl,
     hsmPin,
+    hsmPinSource,
     logLevel,
     pkcs11: parsePkcs11(env),
     ledgerUrl: parseLedgerUrl(env.LEDGER_URL),
@@ -90,7 +112,7 @@ export function requireHsmPin(config: Config): string {
   if (config.hsmPin === null) {
     throw new ValidationError(
       'missing_hsm_pin',
-      `no HSM PIN: set HSM_PIN, or run npm start once to create the demo PIN file ${demoPinPath(config.dataDir)}`,
+      `no HSM PIN: set HSM_PIN or HSM_PIN_FILE (a file outside DATA_DIR, mode 0600), or run npm start once to create the demo PIN file ${demoPinPath(config.dataDir)}`,
     );
   }
   return config.hsmPin;

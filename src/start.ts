@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -29,16 +29,28 @@ interface DemoTokens {
   readonly auditor: string;
 }
 
+/** The banner and progress go to stderr: stdout carries the gateway's JSON log only. */
 function say(line = ''): void {
-  process.stdout.write(line + '\n');
+  process.stderr.write(line + '\n');
 }
 
-/** The simulator PIN: HSM_PIN, or a demo PIN generated once into DATA_DIR (demo use only). */
-function ensurePin(config: Config): string {
-  if (config.hsmPin !== null) return config.hsmPin;
-  const pin = randomBytes(12).toString('base64url');
+/**
+ * The simulator PIN: HSM_PIN or HSM_PIN_FILE, or a demo PIN generated once into DATA_DIR/demo/ (demo
+ * only: with the PIN beside the sealed state, a copy of DATA_DIR unseals the demo keys; the banner says so).
+ */
+function ensurePin(config: Config): { pin: string; demo: boolean } {
+  if (config.hsmPin !== null) return { pin: config.hsmPin, demo: config.hsmPinSource === 'demo' };
+  mkdirSync(join(config.dataDir, 'demo'), { recursive: true, mode: 0o700 });
+  const legacy = join(config.dataDir, 'hsm-pin');
+  if (existsSync(legacy)) {
+    // A demo DATA_DIR from before the PIN moved under demo/: move it there rather than lock its state out.
+    renameSync(legacy, demoPinPath(config.dataDir));
+    say(`Moved the demo PIN file ${legacy} to ${demoPinPath(config.dataDir)}`);
+    return { pin: readFileSync(demoPinPath(config.dataDir), 'utf8').trim(), demo: true };
+  }
+  const pin = randomBytes(18).toString('base64url');
   writeFileSync(demoPinPath(config.dataDir), pin + '\n', { mode: 0o600, flag: 'wx' });
-  return pin;
+  return { pin, demo: true };
 }
 
 async function startSimulator(config: Config, pin: string): Promise<ChildProcess> {
@@ -99,10 +111,12 @@ async function runDemoCeremony(config: Config): Promise<DemoTokens> {
 }
 
 async function main(): Promise<void> {
+  // Every file and directory this process and its simulator create is its owner's only (0600 / 0700).
+  process.umask(0o077);
   const config = loadConfig();
-  mkdirSync(config.dataDir, { recursive: true });
-  const pin = ensurePin(config);
-  const ready = { ...config, hsmPin: pin };
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const { pin, demo } = ensurePin(config);
+  const ready: Config = { ...config, hsmPin: pin, hsmPinSource: demo ? 'demo' : config.hsmPinSource };
   const sim = await startSimulator(ready, pin);
 
   const stopSim = () => {
@@ -128,12 +142,13 @@ async function main(): Promise<void> {
     say('');
     say(`Custody gateway ready at ${gateway.url}   (HSM simulator at ${config.hsmUrl}, data in ${config.dataDir})`);
     if (tokens) {
-      say(`Demo tokens (also in ${tokensPath}; demo only):`);
-      say(`  requester ops-desk  ${tokens.requester}`);
-      for (const [id, token] of Object.entries(tokens.approvers)) say(`  approver ${id.padEnd(9)} ${token}`);
-      say(`  admin              ${tokens.admin}`);
-      say(`  auditor            ${tokens.auditor}`);
+      // The tokens go to the file only: stderr and stdout end up in log collectors.
+      say(`Demo tokens (requester ops-desk, approvers ${Object.keys(tokens.approvers).join(', ')}, admin, auditor): in ${tokensPath} (mode 0600; demo only)`);
       say(`Approver key files (RFC 8032 test keys, never for real funds): ${join(demoDir, '*.key')}, passphrase "${DEMO_KEY_PASSPHRASE}"`);
+    }
+    if (demo) {
+      say(`Demo PIN: kept in ${demoPinPath(config.dataDir)}, beside the sealed keys, so a copy of ${config.dataDir} unseals them.`);
+      say('  Demo only: in production set HSM_PIN or HSM_PIN_FILE (a file outside DATA_DIR, mode 0600); see docs/threat-model.md.');
     }
     say('See README.md for a withdrawal end to end. Ctrl-C stops both processes.');
     say('');

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,11 +11,44 @@ describe('configuration from the environment', () => {
     expect(c).toMatchObject({ port: 8080, host: '127.0.0.1', dataDir: dir, databaseUrl: null, hsmUrl: 'tcp://127.0.0.1:9999', hsmPin: null, logLevel: 'info' });
   });
 
-  it('when HSM_PIN is unset but the demo PIN file exists, then the PIN comes from the file', () => {
+  it('when HSM_PIN is unset but the demo PIN file exists under DATA_DIR/demo, then the PIN comes from it, marked as the demo', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
-    writeFileSync(join(dir, 'hsm-pin'), 'demo-pin\n');
-    expect(loadConfig({ DATA_DIR: dir }).hsmPin).toBe('demo-pin');
-    expect(loadConfig({ DATA_DIR: dir, HSM_PIN: 'env-pin' }).hsmPin).toBe('env-pin');
+    mkdirSync(join(dir, 'demo'));
+    writeFileSync(join(dir, 'demo', 'hsm-pin'), 'demo-pin\n');
+    expect(loadConfig({ DATA_DIR: dir })).toMatchObject({ hsmPin: 'demo-pin', hsmPinSource: 'demo' });
+    expect(loadConfig({ DATA_DIR: dir, HSM_PIN: 'env-pin-0123456789' })).toMatchObject({ hsmPin: 'env-pin-0123456789', hsmPinSource: 'HSM_PIN' });
+  });
+
+  it('when the old demo PIN file sits beside the sealed state (DATA_DIR/hsm-pin), then it is not used', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'hsm-pin'), 'old-demo-pin-beside-state\n');
+    expect(loadConfig({ DATA_DIR: dir }).hsmPin).toBeNull();
+  });
+
+  it('when HSM_PIN_FILE is outside DATA_DIR and readable by its owner only, then the PIN comes from it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const secrets = mkdtempSync(join(tmpdir(), 'cfg-secrets-'));
+    const file = join(secrets, 'pin');
+    writeFileSync(file, 'a-strong-pin-from-a-file\n', { mode: 0o600 });
+    expect(loadConfig({ DATA_DIR: dir, HSM_PIN_FILE: file })).toMatchObject({ hsmPin: 'a-strong-pin-from-a-file', hsmPinSource: 'HSM_PIN_FILE' });
+  });
+
+  it('when HSM_PIN_FILE is inside DATA_DIR, readable by others, missing, or given with HSM_PIN, then loading fails saying what to do', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'pin'), 'a-strong-pin-in-datadir\n', { mode: 0o600 });
+    expect(() => loadConfig({ DATA_DIR: dir, HSM_PIN_FILE: join(dir, 'pin') })).toThrow(/inside DATA_DIR .*keep the PIN outside/);
+    const secrets = mkdtempSync(join(tmpdir(), 'cfg-secrets-'));
+    const open = join(secrets, 'pin');
+    writeFileSync(open, 'a-strong-pin-world-read\n');
+    chmodSync(open, 0o644);
+    expect(() => loadConfig({ DATA_DIR: dir, HSM_PIN_FILE: open })).toThrow(/readable or writable by others \(mode 0644\): chmod 600/);
+    expect(() => loadConfig({ DATA_DIR: dir, HSM_PIN_FILE: join(secrets, 'absent') })).toThrow(/cannot be read: create it/);
+    expect(() => loadConfig({ DATA_DIR: dir, HSM_PIN_FILE: open, HSM_PIN: 'another-strong-pin' })).toThrow(/not both/);
+  });
+
+  it('when the PIN is short or has too few distinct characters, then loading fails with its minimum strength', () => {
+    expect(() => loadConfig({ HSM_PIN: '1234' })).toThrow(/4 characters; use at least 12/);
+    expect(() => loadConfig({ HSM_PIN: 'aaaaaaaaaaaabbbb' })).toThrow(/fewer than 4 distinct characters/);
   });
 
   it('when a value is malformed, then loading fails naming the variable', () => {

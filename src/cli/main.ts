@@ -15,6 +15,9 @@ import { registerInit } from './init.js';
 import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
 
+// Stores, transcripts, key files, shares and backups this command writes are its owner's only (0600 / 0700).
+process.umask(0o077);
+
 const program = new Command();
 program
   .name('custody')

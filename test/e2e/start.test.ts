@@ -5,7 +5,7 @@
  * with the demo key files, exactly as README shows; a second start reuses everything.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -27,33 +27,28 @@ let running: ChildProcess | null = null;
  * resolves with the gateway URL and everything it printed once its whole banner has arrived: the
  * "ready at" line comes first and the demo tokens and key files after it.
  */
-async function start(env: Record<string, string>): Promise<{ url: string; output: string[] }> {
+async function start(env: Record<string, string>): Promise<{ url: string; output: string[]; logLines: string[] }> {
   const child = spawnGroup(process.execPath, [START], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running = child;
   const sink = logSink('npm-start');
   const output: string[] = [];
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    sink(d.toString());
-  });
+  const logLines: string[] = [];
+  child.stdout?.on('data', (d: Buffer) => sink(d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
     let readyAt: string | null = null;
     let lastSeen = false;
     const fail = (why: string) => {
       clearTimeout(timer);
-      reject(new Error(`${why}; stdout:\n${output.join('\n')}\nstderr:\n${stderr}`));
+      reject(new Error(`${why}; banner (stderr):\n${output.join('\n')}\nlog (stdout):\n${logLines.join('\n')}`));
     };
     const onExit = (code: number | null) => fail(`npm start exited with ${code} before the end of its banner`);
     const timer = setTimeout(() => fail('npm start did not print its whole banner within 60 s'), 60_000);
     child.once('exit', onExit);
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    // stdout is the JSON log and nothing else; the banner is on stderr (and names the tokens file, never a token).
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => logLines.push(line));
+    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
       output.push(line);
-      // The demo banner prints the demo tokens on purpose; the logs (pino JSON lines) must not.
-      if (line.startsWith('{')) {
-        sink(line);
-        return;
-      }
+      sink(line + '\n');
       readyAt ??= /^Custody gateway ready at (http:\/\/\S+)/.exec(line)?.[1] ?? null;
       if (line === BANNER_LAST) lastSeen = true;
       else if (lastSeen && line === '') {
@@ -64,7 +59,7 @@ async function start(env: Record<string, string>): Promise<{ url: string; output
       }
     });
   });
-  return { url, output };
+  return { url, output, logLines };
 }
 
 /** SIGTERM to `npm start` (not to its group): it must stop the gateway and the simulator itself. */
@@ -72,6 +67,18 @@ async function stop(): Promise<GroupExit | null> {
   const child = running;
   running = null;
   return child ? stopGroup(child) : null;
+}
+
+/** Every file and directory under `root` (root included) with its permission bits. */
+function filesModes(root: string): { path: string; dir: boolean; mode: number }[] {
+  const out: { path: string; dir: boolean; mode: number }[] = [];
+  const walk = (path: string) => {
+    const st = statSync(path);
+    out.push({ path, dir: st.isDirectory(), mode: st.mode & 0o777 });
+    if (st.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+  };
+  walk(root);
+  return out;
 }
 
 afterEach(async () => {
@@ -91,11 +98,19 @@ describe('npm start and the README walk-through', () => {
 
   it('when started on an empty DATA_DIR, then it runs the demo ceremony and a withdrawal goes through as README shows', async () => {
     env = { DATA_DIR: dataDir, PORT: '0', HSM_URL: `tcp://127.0.0.1:${await freePort()}`, LOG_LEVEL: 'info' };
-    const { url, output } = await start(env);
+    const { url, output, logLines } = await start(env);
     expect(output.join('\n')).toMatch(/First start: running the demo ceremony/);
     expect(output.join('\n')).toMatch(/passphrase "demo-passphrase"/);
-    const tokens = JSON.parse(readFileSync(join(dataDir, 'demo', 'tokens.json'), 'utf8')) as { requester: string; approvers: Record<string, string>; auditor: string };
-    recordSecrets([tokens.requester, tokens.auditor, ...Object.values(tokens.approvers), readFileSync(join(dataDir, 'hsm-pin'), 'utf8').trim()]);
+    expect(output.join('\n')).toContain(`Demo PIN: kept in ${join(dataDir, 'demo', 'hsm-pin')}`);
+    const tokens = JSON.parse(readFileSync(join(dataDir, 'demo', 'tokens.json'), 'utf8')) as { requester: string; approvers: Record<string, string>; admin: string; auditor: string };
+    const pin = readFileSync(join(dataDir, 'demo', 'hsm-pin'), 'utf8').trim();
+    recordSecrets([tokens.requester, tokens.auditor, tokens.admin, ...Object.values(tokens.approvers), pin]);
+    const printed = [...output, ...logLines].join('\n');
+    for (const secret of [tokens.requester, tokens.admin, tokens.auditor, ...Object.values(tokens.approvers), pin]) expect(printed).not.toContain(secret);
+    expect(logLines.length).toBeGreaterThan(0);
+    for (const line of logLines) expect(() => JSON.parse(line), `stdout line is not JSON: ${line}`).not.toThrow();
+    expect(existsSync(join(dataDir, 'hsm-pin')), 'no PIN beside the sealed state outside demo/').toBe(false);
+    expect(filesModes(dataDir).filter((f) => f.mode !== (f.dir ? 0o700 : 0o600))).toEqual([]);
     expect((await fetch(url + '/readyz')).status).toBe(200);
 
     const pools = await callApi(url, 'GET', '/v1/pools', tokens.requester);

@@ -3,6 +3,7 @@
  * `custody` CLI for the ceremony and tokens, and `custody serve` as the gateway process, all on one
  * temporary DATA_DIR. Nothing is mocked.
  */
+import { randomBytes } from 'node:crypto';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -168,7 +169,7 @@ export async function startGatewayProcess(env: Record<string, string>, logs: str
 /** `plan`: the ceremony plan file to run (the example plan by default); `env`: more configuration (other devices). */
 export async function startStack(options: { plan?: string; env?: Record<string, string> } = {}): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'custody-e2e-'));
-  const pin = 'e2e-pin-' + Math.random().toString(36).slice(2);
+  const pin = 'e2e-pin-' + randomBytes(9).toString('base64url');
   let sim: SimHandle;
   try {
     sim = await startSim({ dataDir: join(dataDir, 'hsm'), pin });

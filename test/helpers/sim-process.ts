@@ -2,6 +2,7 @@
  * Test harness: the HSM simulator as a real process on loopback (`node dist/hsm-sim/main.js`), in a
  * temporary data directory unless one is given. Waits for its `listening on 127.0.0.1:P` line.
  */
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +36,7 @@ export interface StartSimOptions {
 
 export async function startSim(options: StartSimOptions = {}): Promise<SimProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'hsm-sim-'));
-  const pin = options.pin ?? 'test-pin-' + Math.random().toString(36).slice(2);
+  const pin = options.pin ?? 'test-pin-' + randomBytes(9).toString('base64url');
   const child = spawn(process.execPath, [SIM_BIN, '--port', String(options.port ?? 0), '--data', dataDir, ...(options.args ?? [])], {
     env: { ...process.env, HSM_PIN: pin },
     stdio: ['ignore', 'pipe', 'pipe'],
