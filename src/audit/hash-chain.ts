@@ -28,8 +28,12 @@ export function nextAuditEntry(prev: Pick<AuditEntry, 'seq' | 'hash'> | null, in
   return { ...body, hash: auditEntryHash(body) };
 }
 
-/** Walks the chain in order and reports the first entry that does not verify. */
-export function verifyAuditChain(entries: Iterable<AuditEntry>): AuditVerification {
+/**
+ * Walks the chain in order and reports the first entry that does not verify. Where the stored data
+ * text is given, it must be exactly the JSON the hash covers: a duplicate key (which SQL's JSON
+ * functions and JSON.parse resolve differently) or any edit outside what the hash covers is refused.
+ */
+export function verifyAuditChain(entries: Iterable<AuditEntry & { readonly storedData?: string }>): AuditVerification {
   let expectedSeq = 1;
   let prevHash = GENESIS_HASH;
   let count = 0;
@@ -44,6 +48,9 @@ export function verifyAuditChain(entries: Iterable<AuditEntry>): AuditVerificati
     }
     if (e.prevHash !== prevHash) return bad('prevHash does not match the previous entry (an entry before it was removed, inserted or reordered)');
     if (auditEntryHash(e) !== e.hash) return bad('content does not match its hash (altered)');
+    if (e.storedData !== undefined && JSON.stringify(e.data) !== e.storedData) {
+      return bad('stored data is not the JSON its hash covers (a duplicate key or an edit the hash does not see)');
+    }
     prevHash = e.hash;
     expectedSeq += 1;
     count += 1;

@@ -135,6 +135,11 @@ export function rowToControlProof(r: Row): ControlProof {
   };
 }
 
+/** An audit row with the data text exactly as stored, for verification (src/audit/hash-chain.ts). */
+export function rowToStoredAudit(r: Row): AuditEntry & { readonly storedData: string } {
+  return { ...rowToAudit(r), storedData: str(r.data) };
+}
+
 export function rowToAudit(r: Row): AuditEntry {
   return {
     seq: num(r.seq),

@@ -11,7 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { createSimDevice } from '../../src/devices/sim/client.js';
 import { canonicalApprovalMessage, parseApprovalMessage } from '../../common/approval-message.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
@@ -21,6 +23,7 @@ import {
   PLAN,
   SEPOLIA,
   poolAddress,
+  runCli,
   signApproval,
   startStack,
   type Stack,
@@ -524,6 +527,19 @@ describe('pools, audit and restarts', () => {
     const cli = await stack.cli(['audit', 'verify', '--json']);
     expect(cli.code).toBe(0);
     expect(JSON.parse(cli.stdout).ok).toBe(true);
+  });
+
+  it('when custody audit verify is pointed at a missing or an empty store, then it fails saying so and creates nothing', async () => {
+    const nowhere = join(stack.dataDir, 'mistyped-data-dir');
+    const missing = await runCli(['audit', 'verify'], { DATA_DIR: nowhere, HSM_PIN: '' });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no store at .*mistyped-data-dir.*set DATA_DIR/);
+    expect(existsSync(nowhere)).toBe(false);
+    const emptyDir = mkdtempSync(join(tmpdir(), 'custody-empty-store-'));
+    await (await openSqliteStore({ path: join(emptyDir, 'custody.db') })).close();
+    const empty = await runCli(['audit', 'verify', '--json'], { DATA_DIR: emptyDir, HSM_PIN: '' });
+    expect(empty.code).toBe(1);
+    expect(empty.stdout + empty.stderr).toMatch(/holds no audit entries/);
   });
 
   it('when an audit row is altered, then the API and the CLI both report the entry', async () => {

@@ -142,6 +142,21 @@ describe('the SQLite store', () => {
     db.close();
   });
 
+  it('when an audit row gains a duplicate key in its stored data, then verification refuses it though JSON.parse sees the hashed value', async () => {
+    const { store, path } = fresh();
+    await store.transaction(async (tx) => {
+      await tx.appendAudit({ type: 't', actor: 'a', subject: 's1', data: { amount: '1' } }, 1000);
+      await tx.appendAudit({ type: 't', actor: 'a', subject: 's2', data: { amount: '2' } }, 1001);
+    });
+    const db = new Database(path);
+    db.exec('DROP TRIGGER audit_no_update');
+    // SQLite's json_extract reads the first "amount", JSON.parse (and so the hash) the last.
+    db.prepare('UPDATE audit SET data = ? WHERE seq = 1').run('{"amount":"999","amount":"1"}');
+    expect(db.prepare("SELECT json_extract(data, '$.amount') AS a FROM audit WHERE seq = 1").get()).toEqual({ a: '999' });
+    db.close();
+    expect((await store.verifyAudit()).firstBad).toEqual({ seq: 1, reason: 'stored data is not the JSON its hash covers (a duplicate key or an edit the hash does not see)' });
+  });
+
 });
 
 describe('group commit', () => {

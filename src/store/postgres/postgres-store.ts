@@ -27,7 +27,7 @@ import type { ControlProof, Proposal, ProposalApproval } from '../../domain/prop
 import { COMMITTED_STATES, LIVE_STATES, UNRELEASED_STATES, type Approval, type Withdrawal } from '../../domain/withdrawal.js';
 import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
 import {
-  rowToApproval, rowToApprover, rowToAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal,
+  rowToApproval, rowToApprover, rowToAudit, rowToStoredAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal,
   type Row,
 } from '../rows.js';
 import type { AuditEntry, AuditVerification, Store, StoreReads, StoreTx, WithdrawalPatch } from '../store.js';
@@ -594,9 +594,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     async verifyAudit(): Promise<AuditVerification> {
       // Entries are appended in seq order under the lock and never change, so reading page after
       // page sees one consistent prefix of the chain.
-      const entries: AuditEntry[] = [];
+      const entries: (AuditEntry & { readonly storedData: string })[] = [];
       for (;;) {
-        const page = await store.auditAfter(entries[entries.length - 1]?.seq ?? 0, AUDIT_PAGE);
+        const after = entries[entries.length - 1]?.seq ?? 0;
+        const page = (await execute(pool, 'SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [after, AUDIT_PAGE])).rows.map(rowToStoredAudit);
         entries.push(...page);
         if (page.length < AUDIT_PAGE) break;
       }

@@ -20,7 +20,7 @@ import { nextAuditEntry, verifyAuditChain } from '../../audit/hash-chain.js';
 import type { AuditEntry, AuditInput, AuditVerification, Store, StoreReads, StoreTx, WithdrawalFilter, WithdrawalPatch } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import {
-  num, optNum, rowToApproval, rowToApprover, rowToAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal, str,
+  num, optNum, rowToApproval, rowToApprover, rowToAudit, rowToStoredAudit, rowToControlProof, rowToKey, rowToPool, rowToPrincipal, rowToProposal, rowToProposalApproval, rowToWithdrawal, str,
   type Row,
 } from '../rows.js';
 
@@ -583,8 +583,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return (statements.auditAfter.all(after, limit) as Row[]).map(rowToAudit);
     },
     async verifyAudit(): Promise<AuditVerification> {
-      function* entries(): Generator<AuditEntry> {
-        for (const r of statements.auditAll.iterate() as IterableIterator<Row>) yield rowToAudit(r);
+      function* entries(): Generator<AuditEntry & { readonly storedData: string }> {
+        for (const r of statements.auditAll.iterate() as IterableIterator<Row>) yield rowToStoredAudit(r);
       }
       return verifyAuditChain(entries());
     },
