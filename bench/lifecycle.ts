@@ -10,7 +10,7 @@
  * with the fastest correct implementation that runs on this machine (see cryptoBound).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -224,7 +224,7 @@ export interface BenchSystem {
 
 export async function startSystem(root: string, options: SystemOptions): Promise<BenchSystem> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-system-'));
-  const pin = 'bench-pin-' + Math.random().toString(36).slice(2);
+  const pin = 'bench-pin-' + randomBytes(9).toString('base64url');
   const cli = join(root, 'dist', 'src', 'cli', 'main.js');
   const sim = startProcess([join(root, 'dist', 'hsm-sim', 'main.js'), '--port', '0', '--data', join(dataDir, 'hsm')], { HSM_PIN: pin }, (l) => /^listening on (.*)$/.exec(l)?.[1] ?? null);
   const hsmUrl = 'tcp://' + (await sim.ready);
